@@ -1,0 +1,65 @@
+# The platform's two daily commands are `make run` and `make test`; every other target is a step
+# of them. Each target installs what it needs when it is missing, and nothing when it is there.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BIN          := node_modules/.bin
+BUF          := $(BIN)/buf
+NPM_STAMP    := node_modules/.package-lock.json
+VENDOR_STAMP := proto-vendor/VERSION
+BASELINE     := contracts/released.json
+# Where the workspace checked by `make breaking` lives; tests point it at a changed copy.
+CONTRACTS_DIR ?= .
+VITEST_FLAGS ?=
+
+.PHONY: help run test deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
+	@$(BIN)/tsx scripts/run.ts
+
+test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
+
+deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
+
+# npm writes node_modules/.package-lock.json on every install, so it doubles as the stamp.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor-protos.mjs
+	@node scripts/vendor-protos.mjs
+
+nats: ## Install nats-server (Debian package) when it is missing.
+	@bash scripts/ensure-nats-server.sh
+
+lint: deps ## buf lint the contracts.
+	@$(BUF) lint && echo "buf lint: clean"
+
+breaking: deps ## Fail on a breaking change against the released contracts.
+	@cd $(CONTRACTS_DIR) && $(CURDIR)/$(BUF) breaking proto --against $(BASELINE) --exclude-imports \
+		&& echo "buf breaking: no breaking change against $(BASELINE)"
+
+gen: deps ## Regenerate gen/ from proto/.
+	@$(BUF) generate && echo "buf generate: gen/ written"
+
+gen-check: deps ## Fail when gen/ does not match proto/.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BUF) generate -o "$$tmp" && \
+	if diff -r gen "$$tmp/gen" >"$$tmp/diff"; then echo "gen-check: gen/ is current"; \
+	else head -50 "$$tmp/diff"; echo "gen-check: gen/ is stale; run 'make gen' and commit gen/"; exit 1; fi
+
+typecheck: deps ## tsc --noEmit, strict.
+	@$(BIN)/tsc -p tsconfig.json --noEmit && echo "typecheck: clean"
+
+vitest: deps nats ## The vitest suite (real nats-server, real gRPC over loopback).
+	@$(BIN)/vitest run $(VITEST_FLAGS)
+
+release-contracts: deps lint ## Release the current contracts: rewrite the breaking-change baseline.
+	@$(BUF) build proto --exclude-source-info -o $(BASELINE) \
+		&& echo "released: $(BASELINE) now holds every file under proto/; commit it"
+
+clean: ## Remove installed and generated local state (not gen/).
+	rm -rf node_modules proto-vendor .run .make
