@@ -129,7 +129,8 @@ export const StageChangeSchema: GenMessage<StageChange> = /*@__PURE__*/
 export type Delivery = Message<"dronedelivery.delivery.v1.Delivery"> & {
   /**
    * Identifier of the delivery, assigned by Ingestion when the request is accepted: 1 to 128
-   * characters of letters, digits, '-', '_' and '.'.
+   * characters of letters, digits, '-' and '_' (it is one token of NATS subjects such as
+   * `delivery.<delivery_id>.status`).
    *
    * @generated from field: string delivery_id = 1;
    */

@@ -1,0 +1,258 @@
+/**
+ * `make run`: the local process supervisor.
+ *
+ * 1. creates the data directory (git-ignored): JetStream store in <RUN_DIR>/nats, logs in
+ *    <RUN_DIR>/logs;
+ * 2. starts nats-server with JetStream on 127.0.0.1 and waits until it accepts connections;
+ * 3. creates or updates the platform's streams (lib/nats/streams.ts);
+ * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, as
+ *    `node --import tsx services/<name>/main.ts` with NATS_URL and SERVICE_NAME set, prefixing each
+ *    line it prints with its name (and copying it to <RUN_DIR>/logs/<name>.log);
+ * 5. prints what runs where, and waits.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops the services first (SIGTERM, then SIGKILL after
+ * RUN_STOP_TIMEOUT_MS), then nats-server, and exits 0; a second Ctrl-C kills everything at once.
+ * If nats-server dies, everything is stopped and the exit status is 1. No child outlives this
+ * process, even if it is killed (see lib/devtools/supervised-child.ts).
+ *
+ * Environment (defaults):
+ *   NATS_PORT=4222             NATS client port
+ *   NATS_HTTP_PORT=8222        NATS HTTP monitoring port
+ *   RUN_DIR=.run               data directory (relative to the repository root)
+ *   RUN_SERVICES_DIR=services  where services are looked for (relative to the repository root)
+ *   RUN_STOP_TIMEOUT_MS=10000  how long a service or nats-server gets to stop before SIGKILL
+ *   RUN_EXIT_AFTER_READY       when 1 (or true): start everything, print the table, stop, exit 0
+ *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
+ */
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  launchNatsServer,
+  NatsServerNotFoundError,
+  NatsServerStartError,
+  resolveNatsServerBin,
+  type RunningNatsServer,
+} from "../lib/devtools/nats-server.js";
+import { startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
+import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const HOST = "127.0.0.1";
+
+function say(message: string): void {
+  process.stdout.write(`[run] ${message}\n`);
+}
+
+function complain(message: string): void {
+  process.stderr.write(`[run] ${message}\n`);
+}
+
+class ConfigError extends Error {}
+
+function intFromEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name}=${raw} is not a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function flagFromEnv(name: string): boolean {
+  return /^(1|true|yes|on)$/i.test(process.env[name]?.trim() ?? "");
+}
+
+/** A path for display: relative to the current directory when inside it. */
+function shown(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : p;
+}
+
+function describeExit(exit: ChildExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `status ${exit.code}`;
+}
+
+interface Service {
+  name: string;
+  main: string;
+  logFile: string;
+  child: SupervisedChild;
+}
+
+/** Folders of `servicesDir` that hold a main.ts, sorted by name. */
+function discoverServices(servicesDir: string): { name: string; main: string }[] {
+  if (!existsSync(servicesDir)) return [];
+  return readdirSync(servicesDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(servicesDir, d.name, "main.ts")))
+    .map((d) => ({ name: d.name, main: path.join(servicesDir, d.name, "main.ts") }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+let nats: RunningNatsServer | undefined;
+const services: Service[] = [];
+let stopping = false;
+let stopTimeoutMs = 10_000;
+
+async function shutdown(exitCode: number): Promise<never> {
+  if (stopping) return new Promise<never>(() => {});
+  stopping = true;
+  const running = services.filter((s) => !s.child.hasExited());
+  if (running.length > 0) {
+    say(`stopping ${running.map((s) => s.name).join(", ")} ...`);
+    await Promise.all(
+      running.map(async (s) => {
+        const exit = await s.child.stop({ timeoutMs: stopTimeoutMs });
+        if (exit.signal === "SIGKILL") complain(`${s.name} did not stop within ${stopTimeoutMs} ms and was killed`);
+      }),
+    );
+  }
+  if (nats && !nats.process.hasExited()) {
+    say("stopping nats-server ...");
+    const exit = await nats.stop({ timeoutMs: stopTimeoutMs });
+    if (exit.signal === "SIGKILL") complain(`nats-server did not stop within ${stopTimeoutMs} ms and was killed`);
+  }
+  say(exitCode === 0 ? "stopped" : `stopped (exit status ${exitCode})`);
+  process.exit(exitCode);
+}
+
+function killEverything(): void {
+  for (const s of services) s.child.kill();
+  nats?.process.kill();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (stopping) {
+    complain(`${signal} again: killing everything`);
+    killEverything();
+    process.exit(130);
+  }
+  process.stdout.write("\n");
+  say(`${signal}: stopping (press Ctrl-C again to kill everything at once)`);
+  void shutdown(0);
+}
+
+function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: string, servicesDir: string): void {
+  if (!nats) return;
+  const rows: [string, string][] = [
+    ["NATS", `${nats.url}   (JetStream store: ${shown(natsDir)})`],
+    ["monitoring", nats.monitorUrl ?? "off"],
+    ["streams", streams.map((s) => s.name).join(", ")],
+    ["logs", shown(logDir)],
+  ];
+  if (services.length === 0) {
+    rows.push(["services", `none yet (a service is ${shown(servicesDir)}/<name>/main.ts)`]);
+  } else {
+    const width = Math.max(...services.map((s) => s.name.length));
+    services.forEach((s, i) => {
+      rows.push([i === 0 ? "services" : "", `${s.name.padEnd(width)}   pid ${s.child.pid}   log ${shown(s.logFile)}`]);
+    });
+  }
+  const lines = ["", "Drone delivery platform is running", ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`)];
+  lines.push("", "Press Ctrl-C to stop.", "");
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+async function main(): Promise<void> {
+  const natsPort = intFromEnv("NATS_PORT", 4222, 1, 65535);
+  const httpPort = intFromEnv("NATS_HTTP_PORT", 8222, 1, 65535);
+  stopTimeoutMs = intFromEnv("RUN_STOP_TIMEOUT_MS", 10_000, 100, 600_000);
+  const runDir = path.resolve(repoRoot, process.env["RUN_DIR"]?.trim() || ".run");
+  const servicesDir = path.resolve(repoRoot, process.env["RUN_SERVICES_DIR"]?.trim() || "services");
+  const natsDir = path.join(runDir, "nats");
+  const logDir = path.join(runDir, "logs");
+  mkdirSync(natsDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true });
+
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const bin = resolveNatsServerBin();
+  const natsLog = path.join(logDir, "nats-server.log");
+  say(`starting nats-server on ${HOST}:${natsPort} (log: ${shown(natsLog)})`);
+  try {
+    nats = await launchNatsServer({
+      bin,
+      host: HOST,
+      port: natsPort,
+      httpPort,
+      storeDir: natsDir,
+      serverName: "drone-delivery-dev",
+      logFile: natsLog,
+      onParentExit: "SIGTERM",
+    });
+  } catch (err) {
+    if (err instanceof NatsServerStartError && /address already in use/i.test(err.logTail)) {
+      complain(err.message);
+      complain(
+        `port ${natsPort} or ${httpPort} on ${HOST} is already taken (by another nats-server? the Debian ` +
+          "package runs one as a system service: sudo systemctl disable --now nats-server); " +
+          "choose others with NATS_PORT and NATS_HTTP_PORT",
+      );
+      throw new ConfigError("nats-server could not start");
+    }
+    throw err;
+  }
+  if (stopping) return;
+  const server = nats;
+  void server.exited.then((exit) => {
+    if (stopping) return;
+    complain(`nats-server exited unexpectedly (${describeExit(exit)}); last lines of ${shown(natsLog)}:`);
+    process.stderr.write(server.logTail(30) + "\n");
+    void shutdown(1);
+  });
+
+  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0 });
+  let streams: EnsureStreamResult[];
+  try {
+    streams = await ensureStreams(await nc.jetstreamManager());
+  } finally {
+    await drainQuietly(nc);
+  }
+  const summary = (["created", "updated", "unchanged"] as const)
+    .map((action) => [action, streams.filter((s) => s.action === action).map((s) => s.name)] as const)
+    .filter(([, names]) => names.length > 0)
+    .map(([action, names]) => `${action}: ${names.join(", ")}`)
+    .join("; ");
+  say(`streams ${summary}`);
+  if (stopping) return;
+
+  const found = discoverServices(servicesDir);
+  if (found.length === 0) say(`no services to start (none of ${shown(servicesDir)}/<name>/main.ts exists yet)`);
+  const width = Math.max(0, ...found.map((s) => s.name.length));
+  for (const { name, main: mainFile } of found) {
+    const logFile = path.join(logDir, `${name}.log`);
+    const prefix = `[${name}]`.padEnd(width + 2) + " ";
+    const child = startSupervisedChild({
+      name,
+      command: process.execPath,
+      args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
+      cwd: repoRoot,
+      env: { ...process.env, NATS_URL: server.url, SERVICE_NAME: name },
+      logFile,
+      onLine: (line) => process.stdout.write(prefix + line + "\n"),
+      onParentExit: "SIGTERM",
+      orphanStopTimeoutMs: stopTimeoutMs,
+    });
+    services.push({ name, main: mainFile, logFile, child });
+    void child.exited.then((exit) => {
+      if (!stopping) complain(`${name} exited unexpectedly (${describeExit(exit)}); see ${shown(logFile)}`);
+    });
+  }
+  if (services.length > 0) say(`started ${services.map((s) => s.name).join(", ")}`);
+
+  printTable(streams, natsDir, logDir, servicesDir);
+
+  if (flagFromEnv("RUN_EXIT_AFTER_READY")) {
+    say("RUN_EXIT_AFTER_READY is set: stopping again");
+    await shutdown(0);
+  }
+}
+
+main().catch(async (err: unknown) => {
+  if (err instanceof ConfigError || err instanceof NatsServerNotFoundError) complain(err.message);
+  else complain(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  await shutdown(1);
+});

@@ -1,0 +1,132 @@
+/**
+ * A private nats-server with JetStream for one test file.
+ *
+ *   const nats = await startNatsServer();
+ *   afterAll(() => nats.stop());
+ *
+ * Each server listens on a port the OS picks on 127.0.0.1 and stores its data in a fresh temporary
+ * directory, so any number of test files can run in parallel in separate vitest workers. stop()
+ * shuts it down and removes the directory. Nothing is left behind if a test process exits without
+ * stopping it: on a normal exit the server is killed and its directory removed at once; if the test
+ * process is killed, a watchdog next to the server does the same (see
+ * lib/devtools/supervised-child.ts).
+ *
+ * Environment: NATS_SERVER_BIN chooses the binary (else PATH, /usr/sbin, /usr/bin).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { launchNatsServer, type RunningNatsServer } from "../../lib/devtools/nats-server.js";
+
+export interface StartNatsServerOptions {
+  /** Also serve HTTP monitoring on a free port (see monitorUrl). Default false. */
+  monitoring?: boolean;
+  /** How long to wait for the server to be ready. Default 20000 ms. */
+  readyTimeoutMs?: number;
+  /** How long stop() waits for a graceful shutdown before SIGKILL. Default 10000 ms. */
+  stopTimeoutMs?: number;
+  /** Extra nats-server arguments. */
+  extraArgs?: readonly string[];
+  /** Binary to run (default: NATS_SERVER_BIN, PATH, /usr/sbin, /usr/bin). */
+  bin?: string;
+}
+
+export interface TestNatsServer {
+  /** Client URL, e.g. nats://127.0.0.1:38211. Stays the same across restart(). */
+  readonly url: string;
+  readonly port: number;
+  /** JetStream store directory. Kept across restart(), removed by stop(). */
+  readonly storeDir: string;
+  /** Monitoring URL when started with `monitoring: true`. */
+  readonly monitorUrl: string | undefined;
+  /** Process id of the current nats-server (changes on restart). */
+  readonly pid: number | undefined;
+  /** The server's last log lines. */
+  logTail(lines?: number): string;
+  /** Stops the server and removes its temporary directory. Idempotent. */
+  stop(): Promise<void>;
+  /** Stops the server and starts it again on the same port with the same store directory. */
+  restart(): Promise<void>;
+}
+
+/** Temporary directories of servers not yet stopped, removed when the process exits. */
+const liveRoots = new Map<string, () => void>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const [root, kill] of liveRoots) {
+      kill();
+      try {
+        rmSync(root, { recursive: true, force: true });
+      } catch {
+        // Best effort while exiting.
+      }
+    }
+  });
+}
+
+export async function startNatsServer(options: StartNatsServerOptions = {}): Promise<TestNatsServer> {
+  const root = mkdtempSync(path.join(tmpdir(), "dd-nats-"));
+  const storeDir = path.join(root, "store");
+  let current: RunningNatsServer | undefined;
+  let stopped = false;
+  installExitHook();
+  liveRoots.set(root, () => current?.process.kill());
+
+  const launch = (port: number, httpPort: number | undefined) =>
+    launchNatsServer({
+      storeDir,
+      port,
+      httpPort,
+      bin: options.bin,
+      extraArgs: options.extraArgs,
+      readyTimeoutMs: options.readyTimeoutMs,
+      orphanCleanupDir: root,
+      onParentExit: "SIGKILL",
+      keepParentAlive: false,
+    });
+
+  const removeRoot = async () => {
+    liveRoots.delete(root);
+    await rm(root, { recursive: true, force: true });
+  };
+
+  try {
+    current = await launch(-1, options.monitoring ? -1 : undefined);
+  } catch (err) {
+    await removeRoot();
+    throw err;
+  }
+  const port = current.port;
+  const httpPort = current.httpPort;
+
+  return {
+    url: current.url,
+    port,
+    storeDir,
+    monitorUrl: current.monitorUrl,
+    get pid() {
+      return current?.serverPid;
+    },
+    logTail: (lines?: number) => current?.logTail(lines) ?? "",
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      const server = current;
+      current = undefined;
+      if (server) await server.stop({ timeoutMs: options.stopTimeoutMs });
+      await removeRoot();
+    },
+    async restart() {
+      if (stopped) throw new Error("restart() after stop(): this server is gone");
+      const server = current;
+      current = undefined;
+      if (server) await server.stop({ timeoutMs: options.stopTimeoutMs });
+      current = await launch(port, httpPort);
+    },
+  };
+}
