@@ -1,0 +1,204 @@
+/**
+ * Hosts one service: binds its gRPC server at once (health NOT_SERVING), connects to NATS, lets
+ * the service open its stores and build its handlers, then reports SERVING. Health follows the
+ * NATS connection (NOT_SERVING while it is lost). `stop()` drains: NOT_SERVING, in-flight calls
+ * finish within a bound, the service closes its background work, the NATS connection drains.
+ *
+ * The same host runs a service as a process (`runServiceMain`, from services/<name>/main.ts) and
+ * in-process in tests (`startService`), so tests exercise exactly what production runs.
+ */
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
+import pino, { type Logger } from "pino";
+import { unavailable } from "../grpc/errors.js";
+import { connectNats, drainQuietly } from "../nats/connection.js";
+import { envInt, envPrefix, envString, type Env } from "./config.js";
+import { startGrpcServer, type Registration, type RunningGrpcServer } from "./grpc-server.js";
+
+/** What a service's module gives the host. */
+export interface ServiceModule {
+  /** Short name, e.g. "account"; also the prefix of its environment variables (ACCOUNT_PORT). */
+  readonly name: string;
+  /** The gRPC port used when `<NAME>_PORT` is not set. */
+  readonly defaultPort: number;
+  /** The services it serves, known before its stores are open (health and reflection need them). */
+  readonly services: readonly DescService[];
+  /** Opens the service's stores and returns its handlers (and any background work). */
+  create(ctx: ServiceContext): Promise<ServiceParts>;
+}
+
+export interface ServiceContext {
+  readonly name: string;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly env: Env;
+  readonly log: Logger;
+}
+
+export interface ServiceParts {
+  /** One registration per entry of `ServiceModule.services`. */
+  readonly registrations: readonly Registration[];
+  /** Stops background work (consumers, timers); called after the gRPC server stopped. */
+  close?(): Promise<void>;
+}
+
+export interface StartServiceOptions {
+  /** Environment to read configuration from. Default: process.env. */
+  env?: Env;
+  /** NATS server URL(s); default NATS_URL, else nats://127.0.0.1:4222. */
+  natsUrl?: string;
+  /** gRPC port; default `<NAME>_PORT`, else the module's default. 0 picks a free port. */
+  port?: number;
+  /** Bind address; default GRPC_HOST, else 127.0.0.1. */
+  host?: string;
+  /** Logger; default a pino JSON logger at LOG_LEVEL (info). */
+  log?: Logger;
+}
+
+export interface RunningService {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly grpc: RunningGrpcServer;
+  readonly nc: NatsConnection;
+  /** Resolves once the stores are open and health reports SERVING. */
+  readonly ready: Promise<void>;
+  /** Drains and stops; safe to call more than once. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Handlers that answer UNAVAILABLE until the real ones are installed. */
+function deferredImpl(service: DescService, current: () => object | undefined): object {
+  const impl: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    impl[method.localName] = (...args: unknown[]) => {
+      const target = current() as Record<string, (...a: unknown[]) => unknown> | undefined;
+      const handler = target?.[method.localName];
+      if (handler) return handler.apply(target, args);
+      return notReady(method);
+    };
+  }
+  return impl;
+}
+
+function notReady(method: DescMethod): unknown {
+  const error = unavailable(`${method.parent.typeName} is starting; retry shortly`);
+  if (method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming") {
+    return (async function* () {
+      throw error;
+    })();
+  }
+  return Promise.reject(error);
+}
+
+export async function startService(module: ServiceModule, options: StartServiceOptions = {}): Promise<RunningService> {
+  const env = options.env ?? process.env;
+  const prefix = envPrefix(module.name);
+  const log = options.log ?? pino({ name: module.name, level: envString(env, "LOG_LEVEL", "info") });
+  const port = options.port ?? envInt(env, `${prefix}PORT`, module.defaultPort, { min: 0, max: 65535 });
+  const host = options.host ?? envString(env, "GRPC_HOST", "127.0.0.1");
+  const maxMessageBytes = envInt(env, "GRPC_MAX_MESSAGE_BYTES", 1024 * 1024, { min: 1024 });
+
+  const impls = new Map<string, object>();
+  const registrations = module.services.map((service) => ({
+    service,
+    impl: deferredImpl(service, () => impls.get(service.typeName)),
+  }));
+  const grpc = await startGrpcServer(registrations, {
+    host,
+    port,
+    maxMessageBytes,
+    onInternalError: (error, path) => log.error({ err: error, path }, "handler failed"),
+  });
+  log.info({ address: grpc.address }, "gRPC server bound; NOT_SERVING until ready");
+
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats({
+      name: module.name,
+      ...(options.natsUrl ? { url: options.natsUrl } : {}),
+      waitOnFirstConnect: true,
+    });
+  } catch (error) {
+    await grpc.shutdown(0);
+    throw error;
+  }
+
+  let parts: ServiceParts | undefined;
+  let stopped = false;
+  const ready = (async () => {
+    const js = nc.jetstream();
+    const jsm = await nc.jetstreamManager();
+    parts = await module.create({ name: module.name, nc, js, jsm, env, log });
+    for (const r of parts.registrations) impls.set(r.service.typeName, r.impl);
+    if (!stopped) grpc.setServing(true);
+    log.info({ address: grpc.address }, "SERVING");
+  })();
+
+  // Readiness follows the NATS connection: the stores live there.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        grpc.setServing(false);
+        log.warn("NATS connection lost: NOT_SERVING");
+      } else if (status.type === "reconnect" && parts && !stopped) {
+        grpc.setServing(true);
+        log.info("NATS connection back: SERVING");
+      }
+    }
+  })().catch(() => undefined);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = envInt(env, "SHUTDOWN_GRACE_MS", 5_000, { min: 0 })): Promise<void> => {
+    stopping ??= (async () => {
+      stopped = true;
+      await grpc.shutdown(graceMs);
+      await ready.catch(() => undefined);
+      await parts?.close?.();
+      await drainQuietly(nc);
+      log.info("stopped");
+    })();
+    return stopping;
+  };
+
+  ready.catch(async (error: unknown) => {
+    log.error({ err: error }, "service failed to start");
+  });
+
+  return { name: module.name, address: grpc.address, port: grpc.port, grpc, nc, ready, stop };
+}
+
+/**
+ * The body of a service's main.ts: starts the service from the environment and stops it on
+ * SIGTERM or SIGINT (exit 0 after draining). A failure to start exits 1 with the reason.
+ */
+export function runServiceMain(module: ServiceModule): void {
+  const log = pino({ name: module.name, level: envString(process.env, "LOG_LEVEL", "info") });
+  const fail = (error: unknown): never => {
+    log.fatal({ err: error }, "cannot start");
+    process.exit(1);
+  };
+  startService(module, { log })
+    .then((service) => {
+      service.ready.catch(fail);
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (++signals > 1) {
+          log.warn({ signal }, "second signal: exiting at once");
+          process.exit(1);
+        }
+        log.info({ signal }, "draining");
+        service.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            log.error({ err: error }, "error while stopping");
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    })
+    .catch(fail);
+}

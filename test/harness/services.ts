@@ -1,0 +1,26 @@
+/**
+ * Starts services in-process for tests, exactly as their main.ts runs them: a real gRPC server on
+ * a free loopback port and a real NATS connection to the test's private nats-server.
+ */
+import pino from "pino";
+import type { Env } from "../../lib/service/config.js";
+import { startService, type RunningService, type ServiceModule } from "../../lib/service/service-host.js";
+
+export interface TestServiceOptions {
+  /** Extra environment (e.g. a fleet size); merged over an empty environment. */
+  env?: Env;
+  /** gRPC port; default 0 (a free port). Pass the old port to restart "the same" service. */
+  port?: number;
+}
+
+/** Starts `module` against `natsUrl` and waits until it is SERVING. */
+export async function startTestService(module: ServiceModule, natsUrl: string, options: TestServiceOptions = {}): Promise<RunningService> {
+  const service = await startService(module, {
+    env: { SHUTDOWN_GRACE_MS: "2000", ...options.env },
+    natsUrl,
+    port: options.port ?? 0,
+    log: pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" }),
+  });
+  await service.ready;
+  return service;
+}
