@@ -7,11 +7,11 @@ import { AccountService } from "../../gen/dronedelivery/account/v1/account_servi
 import { createClient, fieldViolations, RpcError, type Client } from "../../lib/grpc/index.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { healthStatus, reflectionFilesFor, reflectionServices } from "../../test/harness/grpc-probes.js";
-import { startNatsServer, type NatsServerHandle } from "../../test/harness/nats-server.js";
+import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { startTestService } from "../../test/harness/services.js";
 import { accountModule } from "./module.js";
 
-let nats: NatsServerHandle;
+let nats: TestNatsServer;
 let service: RunningService;
 let client: Client<typeof AccountService>;
 
