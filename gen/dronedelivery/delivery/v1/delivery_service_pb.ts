@@ -924,10 +924,10 @@ export const DeliveryService: GenService<{
     output: typeof FailDeliveryResponseSchema;
   },
   /**
-   * Records the recipient's confirmation of receipt. A delivery that requires confirmation
-   * becomes Completed once it has been dropped off and confirmed. Confirming again with the same
-   * confirmation returns the delivery unchanged; FAILED_PRECONDITION when the delivery was
-   * cancelled or failed, or when the confirmation type is not the one required.
+   * Records the recipient's confirmation of receipt, which completes the delivery (the
+   * recipient holds the parcels). Confirming again with the same confirmation returns the
+   * delivery unchanged; FAILED_PRECONDITION when the delivery was cancelled or failed, when it
+   * was already confirmed differently, or when the confirmation type is not the one required.
    *
    * @generated from rpc dronedelivery.delivery.v1.DeliveryService.ConfirmDelivery
    */
