@@ -8,7 +8,9 @@
  * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, as
  *    `node --import tsx services/<name>/main.ts` with NATS_URL and SERVICE_NAME set, prefixing each
  *    line it prints with its name (and copying it to <RUN_DIR>/logs/<name>.log);
- * 5. prints what runs where, and waits.
+ * 5. waits until every service whose module.ts describes a gRPC server reports SERVING on
+ *    grpc.health.v1 (RUN_READY_TIMEOUT_MS), then prints a table of service, address and health, and
+ *    waits.
  *
  * Ctrl-C (SIGINT) or SIGTERM stops the services first (SIGTERM, then SIGKILL after
  * RUN_STOP_TIMEOUT_MS), then nats-server, and exits 0; a second Ctrl-C kills everything at once.
@@ -21,7 +23,9 @@
  *   RUN_DIR=.run               data directory (relative to the repository root)
  *   RUN_SERVICES_DIR=services  where services are looked for (relative to the repository root)
  *   RUN_STOP_TIMEOUT_MS=10000  how long a service or nats-server gets to stop before SIGKILL
+ *   RUN_READY_TIMEOUT_MS=30000 how long services get to report SERVING
  *   RUN_EXIT_AFTER_READY       when 1 (or true): start everything, print the table, stop, exit 0
+ *   <NAME>_PORT                a service's gRPC port (default: its module's defaultPort)
  *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
  */
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
@@ -37,6 +41,9 @@ import {
 import { startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
+import { envPrefix } from "../lib/service/config.js";
+import { waitForHealth } from "../lib/service/health-probe.js";
+import type { ServiceModule } from "../lib/service/service-host.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -80,6 +87,20 @@ interface Service {
   main: string;
   logFile: string;
   child: SupervisedChild;
+  /** host:port of its gRPC server, when its module.ts describes one. */
+  address?: string;
+  /** Its health once started: SERVING, or what it answered instead. */
+  health?: string;
+}
+
+/** The ServiceModule exported by services/<name>/module.ts, if there is one. */
+async function loadModule(dir: string): Promise<ServiceModule | undefined> {
+  const file = path.join(dir, "module.ts");
+  if (!existsSync(file)) return undefined;
+  const exports = (await import(file)) as Record<string, unknown>;
+  return Object.values(exports).find(
+    (v): v is ServiceModule => typeof v === "object" && v !== null && "defaultPort" in v && "services" in v && "name" in v,
+  );
 }
 
 /** Folders of `servicesDir` that hold a main.ts, sorted by name. */
@@ -146,8 +167,13 @@ function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: stri
     rows.push(["services", `none yet (a service is ${shown(servicesDir)}/<name>/main.ts)`]);
   } else {
     const width = Math.max(...services.map((s) => s.name.length));
+    const addressWidth = Math.max(...services.map((s) => (s.address ?? "-").length));
     services.forEach((s, i) => {
-      rows.push([i === 0 ? "services" : "", `${s.name.padEnd(width)}   pid ${s.child.pid}   log ${shown(s.logFile)}`]);
+      const health = (s.health ?? "n/a").padEnd(11);
+      rows.push([
+        i === 0 ? "services" : "",
+        `${s.name.padEnd(width)}   ${(s.address ?? "-").padEnd(addressWidth)}   ${health}   pid ${s.child.pid}   log ${shown(s.logFile)}`,
+      ]);
     });
   }
   const lines = ["", "Drone delivery platform is running", ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`)];
@@ -223,6 +249,9 @@ async function main(): Promise<void> {
   if (found.length === 0) say(`no services to start (none of ${shown(servicesDir)}/<name>/main.ts exists yet)`);
   const width = Math.max(0, ...found.map((s) => s.name.length));
   for (const { name, main: mainFile } of found) {
+    const module = await loadModule(path.dirname(mainFile));
+    const portVariable = `${envPrefix(name)}PORT`;
+    const port = process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : undefined);
     const logFile = path.join(logDir, `${name}.log`);
     const prefix = `[${name}]`.padEnd(width + 2) + " ";
     const child = startSupervisedChild({
@@ -230,18 +259,28 @@ async function main(): Promise<void> {
       command: process.execPath,
       args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
       cwd: repoRoot,
-      env: { ...process.env, NATS_URL: server.url, SERVICE_NAME: name },
+      env: { ...process.env, NATS_URL: server.url, SERVICE_NAME: name, ...(port ? { [portVariable]: port } : {}) },
       logFile,
       onLine: (line) => process.stdout.write(prefix + line + "\n"),
       onParentExit: "SIGTERM",
       orphanStopTimeoutMs: stopTimeoutMs,
     });
-    services.push({ name, main: mainFile, logFile, child });
+    services.push({ name, main: mainFile, logFile, child, ...(port ? { address: `${HOST}:${port}` } : {}) });
     void child.exited.then((exit) => {
       if (!stopping) complain(`${name} exited unexpectedly (${describeExit(exit)}); see ${shown(logFile)}`);
     });
   }
-  if (services.length > 0) say(`started ${services.map((s) => s.name).join(", ")}`);
+  if (services.length > 0) say(`started ${services.map((s) => s.name).join(", ")}; waiting until they are SERVING`);
+  const readyTimeoutMs = intFromEnv("RUN_READY_TIMEOUT_MS", 30_000, 100, 600_000);
+  await Promise.all(
+    services.map(async (s) => {
+      if (!s.address) return;
+      const result = await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200 });
+      s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
+      if (!result.ok) complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
+    }),
+  );
+  if (stopping) return;
 
   printTable(streams, natsDir, logDir, servicesDir);
 

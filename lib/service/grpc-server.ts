@@ -40,10 +40,11 @@ export interface RunningGrpcServer {
   /** Sets the health of the server ("") and of every registered service. */
   setServing(serving: boolean): void;
   /**
-   * Reports NOT_SERVING, stops taking new calls, lets in-flight calls finish for up to `graceMs`,
-   * then cancels what is left.
+   * Reports NOT_SERVING and keeps answering for `drainDelayMs` (so health-checking clients and
+   * balancers move away), then stops taking new calls, lets in-flight calls finish for up to
+   * `graceMs`, and cancels what is left.
    */
-  shutdown(graceMs?: number): Promise<void>;
+  shutdown(graceMs?: number, drainDelayMs?: number): Promise<void>;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -75,19 +76,23 @@ export async function startGrpcServer(registrations: readonly Registration[], op
     for (const name of names) health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
   };
 
+  const closeGracefully = (graceMs: number, done: () => void): void => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      done();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      done();
+    });
+  };
+
   let stopping: Promise<void> | undefined;
-  const shutdown = (graceMs = 5_000): Promise<void> => {
+  const shutdown = (graceMs = 5_000, drainDelayMs = 0): Promise<void> => {
     stopping ??= new Promise<void>((resolve) => {
       setServing(false);
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
-      timer.unref();
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+      setTimeout(() => closeGracefully(graceMs, resolve), drainDelayMs);
     });
     return stopping;
   };

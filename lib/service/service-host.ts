@@ -64,8 +64,12 @@ export interface RunningService {
   readonly nc: NatsConnection;
   /** Resolves once the stores are open and health reports SERVING. */
   readonly ready: Promise<void>;
-  /** Drains and stops; safe to call more than once. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Drains and stops; safe to call more than once. Health says NOT_SERVING for `drainDelayMs`
+   * (SHUTDOWN_DRAIN_DELAY_MS, default 500) before the server stops taking calls; in-flight calls
+   * get `graceMs` (SHUTDOWN_GRACE_MS, default 5000) to finish.
+   */
+  stop(graceMs?: number, drainDelayMs?: number): Promise<void>;
 }
 
 /** Handlers that answer UNAVAILABLE until the real ones are installed. */
@@ -150,10 +154,13 @@ export async function startService(module: ServiceModule, options: StartServiceO
   })().catch(() => undefined);
 
   let stopping: Promise<void> | undefined;
-  const stop = (graceMs = envInt(env, "SHUTDOWN_GRACE_MS", 5_000, { min: 0 })): Promise<void> => {
+  const stop = (
+    graceMs = envInt(env, "SHUTDOWN_GRACE_MS", 5_000, { min: 0 }),
+    drainDelayMs = envInt(env, "SHUTDOWN_DRAIN_DELAY_MS", 500, { min: 0 }),
+  ): Promise<void> => {
     stopping ??= (async () => {
       stopped = true;
-      await grpc.shutdown(graceMs);
+      await grpc.shutdown(graceMs, drainDelayMs);
       await ready.catch(() => undefined);
       await parts?.close?.();
       await drainQuietly(nc);

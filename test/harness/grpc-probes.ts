@@ -5,31 +5,16 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { waitForHealth as probe } from "../../lib/service/health-probe.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { createClient } from "../../lib/grpc/index.js";
 
-/** The health status of a service ("" = the whole server), e.g. "SERVING". */
-export async function healthStatus(address: string, service = ""): Promise<string> {
-  const client = createClient(Health, { address });
-  try {
-    const response = await client.check({ service }, { timeoutMs: 2_000 });
-    return HealthCheckResponse_ServingStatus[response.status] ?? String(response.status);
-  } finally {
-    client.close();
-  }
-}
+export { healthStatus } from "../../lib/service/health-probe.js";
 
 /** Polls health until it reports `want` (default SERVING); throws after `timeoutMs`. */
 export async function waitForHealth(address: string, want = "SERVING", timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let last = "";
-  while (Date.now() < until) {
-    last = await healthStatus(address).catch((e: Error) => e.message);
-    if (last === want) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`health of ${address} is ${last}, not ${want}, after ${timeoutMs} ms`);
+  const result = await probe(address, { want, timeoutMs, intervalMs: 50 });
+  if (!result.ok) throw new Error(`health of ${address} is ${result.last}, not ${want}, after ${timeoutMs} ms`);
 }
 
 type ReflectionRequest =

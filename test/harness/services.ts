@@ -16,7 +16,7 @@ export interface TestServiceOptions {
 /** Starts `module` against `natsUrl` and waits until it is SERVING. */
 export async function startTestService(module: ServiceModule, natsUrl: string, options: TestServiceOptions = {}): Promise<RunningService> {
   const service = await startService(module, {
-    env: { SHUTDOWN_GRACE_MS: "2000", ...options.env },
+    env: { SHUTDOWN_GRACE_MS: "2000", SHUTDOWN_DRAIN_DELAY_MS: "0", ...options.env },
     natsUrl,
     port: options.port ?? 0,
     log: pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" }),
