@@ -4,6 +4,7 @@
  * listing each field (paths use the proto field names, e.g. `pickup.latitude`).
  */
 import type { DescEnum } from "@bufbuild/protobuf";
+import { PackageSizeSchema } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument, type FieldViolation } from "../grpc/errors.js";
 
@@ -13,6 +14,13 @@ export const ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
 export const TOKEN_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 export const MAX_ID_LENGTH = 128;
 export const MAX_TEXT_LENGTH = 1024;
+
+export interface PackageInfoLike {
+  packageId: string;
+  size: number;
+  weightKg: number;
+  tag: string;
+}
 
 export interface LocationLike {
   latitude: number;
@@ -110,6 +118,31 @@ export class Violations {
     const at = timestampDate(value);
     if (options.future && at.getTime() <= now.getTime()) this.add(field, "must lie in the future");
     if (options.notFuture && at.getTime() > now.getTime() + 60_000) this.add(field, "must not lie in the future");
+    return this;
+  }
+
+  /** The parcels of a delivery: `min`..`max` valid `PackageInfo`s with distinct ids. */
+  packages(field: string, list: readonly PackageInfoLike[], { min = 1, max = 10 }: { min?: number; max?: number } = {}): this {
+    if (list.length < min) return this.add(field, min === 1 ? "needs at least one package" : `needs at least ${min} packages`);
+    if (list.length > max) return this.add(field, `must hold at most ${max} packages`);
+    const seen = new Set<string>();
+    list.forEach((p, i) => {
+      const at = `${field}[${i}]`;
+      this.id(`${at}.package_id`, p.packageId);
+      if (p.packageId && seen.has(p.packageId)) this.add(`${at}.package_id`, `repeats package ${p.packageId}`);
+      seen.add(p.packageId);
+      this.enumValue(`${at}.size`, p.size, PackageSizeSchema);
+      this.number(`${at}.weight_kg`, p.weightKg, { exclusiveMin: 0, max: 1000 });
+      this.text(`${at}.tag`, p.tag, { max: 256 });
+    });
+    return this;
+  }
+
+  /** An idempotency key: 1 to 128 printable ASCII characters. */
+  idempotencyKey(field: string, value: string, { required = true }: { required?: boolean } = {}): this {
+    if (value === "") return required ? this.add(field, "is required") : this;
+    if (value.length > 128) return this.add(field, "must be at most 128 characters");
+    if (!/^[\x21-\x7e]+$/.test(value)) this.add(field, "must be printable ASCII without spaces");
     return this;
   }
 }
