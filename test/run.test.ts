@@ -151,8 +151,8 @@ describe("scripts/run.ts (make run)", () => {
     const run = startRun("node", { natsPort, httpPort, runDir, servicesDir });
     await waitFor(() => run.output().includes("stubborn up") && run.output().includes("env alpha"), 20_000, "services", run.output);
     const out = run.output();
-    expect(out).toMatch(/services\s+alpha\s+pid \d+/);
-    expect(out).toMatch(/^\s+stubborn\s+pid \d+/m);
+    expect(out).toMatch(/services\s+alpha\s+.*pid \d+/);
+    expect(out).toMatch(/^\s+stubborn\s+.*pid \d+/m);
     expect(out).not.toContain("not-a-service");
     expect(out).toContain(`[alpha]    env alpha nats://127.0.0.1:${natsPort}`);
     expect(out).toContain("[stubborn] stubborn up");

@@ -8,8 +8,11 @@ import { PackageSizeSchema } from "../../gen/dronedelivery/common/v1/package_inf
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument, type FieldViolation } from "../grpc/errors.js";
 
-/** Ids: 1 to 128 letters, digits, '-', '_' and '.'. */
-export const ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+/**
+ * Ids: 1 to 128 letters, digits, '-', '_' and '.', with a '.' only between other characters (so
+ * every id is also a valid key of a KV bucket).
+ */
+export const ID_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Ids that also become one NATS subject token (delivery and drone ids): no '.'. */
 export const TOKEN_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 export const MAX_ID_LENGTH = 128;
@@ -52,7 +55,8 @@ export class Violations {
     if (value.length > MAX_ID_LENGTH) return this.add(field, `must be at most ${MAX_ID_LENGTH} characters`);
     const pattern = options.pattern ?? ID_PATTERN;
     if (!pattern.test(value)) {
-      const allowed = pattern === TOKEN_ID_PATTERN ? "letters, digits, '-' and '_'" : "letters, digits, '-', '_' and '.'";
+      const allowed =
+        pattern === TOKEN_ID_PATTERN ? "letters, digits, '-' and '_'" : "letters, digits, '-', '_' and '.' (a '.' only between other characters)";
       this.add(field, `must contain only ${allowed}`);
     }
     return this;

@@ -1,0 +1,165 @@
+/**
+ * The delivery records and what may be done to them: reads, the lifecycle operations, listing
+ * and summaries over the owner index. Every write of a record goes through `commit`, a
+ * revision-checked read-modify-write, so concurrent calls on one delivery (from this instance or
+ * another) are decided one after the other on the latest stored record.
+ */
+import type { Logger } from "pino";
+import type { Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import type { ScheduleDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { alreadyExists, notFound } from "../../lib/grpc/errors.js";
+import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
+import { deliveryKey, requestKey, type IndexPosition } from "./keys.js";
+import {
+  cancel,
+  confirm,
+  fail,
+  newDelivery,
+  reschedule,
+  sameSchedule,
+  type ConfirmationInput,
+  type Decision,
+  type PlanChange,
+} from "./lifecycle.js";
+import { OwnerIndex } from "./owner-index.js";
+import { encodePageToken } from "./page-token.js";
+import { stageName } from "./stages.js";
+import type { DeliveryStore } from "./store.js";
+import type { ListQuery, MonthQuery } from "./validation.js";
+
+/** Records loaded at once when a summary reads many. */
+const LOAD_CONCURRENCY = 32;
+
+export interface Committed {
+  readonly delivery: Delivery;
+  /** False when the call changed nothing (a repeat). */
+  readonly changed: boolean;
+}
+
+export interface DeliveryCounts {
+  readonly deliveryCount: number;
+  readonly completedCount: number;
+  readonly cancelledCount: number;
+  readonly failedCount: number;
+}
+
+export class DeliveryLedger {
+  private readonly index: OwnerIndex;
+
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly log: Logger,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.index = new OwnerIndex(store);
+  }
+
+  /** The stored delivery; NOT_FOUND when there is none. */
+  async get(deliveryId: string): Promise<Delivery> {
+    const found = await this.store.records.get(deliveryKey(deliveryId));
+    if (!found) throw notFound(`delivery ${deliveryId}`);
+    return found.value;
+  }
+
+  /**
+   * Creates the delivery, or answers the stored one when the same delivery was scheduled before.
+   * The first request under an id is kept (`request.<id>`) and decides what "the same" is, so a
+   * retry still matches after the delivery was rescheduled or moved on; another request under
+   * the id answers ALREADY_EXISTS. The three writes (request, record, index entry, in this order)
+   * are each idempotent, so a retry after a failure between them completes what is missing, and
+   * an index entry never names a record that does not exist.
+   */
+  async schedule(request: ScheduleDeliveryRequest): Promise<{ delivery: Delivery; created: boolean }> {
+    const id = request.deliveryId;
+    await this.store.requests.mutate(requestKey(id), (first) => {
+      if (!first) return request;
+      if (sameSchedule(first, request)) return UNCHANGED;
+      throw alreadyExists(`delivery ${id} (with different content)`);
+    });
+    const { delivery, changed } = await this.commit(id, (current, now) => (current ? UNCHANGED : newDelivery(request, now)));
+    await (changed ? this.index.add(delivery) : this.index.ensure(delivery));
+    return { delivery, created: changed };
+  }
+
+  reschedule(deliveryId: string, change: PlanChange): Promise<Committed> {
+    return this.commitExisting(deliveryId, (delivery, now) => reschedule(delivery, change, now));
+  }
+
+  cancel(deliveryId: string, reason: string): Promise<Committed> {
+    return this.commitExisting(deliveryId, (delivery, now) => cancel(delivery, reason, now));
+  }
+
+  fail(deliveryId: string, reason: string): Promise<Committed> {
+    return this.commitExisting(deliveryId, (delivery, now) => fail(delivery, reason, now));
+  }
+
+  confirm(deliveryId: string, input: ConfirmationInput): Promise<Committed> {
+    return this.commitExisting(deliveryId, (delivery, now) => confirm(delivery, input, now));
+  }
+
+  /** One page of an owner's deliveries, newest first, and the token of the next page. */
+  async list(query: ListQuery): Promise<{ deliveries: Delivery[]; nextPageToken: string }> {
+    const positions = await this.index.positions(query.ownerId);
+    const start = query.after === undefined ? 0 : positions.findIndex((p) => p.position > (query.after ?? ""));
+    const from = start === -1 ? positions.length : start;
+    const page = positions.slice(from, from + query.pageSize);
+    const deliveries = await this.load(page);
+    const last = page.at(-1);
+    const more = from + page.length < positions.length;
+    return { deliveries, nextPageToken: more && last ? encodePageToken(query.ownerId, last.position) : "" };
+  }
+
+  /** Counts of an owner's deliveries created in one month, from the stored records. */
+  async summary(query: MonthQuery): Promise<DeliveryCounts> {
+    const positions = (await this.index.positions(query.ownerId)).filter(
+      (p) => p.createMillis >= query.startMs && p.createMillis < query.endMs,
+    );
+    const counts = { deliveryCount: 0, completedCount: 0, cancelledCount: 0, failedCount: 0 };
+    for (let i = 0; i < positions.length; i += LOAD_CONCURRENCY) {
+      for (const delivery of await this.load(positions.slice(i, i + LOAD_CONCURRENCY))) {
+        counts.deliveryCount++;
+        if (delivery.stage === DeliveryStage.COMPLETED) counts.completedCount++;
+        else if (delivery.stage === DeliveryStage.CANCELLED) counts.cancelledCount++;
+        else if (delivery.stage === DeliveryStage.FAILED) counts.failedCount++;
+      }
+    }
+    return counts;
+  }
+
+  /** The records at the given index positions, in their order. */
+  private async load(positions: readonly IndexPosition[]): Promise<Delivery[]> {
+    const found = await Promise.all(positions.map((p) => this.store.records.get(deliveryKey(p.deliveryId))));
+    return found.flatMap((entry) => (entry ? [entry.value] : []));
+  }
+
+  private commitExisting(deliveryId: string, decide: (delivery: Delivery, now: Date) => Decision): Promise<Committed> {
+    return this.commit(deliveryId, (current, now) => {
+      if (!current) throw notFound(`delivery ${deliveryId}`);
+      return decide(current, now);
+    });
+  }
+
+  /**
+   * The single place where a delivery record is written, and so where every change of stage is
+   * stored: reads the record, lets `decide` compute the next one (again after a lost race), and
+   * writes it only if nobody wrote in between. The stages entered are those the write appended to
+   * the history; a publisher of stage events belongs right after the write, in `stagesEntered`.
+   */
+  private async commit(deliveryId: string, decide: (current: Delivery | undefined, now: Date) => Decision): Promise<Committed> {
+    let before: Delivery | undefined;
+    const result = await this.store.records.mutate(deliveryKey(deliveryId), (current) => {
+      before = current;
+      return decide(current, this.clock());
+    });
+    if (result.changed) this.stagesEntered(before, result.value);
+    return { delivery: result.value, changed: result.changed };
+  }
+
+  /** Reports the stages a committed write entered. */
+  private stagesEntered(before: Delivery | undefined, after: Delivery): void {
+    for (const change of after.history.slice(before?.history.length ?? 0)) {
+      this.log.info({ deliveryId: after.deliveryId, ownerId: after.ownerId, stage: stageName(change.stage), reason: change.reason || undefined }, "delivery stage changed");
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The background sweep: every `reclaimIntervalMs` it frees orphaned drone claims of the whole
+ * fleet (see reclaim.ts), so a drone left claimed by a crashed call shows as available again even
+ * when nobody is waiting for one. Every instance may sweep; the revision-checked writes make
+ * concurrent sweeps harmless.
+ */
+import type { Logger } from "pino";
+import { reclaimOrphanedClaims } from "./reclaim.js";
+import type { DroneStore } from "./store.js";
+
+export interface ReclaimSweepOptions {
+  readonly claimLeaseMs: number;
+  /** 0 turns the sweep off. */
+  readonly reclaimIntervalMs: number;
+  readonly now: () => Date;
+  readonly log: Logger;
+}
+
+export interface ReclaimSweep {
+  /** Stops the timer and waits for a sweep in progress. */
+  stop(): Promise<void>;
+}
+
+export function startReclaimSweep(store: DroneStore, options: ReclaimSweepOptions): ReclaimSweep {
+  if (options.reclaimIntervalMs <= 0) return { stop: async () => undefined };
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const sweepOnce = async (): Promise<void> => {
+    try {
+      const freed = await reclaimOrphanedClaims(store, await store.fleet(), options);
+      if (freed > 0) options.log.warn({ freed }, "freed drones left claimed without an active assignment");
+    } catch (error) {
+      options.log.warn({ err: error }, "reclaim sweep failed; trying again at the next interval");
+    }
+  };
+  const timer = setInterval(() => {
+    // One sweep at a time: a tick that finds one still running is skipped.
+    if (stopped || running) return;
+    running = sweepOnce().finally(() => {
+      running = undefined;
+    });
+  }, options.reclaimIntervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/** The DroneSchedulerService handlers: validation first, then the store. */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { YearMonthSchema } from "../../gen/dronedelivery/common/v1/time_pb.js";
+import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
+import { notFound } from "../../lib/grpc/errors.js";
+import { registration, type Registration } from "../../lib/service/grpc-server.js";
+import { DroneAssigner } from "./assign.js";
+import { listDrones } from "./list-drones.js";
+import { releaseAssignment } from "./release.js";
+import type { DroneStore } from "./store.js";
+import { ownerUtilization } from "./utilization.js";
+import {
+  validateAssignDrone,
+  validateDeliveryId,
+  validateDroneId,
+  validateGetUtilization,
+  validateListDrones,
+  validateReleaseAssignment,
+} from "./validation.js";
+
+export interface DroneServerOptions {
+  readonly claimLeaseMs: number;
+  readonly now?: () => Date;
+}
+
+export function droneRegistration(store: DroneStore, options: DroneServerOptions): Registration {
+  const now = options.now ?? (() => new Date());
+  const assigner = new DroneAssigner(store, { claimLeaseMs: options.claimLeaseMs, now });
+
+  return registration(DroneSchedulerService, {
+    async assignDrone(request) {
+      validateAssignDrone(request);
+      return assigner.assign(request);
+    },
+
+    async releaseAssignment(request) {
+      validateReleaseAssignment(request);
+      return releaseAssignment(store, request.deliveryId, request.reason, now);
+    },
+
+    async getAssignment(request) {
+      validateDeliveryId(request.deliveryId);
+      const found = await store.getAssignment(request.deliveryId);
+      if (!found) throw notFound(`assignment of delivery ${request.deliveryId}`);
+      return { assignment: found.value };
+    },
+
+    async getDrone(request) {
+      validateDroneId(request.droneId);
+      const found = await store.getDrone(request.droneId);
+      if (!found) throw notFound(`drone ${request.droneId}`);
+      return { drone: found.value };
+    },
+
+    async listDrones(request) {
+      const query = validateListDrones(request);
+      return listDrones(store, query);
+    },
+
+    async getUtilization(request) {
+      validateGetUtilization(request);
+      const { year, month } = request.month!;
+      const usage = await ownerUtilization(store, request.ownerId, year, month, now());
+      return {
+        ownerId: request.ownerId,
+        month: create(YearMonthSchema, { year, month }),
+        assignmentCount: BigInt(usage.assignmentCount),
+        completedCount: BigInt(usage.completedCount),
+        distanceKm: usage.distanceKm,
+        assignedDuration: durationFromMs(usage.assignedMs),
+      };
+    },
+  });
+}

@@ -1,0 +1,108 @@
+/** The PackageService handlers: validation first, then the store. */
+import { clone, create, equals } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { PackageSchema, type Package } from "../../gen/dronedelivery/package/v1/package_pb.js";
+import { PackageService } from "../../gen/dronedelivery/package/v1/package_service_pb.js";
+import { failedPrecondition, invalidArgument, notFound } from "../../lib/grpc/errors.js";
+import { registration, type Registration } from "../../lib/service/grpc-server.js";
+import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
+import { Violations } from "../../lib/validation/violations.js";
+import type { PackageStore } from "./store.js";
+import { totalsOf } from "./summary.js";
+import { checkPackage, checkUpdateMask, copyFields } from "./validation.js";
+
+function requireId(field: string, value: string): void {
+  new Violations().id(field, value).throwIfAny();
+}
+
+/** The fields a caller sets, without the service's timestamps. */
+function content(p: Package): Package {
+  return create(PackageSchema, {
+    packageId: p.packageId,
+    ownerId: p.ownerId,
+    size: p.size,
+    weightKg: p.weightKg,
+    tag: p.tag,
+    deliveryId: p.deliveryId,
+  });
+}
+
+function sameContent(a: Package, b: Package): boolean {
+  return equals(PackageSchema, content(a), content(b));
+}
+
+function ownerConflict(packageId: string) {
+  return failedPrecondition(`package ${packageId} belongs to another owner`, [
+    {
+      type: "PACKAGE_OWNER",
+      subject: `package:${packageId}`,
+      description: "the package is registered to another owner; its owner cannot change",
+    },
+  ]);
+}
+
+export function packageRegistration(store: PackageStore): Registration {
+  return registration(PackageService, {
+    async upsertPackage(request) {
+      const input = request.package;
+      if (!input) throw invalidArgument([{ field: "package", description: "is required" }]);
+      checkPackage(new Violations(), "package", input).throwIfAny();
+
+      const wanted = content(input);
+      let created = false;
+      const result = await store.mutate(input.packageId, (current) => {
+        created = current === undefined;
+        const now = timestampNow();
+        if (!current) return create(PackageSchema, { ...wanted, createTime: now, updateTime: now });
+        if (current.ownerId !== wanted.ownerId) throw ownerConflict(input.packageId);
+        if (sameContent(current, wanted)) return UNCHANGED;
+        return create(PackageSchema, { ...wanted, createTime: current.createTime, updateTime: now });
+      });
+      return { package: result.value, created };
+    },
+
+    async getPackage(request) {
+      requireId("package_id", request.packageId);
+      const found = await store.get(request.packageId);
+      if (!found) throw notFound(`package ${request.packageId}`);
+      return { package: found.value };
+    },
+
+    async updatePackage(request) {
+      const input = request.package;
+      const v = new Violations();
+      if (input) v.id("package.package_id", input.packageId);
+      else v.add("package", "is required");
+      const paths = checkUpdateMask(v, "update_mask", request.updateMask, "package", input);
+      v.throwIfAny();
+      const source = input as Package;
+
+      const result = await store.mutate(source.packageId, (current) => {
+        if (!current) throw notFound(`package ${source.packageId}`);
+        const next = clone(PackageSchema, current);
+        copyFields(next, source, paths);
+        if (sameContent(current, next)) return UNCHANGED;
+        next.updateTime = timestampNow();
+        return next;
+      });
+      return { package: result.value };
+    },
+
+    async deletePackage(request) {
+      requireId("package_id", request.packageId);
+      const deleted = await store.remove(request.packageId);
+      if (!deleted && !request.allowMissing) throw notFound(`package ${request.packageId}`);
+      return { deleted };
+    },
+
+    async getPackageSummary(request) {
+      requireId("owner_id", request.ownerId);
+      const totals = totalsOf(await store.listByOwner(request.ownerId));
+      return {
+        ownerId: request.ownerId,
+        packageCount: BigInt(totals.packageCount),
+        totalWeightKg: totals.totalWeightKg,
+      };
+    },
+  });
+}
