@@ -20,7 +20,7 @@ export const file_dronedelivery_common_v1_location: GenFile = /*@__PURE__*/
  * A point in WGS 84 coordinates.
  *
  * Services refuse a location whose latitude lies outside -90..90, whose longitude lies outside
- * -180..180, or whose altitude is not a finite number, with INVALID_ARGUMENT and a
+ * -180..180, or whose altitude lies outside 0..10000, with INVALID_ARGUMENT and a
  * `google.rpc.BadRequest` field violation naming the bad field.
  *
  * @generated from message dronedelivery.common.v1.Location
@@ -41,7 +41,8 @@ export type Location = Message<"dronedelivery.common.v1.Location"> & {
   longitude: number;
 
   /**
-   * Metres above ground level. Zero for points on the ground, such as a pickup address.
+   * Metres above ground level, 0 to 10000. Zero for points on the ground, such as a pickup
+   * address.
    *
    * @generated from field: double altitude = 3;
    */

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/workflow/v1/workflow.proto.
  */
 export const file_dronedelivery_workflow_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("Cihkcm9uZWRlbGl2ZXJ5L3dvcmtmbG93L3YxL3dvcmtmbG93LnByb3RvEhlkcm9uZWRlbGl2ZXJ5LndvcmtmbG93LnYxIt0CChBXb3JrZmxvd1Byb2dyZXNzEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEjcKBXN0YXRlGAMgASgOMiguZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Xb3JrZmxvd1N0YXRlEkAKD2NvbXBsZXRlZF9zdGVwcxgEIAMoDjInLmRyb25lZGVsaXZlcnkud29ya2Zsb3cudjEuV29ya2Zsb3dTdGVwEhMKC3BhY2thZ2VfaWRzGAUgAygJEhAKCGRyb25lX2lkGAYgASgJEh8KF3RoaXJkX3BhcnR5X3RyYWNraW5nX2lkGAcgASgJEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLkAgoTV29ya2Zsb3dGYWlsZWRFdmVudBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRI8CgtmYWlsZWRfc3RlcBgDIAEoDjInLmRyb25lZGVsaXZlcnkud29ya2Zsb3cudjEuV29ya2Zsb3dTdGVwEjQKBGtpbmQYBCABKA4yJi5kcm9uZWRlbGl2ZXJ5LndvcmtmbG93LnYxLkZhaWx1cmVLaW5kEiEKBWVycm9yGAUgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSDgoGcmVhc29uGAYgASgJEj0KCHByb2dyZXNzGAcgASgLMisuZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Xb3JrZmxvd1Byb2dyZXNzEhAKCGF0dGVtcHRzGAggASgNEi4KCmV2ZW50X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpUCCgxXb3JrZmxvd1N0ZXASHQoZV09SS0ZMT1dfU1RFUF9VTlNQRUNJRklFRBAAEh8KG1dPUktGTE9XX1NURVBfQ0hFQ0tfQUNDT1VOVBABEiMKH1dPUktGTE9XX1NURVBfUkVHSVNURVJfUEFDS0FHRVMQAhIeChpXT1JLRkxPV19TVEVQX0FTU0lHTl9EUk9ORRADEiUKIVdPUktGTE9XX1NURVBfQVJSQU5HRV9USElSRF9QQVJUWRAEEiEKHVdPUktGTE9XX1NURVBfQ1JFQVRFX0RFTElWRVJZEAUSHAoYV09SS0ZMT1dfU1RFUF9SRVNDSEVEVUxFEAYSGAoUV09SS0ZMT1dfU1RFUF9DQU5DRUwQByqkAQoNV29ya2Zsb3dTdGF0ZRIeChpXT1JLRkxPV19TVEFURV9VTlNQRUNJRklFRBAAEhoKFldPUktGTE9XX1NUQVRFX1JVTk5JTkcQARIcChhXT1JLRkxPV19TVEFURV9TVUNDRUVERUQQAhIZChVXT1JLRkxPV19TVEFURV9GQUlMRUQQAxIeChpXT1JLRkxPV19TVEFURV9DT01QRU5TQVRFRBAEKoMBCgtGYWlsdXJlS2luZBIcChhGQUlMVVJFX0tJTkRfVU5TUEVDSUZJRUQQABIaChZGQUlMVVJFX0tJTkRfUEVSTUFORU5UEAESIgoeRkFJTFVSRV9LSU5EX1JFVFJJRVNfRVhIQVVTVEVEEAISFgoSRkFJTFVSRV9LSU5EX1NUQUxFEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Cihkcm9uZWRlbGl2ZXJ5L3dvcmtmbG93L3YxL3dvcmtmbG93LnByb3RvEhlkcm9uZWRlbGl2ZXJ5LndvcmtmbG93LnYxIsMEChBXb3JrZmxvd1Byb2dyZXNzEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEjcKBXN0YXRlGAMgASgOMiguZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Xb3JrZmxvd1N0YXRlEkAKD2NvbXBsZXRlZF9zdGVwcxgEIAMoDjInLmRyb25lZGVsaXZlcnkud29ya2Zsb3cudjEuV29ya2Zsb3dTdGVwEhMKC3BhY2thZ2VfaWRzGAUgAygJEhAKCGRyb25lX2lkGAYgASgJEh8KF3RoaXJkX3BhcnR5X3RyYWNraW5nX2lkGAcgASgJEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChN0aGlyZF9wYXJ0eV9jYXJyaWVyGAogASgJEjwKC2ZhaWxlZF9zdGVwGAsgASgOMicuZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Xb3JrZmxvd1N0ZXASPAoMZmFpbHVyZV9raW5kGAwgASgOMiYuZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5GYWlsdXJlS2luZBIhCgVlcnJvchgNIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEhYKDmZhaWx1cmVfcmVhc29uGA4gASgJEhAKCGF0dGVtcHRzGA8gASgNIuQCChNXb3JrZmxvd0ZhaWxlZEV2ZW50EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEjwKC2ZhaWxlZF9zdGVwGAMgASgOMicuZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Xb3JrZmxvd1N0ZXASNAoEa2luZBgEIAEoDjImLmRyb25lZGVsaXZlcnkud29ya2Zsb3cudjEuRmFpbHVyZUtpbmQSIQoFZXJyb3IYBSABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZyZWFzb24YBiABKAkSPQoIcHJvZ3Jlc3MYByABKAsyKy5kcm9uZWRlbGl2ZXJ5LndvcmtmbG93LnYxLldvcmtmbG93UHJvZ3Jlc3MSEAoIYXR0ZW1wdHMYCCABKA0SLgoKZXZlbnRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0AIKFENvbXBlbnNhdGlvblByb2dyZXNzEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjgKB3BsYW5uZWQYAiADKA4yJy5kcm9uZWRlbGl2ZXJ5LndvcmtmbG93LnYxLkNvbXBlbnNhdGlvbhI1CgRkb25lGAMgAygOMicuZHJvbmVkZWxpdmVyeS53b3JrZmxvdy52MS5Db21wZW5zYXRpb24SEAoIY29tcGxldGUYBCABKAgSPwoHZmFpbHVyZRgFIAEoCzIuLmRyb25lZGVsaXZlcnkud29ya2Zsb3cudjEuV29ya2Zsb3dGYWlsZWRFdmVudBIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqlQIKDFdvcmtmbG93U3RlcBIdChlXT1JLRkxPV19TVEVQX1VOU1BFQ0lGSUVEEAASHwobV09SS0ZMT1dfU1RFUF9DSEVDS19BQ0NPVU5UEAESIwofV09SS0ZMT1dfU1RFUF9SRUdJU1RFUl9QQUNLQUdFUxACEh4KGldPUktGTE9XX1NURVBfQVNTSUdOX0RST05FEAMSJQohV09SS0ZMT1dfU1RFUF9BUlJBTkdFX1RISVJEX1BBUlRZEAQSIQodV09SS0ZMT1dfU1RFUF9DUkVBVEVfREVMSVZFUlkQBRIcChhXT1JLRkxPV19TVEVQX1JFU0NIRURVTEUQBhIYChRXT1JLRkxPV19TVEVQX0NBTkNFTBAHKqQBCg1Xb3JrZmxvd1N0YXRlEh4KGldPUktGTE9XX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0ZMT1dfU1RBVEVfUlVOTklORxABEhwKGFdPUktGTE9XX1NUQVRFX1NVQ0NFRURFRBACEhkKFVdPUktGTE9XX1NUQVRFX0ZBSUxFRBADEh4KGldPUktGTE9XX1NUQVRFX0NPTVBFTlNBVEVEEAQqgwEKC0ZhaWx1cmVLaW5kEhwKGEZBSUxVUkVfS0lORF9VTlNQRUNJRklFRBAAEhoKFkZBSUxVUkVfS0lORF9QRVJNQU5FTlQQARIiCh5GQUlMVVJFX0tJTkRfUkVUUklFU19FWEhBVVNURUQQAhIWChJGQUlMVVJFX0tJTkRfU1RBTEUQAyqzAQoMQ29tcGVuc2F0aW9uEhwKGENPTVBFTlNBVElPTl9VTlNQRUNJRklFRBAAEh4KGkNPTVBFTlNBVElPTl9SRUxFQVNFX0RST05FEAESIwofQ09NUEVOU0FUSU9OX0NBTkNFTF9USElSRF9QQVJUWRACEiAKHENPTVBFTlNBVElPTl9ERUxFVEVfUEFDS0FHRVMQAxIeChpDT01QRU5TQVRJT05fRkFJTF9ERUxJVkVSWRAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * What a workflow has done so far: the record the Scheduler keeps per delivery so that a
@@ -55,7 +55,7 @@ export type WorkflowProgress = Message<"dronedelivery.workflow.v1.WorkflowProgre
   completedSteps: WorkflowStep[];
 
   /**
-   * The packages registered, to delete on compensation.
+   * The packages of the delivery (registered or about to be), to delete on compensation.
    *
    * @generated from field: repeated string package_ids = 5;
    */
@@ -88,6 +88,48 @@ export type WorkflowProgress = Message<"dronedelivery.workflow.v1.WorkflowProgre
    * @generated from field: google.protobuf.Timestamp update_time = 9;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The outside carrier booked, if any (with `third_party_tracking_id`).
+   *
+   * @generated from field: string third_party_carrier = 10;
+   */
+  thirdPartyCarrier: string;
+
+  /**
+   * The step that failed, once `state` is FAILED.
+   *
+   * @generated from field: dronedelivery.workflow.v1.WorkflowStep failed_step = 11;
+   */
+  failedStep: WorkflowStep;
+
+  /**
+   * What kind of failure it was, once `state` is FAILED.
+   *
+   * @generated from field: dronedelivery.workflow.v1.FailureKind failure_kind = 12;
+   */
+  failureKind: FailureKind;
+
+  /**
+   * The error the failed step received, once `state` is FAILED.
+   *
+   * @generated from field: google.rpc.Status error = 13;
+   */
+  error?: Status | undefined;
+
+  /**
+   * A readable reason for the failure, once `state` is FAILED.
+   *
+   * @generated from field: string failure_reason = 14;
+   */
+  failureReason: string;
+
+  /**
+   * How many times the request message was delivered to the Scheduler so far.
+   *
+   * @generated from field: uint32 attempts = 15;
+   */
+  attempts: number;
 };
 
 /**
@@ -177,6 +219,70 @@ export type WorkflowFailedEvent = Message<"dronedelivery.workflow.v1.WorkflowFai
  */
 export const WorkflowFailedEventSchema: GenMessage<WorkflowFailedEvent> = /*@__PURE__*/
   messageDesc(file_dronedelivery_workflow_v1_workflow, 1);
+
+/**
+ * The Supervisor's record of undoing one failed workflow, kept per delivery so a redelivered
+ * failure resumes the compensation instead of starting over.
+ *
+ * @generated from message dronedelivery.workflow.v1.CompensationProgress
+ */
+export type CompensationProgress = Message<"dronedelivery.workflow.v1.CompensationProgress"> & {
+  /**
+   * The delivery whose workflow is undone.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * The compensations planned, in the order they run.
+   *
+   * @generated from field: repeated dronedelivery.workflow.v1.Compensation planned = 2;
+   */
+  planned: Compensation[];
+
+  /**
+   * The compensations done so far.
+   *
+   * @generated from field: repeated dronedelivery.workflow.v1.Compensation done = 3;
+   */
+  done: Compensation[];
+
+  /**
+   * True once every planned compensation is done.
+   *
+   * @generated from field: bool complete = 4;
+   */
+  complete: boolean;
+
+  /**
+   * The failure being compensated.
+   *
+   * @generated from field: dronedelivery.workflow.v1.WorkflowFailedEvent failure = 5;
+   */
+  failure?: WorkflowFailedEvent | undefined;
+
+  /**
+   * When the compensation started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 6;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When it last made progress.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message dronedelivery.workflow.v1.CompensationProgress.
+ * Use `create(CompensationProgressSchema)` to create a new message.
+ */
+export const CompensationProgressSchema: GenMessage<CompensationProgress> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_workflow_v1_workflow, 2);
 
 /**
  * One step of the delivery workflow, in the order the Scheduler runs them.
@@ -337,4 +443,52 @@ export enum FailureKind {
  */
 export const FailureKindSchema: GenEnum<FailureKind> = /*@__PURE__*/
   enumDesc(file_dronedelivery_workflow_v1_workflow, 2);
+
+/**
+ * One compensating action of the Supervisor, in the order they run (the reverse of the workflow).
+ *
+ * @generated from enum dronedelivery.workflow.v1.Compensation
+ */
+export enum Compensation {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: COMPENSATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Release the assigned drone (undoes ASSIGN_DRONE).
+   *
+   * @generated from enum value: COMPENSATION_RELEASE_DRONE = 1;
+   */
+  RELEASE_DRONE = 1,
+
+  /**
+   * Cancel the third-party booking (undoes ARRANGE_THIRD_PARTY).
+   *
+   * @generated from enum value: COMPENSATION_CANCEL_THIRD_PARTY = 2;
+   */
+  CANCEL_THIRD_PARTY = 2,
+
+  /**
+   * Delete the registered packages (undoes REGISTER_PACKAGES).
+   *
+   * @generated from enum value: COMPENSATION_DELETE_PACKAGES = 3;
+   */
+  DELETE_PACKAGES = 3,
+
+  /**
+   * Mark the delivery Failed with the reason (undoes CREATE_DELIVERY).
+   *
+   * @generated from enum value: COMPENSATION_FAIL_DELIVERY = 4;
+   */
+  FAIL_DELIVERY = 4,
+}
+
+/**
+ * Describes the enum dronedelivery.workflow.v1.Compensation.
+ */
+export const CompensationSchema: GenEnum<Compensation> = /*@__PURE__*/
+  enumDesc(file_dronedelivery_workflow_v1_workflow, 3);
 
