@@ -16,5 +16,5 @@ export {
   type PreconditionViolation,
   type RpcErrorOptions,
 } from "./errors.js";
-export { STATUS_DETAILS_KEY, decodeStatusDetails, encodeStatusDetails, errorDetailRegistry } from "./status.js";
+export { STATUS_DETAILS_KEY, decodeStatusDetails, encodeStatusDetails, errorDetailRegistry, rpcStatusOf } from "./status.js";
 export { methodPath } from "./codec.js";

@@ -5,7 +5,7 @@ import { create, fromBinary, createRegistry, toBinary, type Message } from "@buf
 import { anyPack, anyUnpack, AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { Metadata, status, type StatusObject } from "@grpc/grpc-js";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { StatusSchema, type Status } from "../../gen/google/rpc/status_pb.js";
 import { RpcError } from "./errors.js";
 
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -30,6 +30,14 @@ function packDetails(details: readonly Message[]): Any[] {
     }
   }
   return packed;
+}
+
+/** The google.rpc.Status of an error: its code, message and details (an RpcError's, or UNKNOWN). */
+export function rpcStatusOf(error: unknown): Status {
+  if (error instanceof RpcError) {
+    return create(StatusSchema, { code: error.code, message: error.message, details: packDetails(error.details) });
+  }
+  return create(StatusSchema, { code: status.UNKNOWN, message: error instanceof Error ? error.message : String(error) });
 }
 
 /** Encodes the google.rpc.Status trailer value. */

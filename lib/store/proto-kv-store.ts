@@ -113,6 +113,30 @@ export class ProtoKvStore<Desc extends DescMessage> {
     }
   }
 
+  /**
+   * Like `mutate`, for a value that must already exist: a missing key (or one deleted meanwhile)
+   * is left alone and answers undefined.
+   */
+  async mutateExisting(
+    key: string,
+    change: (current: MessageShape<Desc>) => MessageShape<Desc> | typeof UNCHANGED,
+    options: MutateOptions = {},
+  ): Promise<(Versioned<MessageShape<Desc>> & { changed: boolean }) | undefined> {
+    const attempts = options.attempts ?? 10;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(key);
+      if (!current) return undefined;
+      const next = change(current.value);
+      if (next === UNCHANGED) return { ...current, changed: false };
+      try {
+        return { value: next, revision: await this.update(key, next, current.revision), changed: true };
+      } catch (error) {
+        if (!isRevisionConflict(error)) throw error;
+        if (attempt >= attempts) throw aborted(`concurrent updates to ${key} kept conflicting; retry the call`);
+      }
+    }
+  }
+
   /** Every key of the bucket (optionally under a prefix filter such as `owner.acct-1.>`). */
   async keys(filter?: string): Promise<string[]> {
     const out: string[] = [];

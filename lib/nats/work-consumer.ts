@@ -1,0 +1,117 @@
+/**
+ * A durable, explicit-ack pull consumer that works through a stream with bounded concurrency:
+ * the Scheduler on DELIVERY_REQUESTS and the Supervisor on WORKFLOW_FAILURES run on it.
+ *
+ * The handler decides each message's fate: `ack` (done, or handed on), `retry` (nak with a delay;
+ * the consumer's `max_deliver` bounds the attempts, and the handler sees the attempt number so it
+ * can hand a message that is about to run out to someone else instead of letting it drop). While
+ * a handler works, the message's ack deadline is extended, so a slow step is not redelivered to a
+ * second worker; a crashed worker's messages come back after `ackWaitMs`.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  nanos,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsError,
+} from "nats";
+import type { Logger } from "pino";
+
+/** What to do with a message once its handler is done. */
+export type WorkOutcome = { kind: "ack" } | { kind: "retry"; delayMs: number; reason: string };
+
+export const ack: WorkOutcome = { kind: "ack" };
+export function retry(delayMs: number, reason: string): WorkOutcome {
+  return { kind: "retry", delayMs, reason };
+}
+
+export interface WorkConsumerOptions {
+  stream: string;
+  /** Durable name: every instance of a service shares it, so they split the work. */
+  durable: string;
+  /** Deliveries per message before JetStream stops redelivering it; -1 for no limit. */
+  maxDeliver: number;
+  /** How long a delivered message may stay unacknowledged before it is redelivered. */
+  ackWaitMs: number;
+  /** Messages handled at once by this instance. */
+  concurrency: number;
+  /** Handles one message; a thrown error counts as a retry after `errorDelayMs`. */
+  handle(msg: JsMsg): Promise<WorkOutcome>;
+  /** Delay before a message whose handler threw is redelivered. Default 1000 ms. */
+  errorDelayMs?: number;
+  log: Logger;
+}
+
+export interface RunningWorkConsumer {
+  /** Stops taking messages and waits (bounded) for the ones in hand to finish. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Creates the durable consumer, or updates it to the configuration given. */
+export async function ensureWorkConsumer(jsm: JetStreamManager, options: Pick<WorkConsumerOptions, "stream" | "durable" | "maxDeliver" | "ackWaitMs" | "concurrency">): Promise<void> {
+  const config: Partial<ConsumerConfig> = {
+    durable_name: options.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: options.maxDeliver,
+    max_ack_pending: Math.max(options.concurrency * 4, 64),
+  };
+  try {
+    await jsm.consumers.add(options.stream, config);
+  } catch (error) {
+    // An existing consumer with another configuration: bring it in line.
+    if ((error as NatsError).api_error?.err_code !== 10148) throw error;
+    await jsm.consumers.update(options.stream, options.durable, config);
+  }
+}
+
+export async function startWorkConsumer(js: JetStreamClient, jsm: JetStreamManager, options: WorkConsumerOptions): Promise<RunningWorkConsumer> {
+  await ensureWorkConsumer(jsm, options);
+  const consumer = await js.consumers.get(options.stream, options.durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.concurrency });
+  const inFlight = new Set<Promise<void>>();
+  const errorDelayMs = options.errorDelayMs ?? 1_000;
+  const keepAliveMs = Math.max(500, Math.floor(options.ackWaitMs / 3));
+
+  const handleOne = async (msg: JsMsg): Promise<void> => {
+    const keepAlive = setInterval(() => msg.working(), keepAliveMs);
+    try {
+      const outcome = await options.handle(msg).catch((error: unknown): WorkOutcome => {
+        options.log.error({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "handler failed; will retry");
+        return retry(errorDelayMs, (error as Error)?.message ?? String(error));
+      });
+      if (outcome.kind === "ack") await msg.ackAck().catch(() => msg.ack());
+      else msg.nak(outcome.delayMs);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
+
+  const loop = (async () => {
+    for await (const msg of messages) {
+      const task = handleOne(msg).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+      // Bounded concurrency: wait for a slot before taking the next message.
+      while (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+    }
+  })();
+
+  return {
+    async stop(timeoutMs = 5_000) {
+      messages.stop();
+      const settled = Promise.allSettled([loop, ...inFlight]);
+      await Promise.race([settled, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    },
+  };
+}
+
+/** Exponential backoff with full jitter: attempt 1 waits up to `baseMs`, doubling to `maxMs`. */
+export function backoffMs(attempt: number, baseMs = 500, maxMs = 30_000): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}

@@ -1,0 +1,149 @@
+/**
+ * The schedule workflow: check the account, register the packages, assign a drone (or book a
+ * third-party carrier when no drone can carry the parcels), create the delivery. Every call is
+ * idempotent by delivery id, and every completed step is recorded, so a redelivered command
+ * resumes where the last attempt stopped and nothing is done twice.
+ */
+import { create } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import type { ScheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
+import { WorkflowState, WorkflowStep, type WorkflowProgress } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
+import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { RpcError } from "../../lib/grpc/errors.js";
+import type { DomainClients } from "./clients.js";
+import { callStep, PermanentFailure } from "./outcomes.js";
+import { beginAttempt, completeStep, markSucceeded } from "./progress.js";
+import type { WorkflowStore } from "./workflow-store.js";
+
+export interface SagaContext {
+  store: WorkflowStore;
+  clients: DomainClients;
+}
+
+/** Who carries the parcels, as the delivery record needs it. */
+type Carrier =
+  | { kind: "drone"; droneId: string; pickupEta?: import("@bufbuild/protobuf/wkt").Timestamp; dropoffEta?: import("@bufbuild/protobuf/wkt").Timestamp }
+  | { kind: "thirdParty"; carrier: string; trackingId: string; pickupEta?: import("@bufbuild/protobuf/wkt").Timestamp; dropoffEta?: import("@bufbuild/protobuf/wkt").Timestamp };
+
+const done = (progress: WorkflowProgress, step: WorkflowStep) => progress.completedSteps.includes(step);
+
+async function checkAccount(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
+  const answer = await callStep(WorkflowStep.CHECK_ACCOUNT, `account ${command.ownerId}`, () =>
+    ctx.clients.accounts.checkAccountStatus({ accountId: command.ownerId }),
+  );
+  if (!answer.canOrder) {
+    const reason = `account ${command.ownerId} may not order: ${answer.reason || "not active"}`;
+    throw new PermanentFailure(WorkflowStep.CHECK_ACCOUNT, reason, create(StatusSchema, { code: status.FAILED_PRECONDITION, message: reason }));
+  }
+}
+
+async function registerPackages(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
+  for (const info of command.packages) {
+    await callStep(WorkflowStep.REGISTER_PACKAGES, `package ${info.packageId}`, () =>
+      ctx.clients.packages.upsertPackage({
+        package: { ...info, $typeName: undefined, ownerId: command.ownerId, deliveryId: command.deliveryId },
+      }),
+    );
+  }
+}
+
+async function bookThirdParty(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<Carrier> {
+  const { pickup } = await callStep(WorkflowStep.ARRANGE_THIRD_PARTY, "third-party pickup", () =>
+    ctx.clients.thirdParty.arrangePickup({
+      deliveryId: command.deliveryId,
+      ownerId: command.ownerId,
+      pickup: command.pickup,
+      dropoff: command.dropoff,
+      packages: command.packages,
+      ...(command.pickupTime ? { pickupWindow: { startTime: command.pickupTime, endTime: command.deadline } } : {}),
+      deadline: command.deadline,
+    }),
+  );
+  if (!pickup) throw new Error("third-party service answered without a booking");
+  return { kind: "thirdParty", carrier: pickup.carrier, trackingId: pickup.trackingId, pickupEta: pickup.pickupEta, dropoffEta: pickup.deliveryEta };
+}
+
+/** Assigns a drone; when the parcels are too heavy for every drone, books a carrier instead. */
+async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand, progress: WorkflowProgress): Promise<Carrier> {
+  if (!done(progress, WorkflowStep.ARRANGE_THIRD_PARTY)) {
+    try {
+      const { assignment } = await ctx.clients.drones.assignDrone({
+        deliveryId: command.deliveryId,
+        ownerId: command.ownerId,
+        pickup: command.pickup,
+        dropoff: command.dropoff,
+        packages: command.packages,
+        expedited: command.expedited,
+      });
+      if (!assignment) throw new Error("drone service answered without an assignment");
+      await completeStep(ctx.store, command.deliveryId, WorkflowStep.ASSIGN_DRONE, (p) => (p.droneId = assignment.droneId));
+      return { kind: "drone", droneId: assignment.droneId, pickupEta: assignment.pickupEta, dropoffEta: assignment.dropoffEta };
+    } catch (error) {
+      const tooHeavy = error instanceof RpcError && error.code === status.FAILED_PRECONDITION;
+      if (!tooHeavy) return callStep(WorkflowStep.ASSIGN_DRONE, "drone assignment", () => Promise.reject(error));
+    }
+  }
+  const carrier = await bookThirdParty(ctx, command);
+  if (carrier.kind === "thirdParty") {
+    await completeStep(ctx.store, command.deliveryId, WorkflowStep.ARRANGE_THIRD_PARTY, (p) => {
+      p.thirdPartyCarrier = carrier.carrier;
+      p.thirdPartyTrackingId = carrier.trackingId;
+    });
+  }
+  return carrier;
+}
+
+async function createDelivery(ctx: SagaContext, command: ScheduleDeliveryCommand, carrier: Carrier): Promise<void> {
+  await callStep(WorkflowStep.CREATE_DELIVERY, "delivery record", () =>
+    ctx.clients.deliveries.scheduleDelivery({
+      deliveryId: command.deliveryId,
+      ownerId: command.ownerId,
+      pickup: command.pickup,
+      dropoff: command.dropoff,
+      pickupTime: command.pickupTime,
+      deadline: command.deadline,
+      expedited: command.expedited,
+      confirmationRequired: command.confirmationRequired,
+      packages: command.packages,
+      carrier:
+        carrier.kind === "drone"
+          ? { case: "droneId", value: carrier.droneId }
+          : { case: "thirdParty", value: { carrier: carrier.carrier, trackingId: carrier.trackingId } },
+      pickupEta: carrier.pickupEta,
+      deliveryEta: carrier.dropoffEta,
+    }),
+  );
+}
+
+/**
+ * Runs (or resumes) the workflow of one schedule command. Returns the record as it ends; throws
+ * a transient error to be retried later, or a PermanentFailure for the Supervisor.
+ */
+export async function runSchedule(ctx: SagaContext, command: ScheduleDeliveryCommand, attempt: number): Promise<WorkflowProgress> {
+  let progress = await beginAttempt(
+    ctx.store,
+    command.deliveryId,
+    command.ownerId,
+    command.packages.map((p) => p.packageId),
+    attempt,
+  );
+  if (progress.state !== WorkflowState.RUNNING) return progress;
+
+  if (!done(progress, WorkflowStep.CHECK_ACCOUNT)) {
+    await checkAccount(ctx, command);
+    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.CHECK_ACCOUNT);
+  }
+  if (!done(progress, WorkflowStep.REGISTER_PACKAGES)) {
+    await registerPackages(ctx, command);
+    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.REGISTER_PACKAGES);
+  }
+  // Assignment and booking are repeated on resume (they are idempotent and answer the same), since
+  // the delivery record needs what they return.
+  const carrier = await arrangeCarrier(ctx, command, progress);
+  progress = await completeStep(ctx.store, command.deliveryId, carrier.kind === "drone" ? WorkflowStep.ASSIGN_DRONE : WorkflowStep.ARRANGE_THIRD_PARTY);
+  if (!done(progress, WorkflowStep.CREATE_DELIVERY)) {
+    await createDelivery(ctx, command, carrier);
+    await completeStep(ctx.store, command.deliveryId, WorkflowStep.CREATE_DELIVERY);
+  }
+  return markSucceeded(ctx.store, command.deliveryId);
+}
