@@ -152,7 +152,9 @@ describe("a scheduler killed mid-batch", () => {
     pageToken = "";
     do {
       const page = await deliveries.listDeliveries({ ownerId: OWNER, pageSize: 100, pageToken });
-      listed.push(...page.deliveries.filter((d) => d.stage === DeliveryStage.CREATED).map((d) => d.deliveryId));
+      // Scheduled and under way: drones fly as soon as they are assigned.
+      const underWay = [DeliveryStage.CREATED, DeliveryStage.HEADED_TO_PICKUP, DeliveryStage.HEADED_TO_DROPOFF];
+      listed.push(...page.deliveries.filter((d) => underWay.includes(d.stage)).map((d) => d.deliveryId));
       pageToken = page.nextPageToken;
     } while (pageToken);
     deliveries.close();

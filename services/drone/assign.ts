@@ -16,20 +16,23 @@
  * retry comes, the claim expires after the lease and `reclaimOrphanedClaims` frees it.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
-import { AssignmentSchema, AssignmentState, DroneStatus, type Assignment, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
+import { AssignmentSchema, AssignmentState, DroneStatus, FlightStage, type Assignment, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import type { AssignDroneRequest } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { aborted, failedPrecondition, resourceExhausted } from "../../lib/grpc/errors.js";
 import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
-import { claimedDrone, isClaimedFor, releaseClaim, renewClaim } from "./claims.js";
-import { planFlight, whereIs } from "./flight-plan.js";
+import { claimedDrone, isClaimedFor, releaseClaim, renewClaim, startFlight } from "./claims.js";
+import { droneAt, positionOf, type DroneRecord } from "./drone-record.js";
+import { flightDistanceKm, transitionMs, transitionOf, type FlightTiming } from "./flight.js";
+import { deliveryFlightFor } from "./flight-start.js";
 import { distanceKm } from "./geo.js";
 import { reclaimOrphanedClaims } from "./reclaim.js";
 import { compareIds, type DroneStore } from "./store.js";
 
 export interface AssignOptions {
   readonly claimLeaseMs: number;
+  readonly timing: FlightTiming;
   readonly now: () => Date;
 }
 
@@ -49,19 +52,21 @@ export function totalPayloadKg(request: AssignDroneRequest): number {
   return Math.round(sum * 1e6) / 1e6;
 }
 
-function distanceToPickup(drone: Drone, pickup: Location): number {
-  const at = whereIs(drone);
+function distanceToPickup(record: DroneRecord, pickup: Location, atMs: number): number {
+  const at = positionOf(record, atMs);
   return at ? distanceKm(at, pickup) : Number.POSITIVE_INFINITY;
 }
 
-/** Drones nearest to the pickup first; ties in id order. */
-function byDistanceTo(pickup: Location) {
-  return (a: Versioned<Drone>, b: Versioned<Drone>): number =>
-    distanceToPickup(a.value, pickup) - distanceToPickup(b.value, pickup) || compareIds(a.value.droneId, b.value.droneId);
+/** Drones nearest to the pickup first (where they are at `atMs`); ties in id order. */
+function nearestFirst(drones: readonly Versioned<DroneRecord>[], pickup: Location, atMs: number): Versioned<DroneRecord>[] {
+  return drones
+    .map((d) => ({ d, km: distanceToPickup(d.value, pickup, atMs) }))
+    .sort((a, b) => a.km - b.km || compareIds(a.d.value.drone.droneId, b.d.value.drone.droneId))
+    .map((x) => x.d);
 }
 
-function ensurePayloadFits(fleet: readonly Versioned<Drone>[], request: AssignDroneRequest, payloadKg: number): void {
-  const largest = fleet.reduce((max, d) => Math.max(max, d.value.maxPayloadKg), 0);
+function ensurePayloadFits(fleet: readonly Versioned<DroneRecord>[], request: AssignDroneRequest, payloadKg: number): void {
+  const largest = fleet.reduce((max, d) => Math.max(max, d.value.drone.maxPayloadKg), 0);
   if (payloadKg <= largest) return;
   const description = `total payload ${payloadKg} kg exceeds the largest drone payload of the fleet (${largest} kg); use a third-party carrier`;
   throw failedPrecondition(`delivery ${request.deliveryId}: ${description}`, [
@@ -69,23 +74,25 @@ function ensurePayloadFits(fleet: readonly Versioned<Drone>[], request: AssignDr
   ]);
 }
 
-export function newAssignment(request: AssignDroneRequest, drone: Drone, payloadKg: number, now: Date): Assignment {
+/** The assignment record of `request` with the drone (as claimed) assigned at `now`. */
+export function newAssignment(request: AssignDroneRequest, record: DroneRecord, payloadKg: number, now: Date, timing: FlightTiming): Assignment {
   const pickup = request.pickup!;
   const dropoff = request.dropoff!;
-  const plan = planFlight(drone, pickup, dropoff, now);
+  const flight = deliveryFlightFor(record, { deliveryId: request.deliveryId, pickup, dropoff }, now.getTime(), timing);
+  const etaOf = (stage: FlightStage) => timestampFromMs(transitionMs(flight, transitionOf(flight, stage)!));
   return create(AssignmentSchema, {
     deliveryId: request.deliveryId,
-    droneId: drone.droneId,
+    droneId: record.drone.droneId,
     ownerId: request.ownerId,
     pickup,
     dropoff,
     packageIds: request.packages.map((p) => p.packageId),
     payloadKg,
     state: AssignmentState.ACTIVE,
-    plannedDistanceKm: plan.plannedDistanceKm,
+    plannedDistanceKm: flightDistanceKm(flight),
     assignTime: timestampFromDate(now),
-    pickupEta: plan.pickupEta,
-    dropoffEta: plan.dropoffEta,
+    pickupEta: etaOf(FlightStage.PICKING_UP),
+    dropoffEta: etaOf(FlightStage.DROPPING_OFF),
   });
 }
 
@@ -106,12 +113,12 @@ export class DroneAssigner {
 
       const fleet = await this.store.fleet();
       ensurePayloadFits(fleet, request, payloadKg);
-      const capable = fleet.filter((d) => d.value.maxPayloadKg >= payloadKg);
+      const capable = fleet.filter((d) => d.value.drone.maxPayloadKg >= payloadKg);
 
       let droneId = await this.claimNearest(capable, request);
       if (droneId === undefined) {
         const reclaimed = await reclaimOrphanedClaims(this.store, capable, this.options);
-        if (reclaimed > 0) droneId = await this.claimNearest(await this.store.readDrones(capable.map((d) => d.value.droneId)), request);
+        if (reclaimed > 0) droneId = await this.claimNearest(await this.store.readDrones(capable.map((d) => d.value.drone.droneId)), request);
       }
       if (droneId === undefined) {
         // A concurrent call for the same delivery may have taken the last free drone.
@@ -123,24 +130,23 @@ export class DroneAssigner {
         );
       }
 
-      const drone = await renewClaim(this.store, droneId, deliveryId, this.now);
-      if (!drone) continue; // the claim was given up by a concurrent call in the meantime: start over
+      const record = await renewClaim(this.store, droneId, deliveryId, this.now);
+      if (!record) continue; // the claim was given up by a concurrent call in the meantime: start over
 
       const start = this.now();
-      const assignment = newAssignment(request, drone, payloadKg, start);
+      const assignment = newAssignment(request, record, payloadKg, start, this.options.timing);
       await this.store.indexOwnerMonth(request.ownerId, start.getUTCFullYear(), start.getUTCMonth() + 1, deliveryId);
-      let result: AssignResult;
+      let won = true;
       try {
         await this.store.createAssignment(assignment);
-        result = { assignment, drone };
       } catch (error) {
         if (!isRevisionConflict(error)) throw error;
-        const winner = await this.store.getAssignment(deliveryId);
-        if (!winner) continue;
-        result = await this.withDrone(winner.value);
+        won = false;
       }
-      await this.releaseOtherClaims(fleet, deliveryId, droneId, result.assignment.droneId);
-      return result;
+      const decided = won ? assignment : (await this.store.getAssignment(deliveryId))?.value;
+      if (!decided) continue;
+      await this.releaseOtherClaims(fleet, deliveryId, droneId, decided.droneId);
+      return this.withDrone(decided);
     }
     throw aborted(`assigning a drone to delivery ${deliveryId} kept conflicting with concurrent calls; retry the call`);
   }
@@ -149,21 +155,22 @@ export class DroneAssigner {
    * Claims a drone for the delivery among `capable` (a snapshot) and returns its id: one already
    * claimed for it if any, else the nearest available one this call manages to claim.
    */
-  private async claimNearest(capable: readonly Versioned<Drone>[], request: AssignDroneRequest): Promise<string | undefined> {
+  private async claimNearest(capable: readonly Versioned<DroneRecord>[], request: AssignDroneRequest): Promise<string | undefined> {
     const deliveryId = request.deliveryId;
-    const nearestFirst = [...capable].sort(byDistanceTo(request.pickup!));
-    const held = nearestFirst.find((d) => isClaimedFor(d.value, deliveryId));
-    if (held) return held.value.droneId;
+    const candidates = nearestFirst(capable, request.pickup!, this.now().getTime());
+    const held = candidates.find((d) => isClaimedFor(d.value.drone, deliveryId));
+    if (held) return held.value.drone.droneId;
 
-    for (const candidate of nearestFirst) {
-      if (candidate.value.status !== DroneStatus.AVAILABLE) continue;
+    for (const candidate of candidates) {
+      const droneId = candidate.value.drone.droneId;
+      if (candidate.value.drone.status !== DroneStatus.AVAILABLE) continue;
       try {
         await this.store.updateDrone(claimedDrone(candidate.value, deliveryId, this.now()), candidate.revision);
-        return candidate.value.droneId;
+        return droneId;
       } catch (error) {
         if (!isRevisionConflict(error)) throw error;
-        const fresh = await this.store.getDrone(candidate.value.droneId);
-        if (fresh && isClaimedFor(fresh.value, deliveryId)) return candidate.value.droneId;
+        const fresh = await this.store.getDrone(droneId);
+        if (fresh && isClaimedFor(fresh.value.drone, deliveryId)) return droneId;
       }
     }
     return undefined;
@@ -174,19 +181,28 @@ export class DroneAssigner {
    * this call claimed (if the assignment uses another) and any seen claimed for it in the snapshot.
    */
   private async releaseOtherClaims(
-    fleet: readonly Versioned<Drone>[],
+    fleet: readonly Versioned<DroneRecord>[],
     deliveryId: string,
     claimedId: string,
     assignedId: string,
   ): Promise<void> {
-    const others = new Set(fleet.filter((d) => isClaimedFor(d.value, deliveryId)).map((d) => d.value.droneId));
+    const others = new Set(fleet.filter((d) => isClaimedFor(d.value.drone, deliveryId)).map((d) => d.value.drone.droneId));
     others.add(claimedId);
     others.delete(assignedId);
-    for (const droneId of others) await releaseClaim(this.store, droneId, deliveryId, this.now);
+    // These drones never flew this delivery: freeing them leaves their flights as they are.
+    const options = { turnHome: false, timing: this.options.timing };
+    for (const droneId of others) await releaseClaim(this.store, droneId, deliveryId, this.now, options);
   }
 
+  /**
+   * The answer for a decided assignment: the drone as it is now, with its delivery flight started
+   * if the assignment is active and the flight was not started yet (this call's own start, or one
+   * a crash interrupted).
+   */
   private async withDrone(assignment: Assignment): Promise<AssignResult> {
-    const drone = await this.store.getDrone(assignment.droneId);
-    return { assignment, drone: drone?.value };
+    let record: DroneRecord | undefined;
+    if (assignment.state === AssignmentState.ACTIVE) record = await startFlight(this.store, assignment, this.options.timing, this.now);
+    record ??= (await this.store.getDrone(assignment.droneId))?.value;
+    return { assignment, drone: record ? droneAt(record, this.now().getTime()) : undefined };
   }
 }

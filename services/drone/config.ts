@@ -3,6 +3,7 @@
  * stops the service at start with a message naming the variable.
  */
 import { ConfigError, envInt, envNumber, type Env } from "../../lib/service/config.js";
+import type { FlightTiming } from "./flight.js";
 
 export interface GeoPoint {
   readonly latitude: number;
@@ -24,12 +25,36 @@ export interface DroneConfig {
   readonly claimLeaseMs: number;
   /** How often stale claims are looked for in the background; 0 turns the sweep off. */
   readonly reclaimIntervalMs: number;
+  /** Every duration of a flight (legs and dwells) is divided by this: 600 turns 10 minutes into 1 s. */
+  readonly timeScale: number;
+  /** Time on the ground at the pickup location, in (unscaled) seconds. */
+  readonly pickupSeconds: number;
+  /** Time on the ground at the drop-off location, in (unscaled) seconds. */
+  readonly dropoffSeconds: number;
+  /** Location events per second of every drone in flight. */
+  readonly telemetryHz: number;
+  /** How long the flying instance's lease lasts without renewal before another takes over. */
+  readonly simulatorLeaseMs: number;
 }
 
 export const DEFAULT_HOME_BASE: GeoPoint = { latitude: 47.6062, longitude: -122.3321 };
 export const DEFAULT_MAX_PAYLOADS_KG: readonly number[] = [2.5, 5, 10];
 /** Ids are `drone-` and four digits, so the fleet is at most 9999 drones. */
 export const MAX_FLEET_SIZE = 9999;
+
+/** The telemetry period in milliseconds (at least 1). */
+export function tickMsOf(config: Pick<DroneConfig, "telemetryHz">): number {
+  return Math.max(1, Math.round(1000 / config.telemetryHz));
+}
+
+export function flightTimingOf(config: DroneConfig): FlightTiming {
+  return {
+    timeScale: config.timeScale,
+    pickupSeconds: config.pickupSeconds,
+    dropoffSeconds: config.dropoffSeconds,
+    tickMs: tickMsOf(config),
+  };
+}
 
 export function readDroneConfig(env: Env): DroneConfig {
   return {
@@ -40,6 +65,11 @@ export function readDroneConfig(env: Env): DroneConfig {
     speedMps: envNumber(env, "DRONE_SPEED_MPS", 15, { min: 0.1, max: 200 }),
     claimLeaseMs: envInt(env, "DRONE_CLAIM_LEASE_MS", 30_000, { min: 1_000 }),
     reclaimIntervalMs: envInt(env, "DRONE_RECLAIM_INTERVAL_MS", 60_000, { min: 0 }),
+    timeScale: envNumber(env, "DRONE_TIME_SCALE", 1, { min: 0.001, max: 1_000_000 }),
+    pickupSeconds: envNumber(env, "DRONE_PICKUP_SECONDS", 30, { min: 0, max: 86_400 }),
+    dropoffSeconds: envNumber(env, "DRONE_DROPOFF_SECONDS", 30, { min: 0, max: 86_400 }),
+    telemetryHz: envNumber(env, "DRONE_TELEMETRY_HZ", 1, { min: 0.01, max: 50 }),
+    simulatorLeaseMs: envInt(env, "DRONE_SIMULATOR_LEASE_MS", 5_000, { min: 200, max: 600_000 }),
   };
 }
 

@@ -11,6 +11,7 @@ import { PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb
 import { createClient, fieldViolations, retryDelayMs, RpcError, type Client } from "../../lib/grpc/index.js";
 import { ConfigError } from "../../lib/service/config.js";
 import type { RunningService } from "../../lib/service/service-host.js";
+import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AssignDroneRequestSchema } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { healthStatus, reflectionFilesFor, reflectionServices } from "../../test/harness/grpc-probes.js";
@@ -57,6 +58,14 @@ function assignRequest(deliveryId: string, init: Partial<AssignInit> = {}): Assi
   };
 }
 
+/**
+ * What a drone is apart from its flight: a drone in flight changes position and stage with the
+ * clock, and its record at each stage change (with a fresh `update_time`).
+ */
+function standing(d: Drone) {
+  return { droneId: d.droneId, status: d.status, deliveryId: d.deliveryId, homeBase: d.homeBase, maxPayloadKg: d.maxPayloadKg, speedMps: d.speedMps };
+}
+
 async function allDrones(client: Drones, droneStatus = DroneStatus.UNSPECIFIED): Promise<Drone[]> {
   const { drones, nextPageToken } = await client.listDrones({ pageSize: 1000, status: droneStatus });
   expect(nextPageToken).toBe("");
@@ -69,10 +78,20 @@ async function openStore(url: string): Promise<{ nc: NatsConnection; store: Dron
   return { nc, store: await openDroneStore(nc.jetstream()) };
 }
 
-/** Claims a drone for a delivery directly in the store, as a call that stopped right after it would. */
+/**
+ * Claims a drone for a delivery directly in the store, as a call that stopped right after it would
+ * (again after a lost race: the flying instance may store a stage change of the drone meanwhile).
+ */
 async function leaveClaim(store: DroneStore, droneId: string, deliveryId: string, at: Date): Promise<void> {
-  const current = await store.getDrone(droneId);
-  await store.updateDrone(claimedDrone(current!.value, deliveryId, at), current!.revision);
+  for (;;) {
+    const current = await store.getDrone(droneId);
+    try {
+      await store.updateDrone(claimedDrone(current!.value, deliveryId, at), current!.revision);
+      return;
+    } catch (error) {
+      if (!isRevisionConflict(error)) throw error;
+    }
+  }
 }
 
 describe("drone configuration", () => {
@@ -83,6 +102,12 @@ describe("drone configuration", () => {
     expect(() => readDroneConfig({ DRONE_HOME_BASE: "91,0" })).toThrow(ConfigError);
     expect(() => readDroneConfig({ DRONE_MAX_PAYLOADS_KG: "5,-1" })).toThrow(/DRONE_MAX_PAYLOADS_KG/);
     expect(() => readDroneConfig({ DRONE_FLEET_SIZE: "0" })).toThrow(/DRONE_FLEET_SIZE/);
+    expect(config).toMatchObject({ timeScale: 1, pickupSeconds: 30, dropoffSeconds: 30, telemetryHz: 1, simulatorLeaseMs: 5_000 });
+    expect(readDroneConfig({ DRONE_TIME_SCALE: "600", DRONE_TELEMETRY_HZ: "10" })).toMatchObject({ timeScale: 600, telemetryHz: 10 });
+    expect(() => readDroneConfig({ DRONE_TIME_SCALE: "0" })).toThrow(/DRONE_TIME_SCALE/);
+    expect(() => readDroneConfig({ DRONE_TELEMETRY_HZ: "fast" })).toThrow(/DRONE_TELEMETRY_HZ/);
+    expect(() => readDroneConfig({ DRONE_PICKUP_SECONDS: "-1" })).toThrow(/DRONE_PICKUP_SECONDS/);
+    expect(() => readDroneConfig({ DRONE_SIMULATOR_LEASE_MS: "10" })).toThrow(/DRONE_SIMULATOR_LEASE_MS/);
   });
 });
 
@@ -139,7 +164,8 @@ describe("drone service", () => {
       { packageId: "near-p2", size: PackageSize.SMALL, weightKg: 3, tag: "fragile" },
     ];
     const { assignment, drone } = await client.assignDrone(assignRequest("near-1", { pickup: pad3, packages, expedited: true }));
-    expect(drone).toMatchObject({ droneId: "drone-0003", status: DroneStatus.ASSIGNED, deliveryId: "near-1", stage: FlightStage.IDLE });
+    // The pickup is at the drone's own pad: no way to fly there, so it is picking up at once.
+    expect(drone).toMatchObject({ droneId: "drone-0003", status: DroneStatus.ASSIGNED, deliveryId: "near-1", stage: FlightStage.PICKING_UP });
     expect(assignment).toMatchObject({
       deliveryId: "near-1",
       droneId: "drone-0003",
@@ -154,7 +180,8 @@ describe("drone service", () => {
     expect(assignment!.plannedDistanceKm).toBeCloseTo(2 * legKm, 6);
     const assignAt = timestampMs(assignment!.assignTime!);
     expect(timestampMs(assignment!.pickupEta!) - assignAt).toBeLessThanOrEqual(1);
-    expect(timestampMs(assignment!.dropoffEta!) - assignAt).toBeCloseTo((legKm * 1000 * 1000) / 15, -1);
+    // 30 s loading at the pickup (DRONE_PICKUP_SECONDS), then the leg to the drop-off at 15 m/s.
+    expect(timestampMs(assignment!.dropoffEta!) - assignAt).toBeCloseTo(30_000 + (legKm * 1000 * 1000) / 15, -1);
 
     // Picked up at drone-0001's pad with 4 kg: drone-0001 (2.5 kg) cannot; the nearest capable free one can.
     const expected = fleet
@@ -257,8 +284,13 @@ describe("drone service", () => {
     expect(ended.endTime).toBeDefined();
     for (const r of results) expect(r.assignment).toEqual(ended);
 
+    // Released right after the start: free at once, and back on its pad a moment later.
     const { drone } = await client.getDrone({ droneId: assignment!.droneId });
-    expect(drone).toMatchObject({ status: DroneStatus.AVAILABLE, deliveryId: "", stage: FlightStage.IDLE });
+    expect(drone).toMatchObject({ status: DroneStatus.AVAILABLE, deliveryId: "" });
+    await vi.waitFor(async () => expect((await client.getDrone({ droneId: assignment!.droneId })).drone?.stage).toBe(FlightStage.IDLE), {
+      timeout: 5_000,
+      interval: 20,
+    });
 
     const again = await client.releaseAssignment({ deliveryId: "rel-1", reason: "other" });
     expect(again).toMatchObject({ released: false });
@@ -372,7 +404,7 @@ describe("drone service", () => {
     const b = await client.assignDrone(assignRequest("util-2", { ownerId: owner }));
     await client.assignDrone(assignRequest("util-3", { ownerId: "acct-util" }));
     await client.releaseAssignment({ deliveryId: "util-2", reason: "cancelled" });
-    // Completion comes from the flight (not simulated yet): end util-1 as the flight will.
+    // Completion comes from the flight (minutes away at this time scale): end util-1 as the flight will.
     const stored = await store.getAssignment("util-1");
     const completedAt = new Date(timestampMs(stored!.value.assignTime!) + 60_000);
     await store.updateAssignment(
@@ -385,9 +417,11 @@ describe("drone service", () => {
     const month = { year: now.getUTCFullYear(), month: now.getUTCMonth() + 1 };
     const usage = await client.getUtilization({ ownerId: owner, month });
     expect(usage).toMatchObject({ ownerId: owner, month, assignmentCount: 2n, completedCount: 1n });
-    expect(usage.distanceKm).toBeCloseTo(a.assignment!.plannedDistanceKm, 9);
     const released = (await client.getAssignment({ deliveryId: "util-2" })).assignment!;
     const releasedMs = timestampMs(released.endTime!) - timestampMs(b.assignment!.assignTime!);
+    // Released on its way to the pickup: it flew 15 m/s for as long as it was assigned.
+    expect(timestampMs(released.endTime!)).toBeLessThan(timestampMs(released.pickupEta!));
+    expect(usage.distanceKm - a.assignment!.plannedDistanceKm).toBeCloseTo((15 * releasedMs) / 1_000_000, 9);
     expect(durationMs(usage.assignedDuration!)).toBe(60_000 + releasedMs);
 
     const other = await client.getUtilization({ ownerId: "acct-util", month });
@@ -425,7 +459,10 @@ describe("drone service", () => {
     service = await startTestService(droneModule, nats.url, { port, env: FLEET_ENV });
     client = createClient(DroneSchedulerService, { address: service.address });
     expect((await client.getAssignment({ deliveryId: "durable-1" })).assignment).toEqual(assignment);
-    expect(await allDrones(client)).toEqual(before);
+    const after = await allDrones(client);
+    expect(after.map(standing)).toEqual(before.map(standing));
+    // Still flying its delivery after the restart: on its way to the pickup.
+    expect(after.find((d) => d.droneId === assignment!.droneId)?.stage).toBe(FlightStage.HEADED_TO_PICKUP);
     await client.releaseAssignment({ deliveryId: "durable-1", reason: "test done" });
   });
 });
@@ -489,8 +526,7 @@ describe("drone service under contention", () => {
     expect(busy.code).toBe(status.RESOURCE_EXHAUSTED);
     expect((await client.getDrone({ droneId: assignment!.droneId })).drone?.deliveryId).toBe("ghost-1");
 
-    const current = await store.getDrone(assignment!.droneId);
-    await store.updateDrone(claimedDrone(current!.value, "ghost-1", new Date(Date.now() - 10 * 60_000)), current!.revision);
+    await leaveClaim(store, assignment!.droneId, "ghost-1", new Date(Date.now() - 10 * 60_000));
     const late = await client.assignDrone(assignRequest("late-1"));
     expect(late.assignment?.droneId).toBe(assignment!.droneId);
     expect(late.drone?.deliveryId).toBe("late-1");
@@ -516,7 +552,7 @@ describe("drone service under contention", () => {
     try {
       const after = await allDrones(client);
       expect(after).toHaveLength(FLEET + 2);
-      expect(after.slice(0, FLEET)).toEqual(before);
+      expect(after.slice(0, FLEET).map(standing)).toEqual(before.map(standing));
       expect(after.slice(FLEET).map((d) => [d.droneId, d.status])).toEqual([
         ["drone-0006", DroneStatus.AVAILABLE],
         ["drone-0007", DroneStatus.AVAILABLE],
@@ -538,7 +574,7 @@ describe("drone service under contention", () => {
         async () => expect((await client.getDrone({ droneId: free.droneId })).drone?.status).toBe(DroneStatus.AVAILABLE),
         { timeout: 10_000, interval: 20 },
       );
-      expect(await allDrones(client, DroneStatus.ASSIGNED)).toEqual(active);
+      expect((await allDrones(client, DroneStatus.ASSIGNED)).map(standing)).toEqual(active.map(standing));
     } finally {
       await sweeping.stop();
     }

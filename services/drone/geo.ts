@@ -32,3 +32,25 @@ export function destination(start: LatLon, bearingDegrees: number, km: number): 
   const longitude = ((toDegrees(lon2) + 540) % 360) - 180;
   return { latitude: Math.max(-90, Math.min(90, toDegrees(lat2))), longitude };
 }
+
+/**
+ * The point a fraction (0 to 1) of the way from `from` to `to` along the great circle between
+ * them; `from` at 0, `to` at 1.
+ */
+export function pointBetween(from: LatLon, to: LatLon, fraction: number): LatLon {
+  const f = Math.min(1, Math.max(0, fraction));
+  if (f === 0) return { latitude: from.latitude, longitude: from.longitude };
+  if (f === 1) return { latitude: to.latitude, longitude: to.longitude };
+  const angular = distanceKm(from, to) / EARTH_RADIUS_KM;
+  if (angular < 1e-12) return { latitude: from.latitude, longitude: from.longitude };
+  const lat1 = toRadians(from.latitude);
+  const lon1 = toRadians(from.longitude);
+  const lat2 = toRadians(to.latitude);
+  const lon2 = toRadians(to.longitude);
+  const a = Math.sin((1 - f) * angular) / Math.sin(angular);
+  const b = Math.sin(f * angular) / Math.sin(angular);
+  const x = a * Math.cos(lat1) * Math.cos(lon1) + b * Math.cos(lat2) * Math.cos(lon2);
+  const y = a * Math.cos(lat1) * Math.sin(lon1) + b * Math.cos(lat2) * Math.sin(lon2);
+  const z = a * Math.sin(lat1) + b * Math.sin(lat2);
+  return { latitude: toDegrees(Math.atan2(z, Math.sqrt(x * x + y * y))), longitude: toDegrees(Math.atan2(y, x)) };
+}

@@ -1,5 +1,6 @@
-/** A page of the fleet in id order, optionally only drones of one status. */
+/** A page of the fleet in id order, optionally only drones of one status, as they are at `atMs`. */
 import { DroneStatus, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
+import { droneAt } from "./drone-record.js";
 import { encodePageToken } from "./page-token.js";
 import { compareIds, type DroneStore } from "./store.js";
 import type { ListDronesQuery } from "./validation.js";
@@ -9,7 +10,7 @@ export interface DronePage {
   readonly nextPageToken: string;
 }
 
-export async function listDrones(store: DroneStore, query: ListDronesQuery): Promise<DronePage> {
+export async function listDrones(store: DroneStore, query: ListDronesQuery, atMs: number): Promise<DronePage> {
   const ids = (await store.droneIds()).filter((id) => compareIds(id, query.after) > 0);
   const matches = (d: Drone): boolean => query.status === DroneStatus.UNSPECIFIED || d.status === query.status;
   const drones: Drone[] = [];
@@ -17,7 +18,8 @@ export async function listDrones(store: DroneStore, query: ListDronesQuery): Pro
   // Read one more than a page at a time: finding one more match tells whether a next page exists.
   const chunk = query.pageSize + 1;
   for (let start = 0; start < ids.length && !more; start += chunk) {
-    for (const { value } of await store.readDrones(ids.slice(start, start + chunk))) {
+    for (const { value: record } of await store.readDrones(ids.slice(start, start + chunk))) {
+      const value = droneAt(record, atMs);
       if (!matches(value)) continue;
       if (drones.length === query.pageSize) {
         more = true;

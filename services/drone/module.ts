@@ -1,27 +1,46 @@
-/** The Drone service: the fleet, the assignment of drones to deliveries, and fleet reports. */
+/**
+ * The Drone service: the fleet, the assignment of drones to deliveries, the drones' flights and
+ * their location events, and fleet reports.
+ */
+import { randomUUID } from "node:crypto";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
+import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
-import { readDroneConfig } from "./config.js";
+import { flightTimingOf, readDroneConfig } from "./config.js";
 import { startReclaimSweep } from "./reclaim-sweep.js";
 import { seedFleet } from "./seed.js";
 import { droneRegistration } from "./server.js";
+import { FlightSimulator } from "./simulator.js";
 import { openDroneStore } from "./store.js";
 
 export const droneModule: ServiceModule = {
   name: "drone",
   defaultPort: DEFAULT_PORTS.drone,
   services: [DroneSchedulerService],
-  async create({ js, env, log }) {
+  async create({ js, jsm, env, log }) {
     const config = readDroneConfig(env);
+    const timing = flightTimingOf(config);
+    await ensureStreams(jsm, { streams: [STREAMS.DRONE_TELEMETRY] });
     const store = await openDroneStore(js);
     const created = await seedFleet(store, config);
     if (created > 0) log.info({ created, fleetSize: config.fleetSize }, "seeded the fleet");
     const now = () => new Date();
-    const sweep = startReclaimSweep(store, { ...config, now, log });
+    const sweep = startReclaimSweep(store, { ...config, timing, now, log });
+    const simulator = new FlightSimulator(store, js, {
+      instanceId: randomUUID(),
+      leaseMs: config.simulatorLeaseMs,
+      timing,
+      now: () => Date.now(),
+      log,
+    });
+    simulator.start();
     return {
-      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, now })],
-      close: () => sweep.stop(),
+      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, timing, now })],
+      async close() {
+        await simulator.stop();
+        await sweep.stop();
+      },
     };
   },
 };

@@ -5,14 +5,12 @@
  * concurrent sweeps harmless.
  */
 import type { Logger } from "pino";
-import { reclaimOrphanedClaims } from "./reclaim.js";
+import { reclaimOrphanedClaims, type ReclaimOptions } from "./reclaim.js";
 import type { DroneStore } from "./store.js";
 
-export interface ReclaimSweepOptions {
-  readonly claimLeaseMs: number;
+export interface ReclaimSweepOptions extends ReclaimOptions {
   /** 0 turns the sweep off. */
   readonly reclaimIntervalMs: number;
-  readonly now: () => Date;
   readonly log: Logger;
 }
 

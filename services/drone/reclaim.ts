@@ -7,39 +7,50 @@
  *    the drone stopped between the claim and the record (a live caller renews the claim right
  *    before writing the record, so a claim older than the lease belongs to nobody).
  * Each drone is freed with a write checked against the revision it was judged at: a drone whose
- * claim was renewed or changed in the meantime is left alone.
+ * claim was renewed or changed in the meantime is left alone. A drone still flying a delivery whose
+ * assignment was released turns home; any other flight goes on.
  */
 import { AssignmentState, DroneStatus, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
 import { claimedAtMs, freedDrone } from "./claims.js";
+import type { DroneRecord } from "./drone-record.js";
+import type { FlightTiming } from "./flight.js";
 import type { DroneStore } from "./store.js";
 
 export interface ReclaimOptions {
   readonly claimLeaseMs: number;
+  readonly timing: FlightTiming;
   readonly now: () => Date;
 }
 
-async function isOrphaned(store: DroneStore, drone: Drone, options: ReclaimOptions): Promise<boolean> {
-  if (drone.deliveryId === "") return true;
+type Verdict = { orphaned: false } | { orphaned: true; turnHome: boolean };
+
+async function judge(store: DroneStore, drone: Drone, options: ReclaimOptions): Promise<Verdict> {
+  if (drone.deliveryId === "") return { orphaned: true, turnHome: false };
   const assignment = await store.getAssignment(drone.deliveryId);
   if (assignment) {
-    return assignment.value.state !== AssignmentState.ACTIVE || assignment.value.droneId !== drone.droneId;
+    const { state, droneId } = assignment.value;
+    if (droneId !== drone.droneId) return { orphaned: true, turnHome: false };
+    if (state === AssignmentState.ACTIVE) return { orphaned: false };
+    return { orphaned: true, turnHome: state === AssignmentState.RELEASED };
   }
-  return options.now().getTime() - claimedAtMs(drone) >= options.claimLeaseMs;
+  if (options.now().getTime() - claimedAtMs(drone) >= options.claimLeaseMs) return { orphaned: true, turnHome: false };
+  return { orphaned: false };
 }
 
 /** Frees the orphaned drones among `drones` (a snapshot); returns how many it freed. */
 export async function reclaimOrphanedClaims(
   store: DroneStore,
-  drones: readonly Versioned<Drone>[],
+  drones: readonly Versioned<DroneRecord>[],
   options: ReclaimOptions,
 ): Promise<number> {
   let freed = 0;
-  for (const { value: drone, revision } of drones) {
-    if (drone.status !== DroneStatus.ASSIGNED) continue;
-    if (!(await isOrphaned(store, drone, options))) continue;
+  for (const { value: record, revision } of drones) {
+    if (record.drone.status !== DroneStatus.ASSIGNED) continue;
+    const verdict = await judge(store, record.drone, options);
+    if (!verdict.orphaned) continue;
     try {
-      await store.updateDrone(freedDrone(drone, options.now()), revision);
+      await store.updateDrone(freedDrone(record, options.now(), { turnHome: verdict.turnHome, timing: options.timing }), revision);
       freed++;
     } catch (error) {
       if (!isRevisionConflict(error)) throw error;

@@ -1,8 +1,10 @@
 /**
  * Releasing an assignment: the assignment record is ended first (ACTIVE -> RELEASED, decided by its
  * revision, so among concurrent releases exactly one reports `released`), then the drone is freed
- * if it is still claimed for the delivery. The second step also runs when the assignment had
- * already ended, so a release retried after a crash between the two writes finishes the job.
+ * if it is still claimed for the delivery, and turned home from where it is if it was flying the
+ * delivery (a drone still on the ground stays there). The second step also runs when the
+ * assignment had already ended, so a release retried after a crash between the two writes
+ * finishes the job.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -10,6 +12,7 @@ import { AssignmentSchema, AssignmentState, type Assignment } from "../../gen/dr
 import { aborted } from "../../lib/grpc/errors.js";
 import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
 import { releaseClaim } from "./claims.js";
+import type { FlightTiming } from "./flight.js";
 import type { DroneStore } from "./store.js";
 
 export interface ReleaseResult {
@@ -22,12 +25,20 @@ export interface ReleaseResult {
 /** Attempts before a release that keeps losing races answers ABORTED. */
 const RELEASE_ATTEMPTS = 10;
 
-export async function releaseAssignment(store: DroneStore, deliveryId: string, reason: string, now: () => Date): Promise<ReleaseResult> {
+export async function releaseAssignment(
+  store: DroneStore,
+  deliveryId: string,
+  reason: string,
+  now: () => Date,
+  timing: FlightTiming,
+): Promise<ReleaseResult> {
   for (let attempt = 1; attempt <= RELEASE_ATTEMPTS; attempt++) {
     const current = await store.getAssignment(deliveryId);
     if (!current) return { assignment: undefined, released: false };
     if (current.value.state !== AssignmentState.ACTIVE) {
-      await releaseClaim(store, current.value.droneId, deliveryId, now);
+      // A completed delivery's drone flies on home by its plan; a released one turns home.
+      const turnHome = current.value.state === AssignmentState.RELEASED;
+      await releaseClaim(store, current.value.droneId, deliveryId, now, { turnHome, timing });
       return { assignment: current.value, released: false };
     }
     const ended = create(AssignmentSchema, {
@@ -42,7 +53,7 @@ export async function releaseAssignment(store: DroneStore, deliveryId: string, r
       if (isRevisionConflict(error)) continue;
       throw error;
     }
-    await releaseClaim(store, ended.droneId, deliveryId, now);
+    await releaseClaim(store, ended.droneId, deliveryId, now, { turnHome: true, timing });
     return { assignment: ended, released: true };
   }
   throw aborted(`releasing the assignment of delivery ${deliveryId} kept conflicting with concurrent calls; retry the call`);

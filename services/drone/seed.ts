@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { LocationSchema, type Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
 import { DroneSchema, DroneStatus, FlightStage, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
-import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
+import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
 import type { DroneConfig } from "./config.js";
 import { destination } from "./geo.js";
 import type { DroneStore } from "./store.js";
@@ -51,12 +51,19 @@ export function plannedFleet(config: DroneConfig): Drone[] {
   });
 }
 
-/** Creates the drones that are missing; returns how many it created. */
+/** Creates the drones that are missing (on the ground, no flight yet); returns how many it created. */
 export async function seedFleet(store: DroneStore, config: DroneConfig): Promise<number> {
+  const existing = new Set(await store.droneIds());
   let created = 0;
   for (const drone of plannedFleet(config)) {
-    const result = await store.mutateDrone(drone.droneId, (current) => (current ? UNCHANGED : drone));
-    if (result.changed) created++;
+    if (existing.has(drone.droneId)) continue;
+    try {
+      await store.createDrone({ drone, flight: undefined });
+      created++;
+    } catch (error) {
+      // Created in the meantime by another instance starting at the same moment.
+      if (!isRevisionConflict(error) && !/exists/i.test((error as Error).message ?? "")) throw error;
+    }
   }
   return created;
 }

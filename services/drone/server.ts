@@ -6,6 +6,8 @@ import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_sc
 import { notFound } from "../../lib/grpc/errors.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
 import { DroneAssigner } from "./assign.js";
+import { droneAt } from "./drone-record.js";
+import type { FlightTiming } from "./flight.js";
 import { listDrones } from "./list-drones.js";
 import { releaseAssignment } from "./release.js";
 import type { DroneStore } from "./store.js";
@@ -21,12 +23,14 @@ import {
 
 export interface DroneServerOptions {
   readonly claimLeaseMs: number;
+  readonly timing: FlightTiming;
   readonly now?: () => Date;
 }
 
 export function droneRegistration(store: DroneStore, options: DroneServerOptions): Registration {
   const now = options.now ?? (() => new Date());
-  const assigner = new DroneAssigner(store, { claimLeaseMs: options.claimLeaseMs, now });
+  const { timing } = options;
+  const assigner = new DroneAssigner(store, { claimLeaseMs: options.claimLeaseMs, timing, now });
 
   return registration(DroneSchedulerService, {
     async assignDrone(request) {
@@ -36,7 +40,7 @@ export function droneRegistration(store: DroneStore, options: DroneServerOptions
 
     async releaseAssignment(request) {
       validateReleaseAssignment(request);
-      return releaseAssignment(store, request.deliveryId, request.reason, now);
+      return releaseAssignment(store, request.deliveryId, request.reason, now, timing);
     },
 
     async getAssignment(request) {
@@ -50,18 +54,18 @@ export function droneRegistration(store: DroneStore, options: DroneServerOptions
       validateDroneId(request.droneId);
       const found = await store.getDrone(request.droneId);
       if (!found) throw notFound(`drone ${request.droneId}`);
-      return { drone: found.value };
+      return { drone: droneAt(found.value, now().getTime()) };
     },
 
     async listDrones(request) {
       const query = validateListDrones(request);
-      return listDrones(store, query);
+      return listDrones(store, query, now().getTime());
     },
 
     async getUtilization(request) {
       validateGetUtilization(request);
       const { year, month } = request.month!;
-      const usage = await ownerUtilization(store, request.ownerId, year, month, now());
+      const usage = await ownerUtilization(store, request.ownerId, year, month, now(), timing.timeScale);
       return {
         ownerId: request.ownerId,
         month: create(YearMonthSchema, { year, month }),

@@ -1,28 +1,36 @@
 /**
  * The Drone service's own data, in one JetStream KV bucket `drones`:
  *
- *   drone.<droneId>                                  a `Drone` (status, claim, position, limits)
+ *   drone.<droneId>                                  a drone record: the `Drone` (status, claim,
+ *                                                    stage, position, limits) and its flight plan
+ *                                                    (see drone-record.ts)
  *   assignment.<deliveryId>                          an `Assignment`, the record of one delivery
  *   owner.<ownerKey>.<yyyy>-<mm>.<deliveryId>        index: the deliveries an owner started in a
  *                                                    month (value: the delivery id), read by
  *                                                    GetUtilization
+ *   simulator.leader                                 the lease of the instance that flies the
+ *                                                    drones (see leader-lease.ts)
  *
  * `<ownerKey>` is the owner id with '.' written as '=' ('=' never occurs in an id), so an owner id
  * stays one key token. Every write is revision-checked except the index entries, which are
  * write-once facts and safe to repeat.
  */
-import type { JetStreamClient, KV } from "nats";
-import { AssignmentSchema, DroneSchema, type Assignment, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
+import type { JetStreamClient, KV, KvEntry } from "nats";
+import { AssignmentSchema, type Assignment } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { openBucket } from "../../lib/nats/kv.js";
-import { ProtoKvStore, type UNCHANGED, type Versioned } from "../../lib/store/proto-kv-store.js";
+import { assertKey, ProtoKvStore, type Versioned } from "../../lib/store/proto-kv-store.js";
+import { decodeDroneRecord, encodeDroneRecord, type DroneRecord } from "./drone-record.js";
 
 export const DRONES_BUCKET = "drones";
 
-const DRONE_PREFIX = "drone.";
+export const DRONE_PREFIX = "drone.";
 const ASSIGNMENT_PREFIX = "assignment.";
 const OWNER_PREFIX = "owner.";
 
 export const droneKey = (droneId: string): string => `${DRONE_PREFIX}${droneId}`;
+/** The key filter matching every drone record. */
+export const DRONE_KEYS = `${DRONE_PREFIX}*`;
+export const LEADER_KEY = "simulator.leader";
 export const assignmentKey = (deliveryId: string): string => `${ASSIGNMENT_PREFIX}${deliveryId}`;
 
 /** A calendar month as it appears in index keys: `2026-03`. */
@@ -52,41 +60,56 @@ async function readAll<T>(keys: readonly string[], read: (key: string) => Promis
   return out.filter((v): v is T => v !== undefined);
 }
 
+/** A stored drone record from a KV entry; undefined for a deleted key. */
+export function droneRecordOf(entry: KvEntry | null): Versioned<DroneRecord> | undefined {
+  if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
+  return { value: decodeDroneRecord(entry.value), revision: entry.revision };
+}
+
 export class DroneStore {
-  readonly drones: ProtoKvStore<typeof DroneSchema>;
   readonly assignments: ProtoKvStore<typeof AssignmentSchema>;
 
   constructor(readonly kv: KV) {
-    this.drones = new ProtoKvStore(kv, DroneSchema);
     this.assignments = new ProtoKvStore(kv, AssignmentSchema);
   }
 
-  getDrone(droneId: string): Promise<Versioned<Drone> | undefined> {
-    return this.drones.get(droneKey(droneId));
+  async getDrone(droneId: string): Promise<Versioned<DroneRecord> | undefined> {
+    return droneRecordOf(await this.kv.get(assertKey(droneKey(droneId))));
   }
 
-  /** Replaces a drone read at `revision`; throws a revision conflict when it moved on. */
-  updateDrone(drone: Drone, revision: number): Promise<number> {
-    return this.drones.update(droneKey(drone.droneId), drone, revision);
+  /** Stores a new drone; throws a revision conflict (or "exists") when it is already there. */
+  createDrone(record: DroneRecord): Promise<number> {
+    return this.kv.create(assertKey(droneKey(record.drone.droneId)), encodeDroneRecord(record));
   }
 
-  mutateDrone(droneId: string, change: (current: Drone | undefined) => Drone | typeof UNCHANGED) {
-    return this.drones.mutate(droneKey(droneId), change);
+  /** Replaces a drone record read at `revision`; throws a revision conflict when it moved on. */
+  updateDrone(record: DroneRecord, revision: number): Promise<number> {
+    return this.kv.update(assertKey(droneKey(record.drone.droneId)), encodeDroneRecord(record), revision);
+  }
+
+  /**
+   * The keys matching `filter`, each once: a key written while the listing runs is delivered again
+   * by the listing, and drone records change often while drones fly.
+   */
+  private async keys(filter: string): Promise<string[]> {
+    const out = new Set<string>();
+    for await (const key of await this.kv.keys(filter)) out.add(key);
+    return [...out];
   }
 
   /** Every drone id, in id order. */
   async droneIds(): Promise<string[]> {
-    const keys = await this.drones.keys(`${DRONE_PREFIX}*`);
+    const keys = await this.keys(DRONE_KEYS);
     return keys.map((k) => k.slice(DRONE_PREFIX.length)).sort(compareIds);
   }
 
   /** The drones with these ids (missing ones left out), in the order given. */
-  readDrones(droneIds: readonly string[]): Promise<Versioned<Drone>[]> {
+  readDrones(droneIds: readonly string[]): Promise<Versioned<DroneRecord>[]> {
     return readAll(droneIds, (id) => this.getDrone(id));
   }
 
   /** The whole fleet, in id order. */
-  async fleet(): Promise<Versioned<Drone>[]> {
+  async fleet(): Promise<Versioned<DroneRecord>[]> {
     return this.readDrones(await this.droneIds());
   }
 
@@ -116,7 +139,7 @@ export class DroneStore {
   /** The deliveries indexed for an owner and month. */
   async ownerMonthDeliveryIds(ownerId: string, year: number, month: number): Promise<string[]> {
     const prefix = `${OWNER_PREFIX}${ownerToken(ownerId)}.${monthToken(year, month)}.`;
-    const keys = await this.drones.keys(`${prefix}*`);
+    const keys = await this.keys(`${prefix}*`);
     return keys.map((k) => k.slice(prefix.length)).sort(compareIds);
   }
 }
