@@ -12,7 +12,7 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -21,6 +21,9 @@ run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
 	@$(BIN)/tsx scripts/run.ts
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
+
+bench: deps nats ## Benchmarks (loopback only, bounded): figures, no pass/fail.
+	@$(BIN)/tsx bench/telemetry.ts
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 

@@ -3,13 +3,15 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfirmationType, PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
+import type { DeliveryStatusEvent } from "../../gen/dronedelivery/delivery/v1/delivery_events_pb.js";
 import { DeliveryStage, type Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import {
   DeliveryService,
   ScheduleDeliveryRequestSchema,
   type ScheduleDeliveryRequest,
+  type WatchDeliveryResponse,
 } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createClient, fieldViolations, RpcError, type Client } from "../../lib/grpc/index.js";
@@ -95,6 +97,18 @@ async function arrangeStage(deliveryId: string, stage: DeliveryStage): Promise<v
     if (!current) throw new Error(`no delivery ${deliveryId}`);
     return enterStage(current, stage, new Date());
   });
+}
+
+/** The delivery's events from the history subscriber, once it holds `count` of them. */
+async function historyOf(deliveryId: string, count: number): Promise<DeliveryStatusEvent[]> {
+  return vi.waitFor(
+    async () => {
+      const { events } = await client.getDeliveryHistory({ deliveryId });
+      if (events.length < count) throw new Error(`history of ${deliveryId} has ${events.length} events`);
+      return events;
+    },
+    { timeout: 15_000, interval: 25 },
+  );
 }
 
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
@@ -435,11 +449,11 @@ describe("delivery service", () => {
     expect(timestampDate(timed!.confirmation!.confirmTime!)).toEqual(at);
   });
 
-  it("returns the stage history as status events, oldest first", async () => {
+  it("returns the status events of the stage history, oldest first, from the history subscriber", async () => {
     const created = await schedule("dlv-history");
     await client.rescheduleDelivery({ deliveryId: "dlv-history", dropoff: ELSEWHERE, updateMask: { paths: ["dropoff"] } });
     const { delivery } = await client.cancelDelivery({ deliveryId: "dlv-history", reason: "moved away" });
-    const { events } = await client.getDeliveryHistory({ deliveryId: "dlv-history" });
+    const events = await historyOf("dlv-history", 3);
     expect(events.map((e) => [e.previousStage, e.stage])).toEqual([
       [DeliveryStage.UNSPECIFIED, DeliveryStage.CREATED],
       [DeliveryStage.CREATED, DeliveryStage.RESCHEDULED],
@@ -449,15 +463,12 @@ describe("delivery service", () => {
     expect(events.map((e) => e.eventTime)).toEqual(delivery?.history.map((h) => h.changeTime));
     expect(events[0]?.eventTime).toEqual(created.createTime);
     expect(events[0]?.location).toMatchObject(PICKUP);
+    // Each event carries the ETAs known when it was published: Created those of the request.
+    expect(events[0]).toMatchObject({ pickupEta: created.pickupEta, deliveryEta: created.deliveryEta });
     expect(events[2]?.reason).toBe("moved away");
     expect(events[2]?.location).toEqual(delivery?.lastKnownLocation);
     expect(events[2]?.pickupEta).toBeUndefined();
     expect(events[2]?.deliveryEta).toBeUndefined();
-
-    const fresh = await schedule("dlv-history-fresh");
-    const { events: current } = await client.getDeliveryHistory({ deliveryId: "dlv-history-fresh" });
-    expect(current).toHaveLength(1);
-    expect(current[0]).toMatchObject({ stage: DeliveryStage.CREATED, pickupEta: fresh.pickupEta, deliveryEta: fresh.deliveryEta });
   });
 
   it("lists an owner's deliveries newest first, a page at a time", async () => {
@@ -610,11 +621,23 @@ describe("delivery service", () => {
     expect((await client.listDeliveries({ ownerId: "acct-reindex" })).deliveries).toEqual([delivery]);
   });
 
-  it("answers UNIMPLEMENTED for WatchDelivery until the delivery status stream exists", async () => {
+  it("watches a delivery: the current status, then its changes until it ends; NOT_FOUND when unknown", async () => {
     await schedule("dlv-watch");
-    const error = await rpcError(collect(client.watchDelivery({ deliveryId: "dlv-watch" })));
-    expect(error.code).toBe(status.UNIMPLEMENTED);
-    expect(error.message).toContain("delivery status stream");
+    const updates = client.watchDelivery({ deliveryId: "dlv-watch" })[Symbol.asyncIterator]();
+    const first = await updates.next();
+    expect(first.value?.update).toMatchObject({ case: "statusEvent", value: { deliveryId: "dlv-watch", stage: DeliveryStage.CREATED } });
+    await client.cancelDelivery({ deliveryId: "dlv-watch", reason: "watched" });
+    const rest: WatchDeliveryResponse[] = [];
+    for (let next = await updates.next(); !next.done; next = await updates.next()) rest.push(next.value);
+    expect(rest.map((u) => u.update.case === "statusEvent" && u.update.value.stage)).toEqual([DeliveryStage.CANCELLED]);
+    expect(rest[0]!.sequence).toBeGreaterThan(first.value!.sequence);
+
+    // An ended delivery: its status, then the end.
+    const ended = await collect(client.watchDelivery({ deliveryId: "dlv-watch" }));
+    expect(ended.map((u) => u.update.case === "statusEvent" && u.update.value.stage)).toEqual([DeliveryStage.CANCELLED]);
+
+    await expectCode(collect(client.watchDelivery({ deliveryId: "dlv-watch-nobody" })), status.NOT_FOUND);
+    expect(await violatedFields(collect(client.watchDelivery({ deliveryId: "bad id" })))).toEqual(["delivery_id"]);
   });
 
   it("reports SERVING and describes itself by reflection", async () => {
@@ -639,6 +662,7 @@ describe("delivery service", () => {
     await schedule("dlv-durable-3", { ownerId: owner });
     await client.cancelDelivery({ deliveryId: "dlv-durable-2", reason: "kept" });
     const before = await client.getDelivery({ deliveryId: "dlv-durable-2" });
+    const historyBefore = await historyOf("dlv-durable-2", 2);
     const firstPage = await client.listDeliveries({ ownerId: owner, pageSize: 2 });
     const rest = await client.listDeliveries({ ownerId: owner, pageSize: 2, pageToken: firstPage.nextPageToken });
 
@@ -649,6 +673,7 @@ describe("delivery service", () => {
     client = createClient(DeliveryService, { address: service.address });
 
     expect(await client.getDelivery({ deliveryId: "dlv-durable-2" })).toEqual(before);
+    expect((await client.getDeliveryHistory({ deliveryId: "dlv-durable-2" })).events).toEqual(historyBefore);
     expect(await client.listDeliveries({ ownerId: owner, pageSize: 2 })).toEqual(firstPage);
     expect(await client.listDeliveries({ ownerId: owner, pageSize: 2, pageToken: firstPage.nextPageToken })).toEqual(rest);
     const again = await client.scheduleDelivery(durable);

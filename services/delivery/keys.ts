@@ -1,10 +1,11 @@
 /**
- * The key layout of the `deliveries` bucket. Three kinds of entries share it, each under its own
+ * The key layout of the `deliveries` bucket. Four kinds of entries share it, each under its own
  * first token:
  *
  *   delivery.<deliveryId>                                  the Delivery record
  *   request.<deliveryId>                                   the ScheduleDeliveryRequest that created it
  *   owner.<ownerToken>.<invertedCreateMillis>.<deliveryId> the per-owner index (value: the delivery id)
+ *   outbox.<deliveryId>                                    status events of the delivery may await publishing
  *
  * Delivery ids are single subject tokens (no '.'), so they are used as they are. Owner ids may
  * contain '.', which would split a key into more tokens, so they are written as base64url (letters,
@@ -24,6 +25,23 @@ export function deliveryKey(deliveryId: string): string {
 
 export function requestKey(deliveryId: string): string {
   return assertKey(`request.${deliveryId}`);
+}
+
+/**
+ * The outbox entry of a delivery: written before a record write that enters a stage (again by
+ * every attempt of the write), removed once the events of the record are stored in
+ * DELIVERY_STATUS by whoever wrote it last.
+ */
+export function outboxKey(deliveryId: string): string {
+  return assertKey(`outbox.${deliveryId}`);
+}
+
+/** The subject filter of every outbox entry. */
+export const OUTBOX_FILTER = "outbox.*";
+
+/** The delivery id of an outbox key; undefined for a key of another shape. */
+export function deliveryIdOfOutboxKey(key: string): string | undefined {
+  return /^outbox\.([A-Za-z0-9_-]{1,128})$/.exec(key)?.[1];
 }
 
 /** The owner id as one key token. */

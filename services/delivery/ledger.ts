@@ -1,15 +1,16 @@
 /**
- * The delivery records and what may be done to them: reads, the lifecycle operations, listing
- * and summaries over the owner index. Every write of a record goes through `commit`, a
- * revision-checked read-modify-write, so concurrent calls on one delivery (from this instance or
- * another) are decided one after the other on the latest stored record.
+ * The delivery records and what may be done to them: reads, the lifecycle operations, the
+ * drone's progress, listing and summaries over the owner index. Every write of a record goes
+ * through `commit`, a revision-checked read-modify-write, so concurrent changes of one delivery
+ * (calls, telemetry, this instance or another) are decided one after the other on the latest
+ * stored record; and every stage entered there is published as a status event (outbox.ts).
  */
 import type { Logger } from "pino";
 import type { Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import type { ScheduleDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { alreadyExists, notFound } from "../../lib/grpc/errors.js";
-import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
+import { aborted, alreadyExists, notFound } from "../../lib/grpc/errors.js";
+import { isRevisionConflict, UNCHANGED, type Versioned } from "../../lib/store/proto-kv-store.js";
 import { deliveryKey, requestKey, type IndexPosition } from "./keys.js";
 import {
   cancel,
@@ -22,6 +23,7 @@ import {
   type Decision,
   type PlanChange,
 } from "./lifecycle.js";
+import type { StatusOutbox } from "./outbox.js";
 import { OwnerIndex } from "./owner-index.js";
 import { encodePageToken } from "./page-token.js";
 import { stageName } from "./stages.js";
@@ -30,12 +32,18 @@ import type { ListQuery, MonthQuery } from "./validation.js";
 
 /** Records loaded at once when a summary reads many. */
 const LOAD_CONCURRENCY = 32;
+/** Lost revision races before a write answers ABORTED. */
+const COMMIT_ATTEMPTS = 10;
 
 export interface Committed {
   readonly delivery: Delivery;
+  /** The record's revision after the call. */
+  readonly revision: number;
   /** False when the call changed nothing (a repeat). */
   readonly changed: boolean;
 }
+
+export type Decide = (current: Delivery | undefined, now: Date) => Decision;
 
 export interface DeliveryCounts {
   readonly deliveryCount: number;
@@ -49,6 +57,7 @@ export class DeliveryLedger {
 
   constructor(
     private readonly store: DeliveryStore,
+    private readonly outbox: StatusOutbox,
     private readonly log: Logger,
     private readonly clock: () => Date = () => new Date(),
   ) {
@@ -60,6 +69,11 @@ export class DeliveryLedger {
     const found = await this.store.records.get(deliveryKey(deliveryId));
     if (!found) throw notFound(`delivery ${deliveryId}`);
     return found.value;
+  }
+
+  /** The stored delivery with its revision, or undefined. */
+  find(deliveryId: string): Promise<Versioned<Delivery> | undefined> {
+    return this.store.records.get(deliveryKey(deliveryId));
   }
 
   /**
@@ -96,6 +110,28 @@ export class DeliveryLedger {
 
   confirm(deliveryId: string, input: ConfirmationInput): Promise<Committed> {
     return this.commitExisting(deliveryId, (delivery, now) => confirm(delivery, input, now));
+  }
+
+  /**
+   * Applies the drone's progress to a delivery known to exist. `known` is the record as last
+   * seen (its revision is tried first, saving a read when nobody wrote since); `decide` answers
+   * UNCHANGED for a delivery that must not change. Undefined when the delivery does not exist.
+   */
+  async progress(deliveryId: string, known: Versioned<Delivery> | undefined, decide: (current: Delivery, now: Date) => Decision): Promise<Committed | undefined> {
+    const missing = new MissingRecord();
+    try {
+      return await this.commit(
+        deliveryId,
+        (current, now) => {
+          if (!current) throw missing;
+          return decide(current, now);
+        },
+        known,
+      );
+    } catch (error) {
+      if (error === missing) return undefined;
+      throw error;
+    }
   }
 
   /** One page of an owner's deliveries, newest first, and the token of the next page. */
@@ -142,24 +178,53 @@ export class DeliveryLedger {
 
   /**
    * The single place where a delivery record is written, and so where every change of stage is
-   * stored: reads the record, lets `decide` compute the next one (again after a lost race), and
-   * writes it only if nobody wrote in between. The stages entered are those the write appended to
-   * the history; a publisher of stage events belongs right after the write, in `stagesEntered`.
+   * stored and published: reads the record (or starts from `known`), lets `decide` compute the
+   * next one (again after a lost race), and writes it only if nobody wrote in between. When the
+   * next record enters a stage, the delivery's outbox entry is written first (by every attempt,
+   * after its read), and after the write the stages entered are published (`outbox.release`), so a
+   * crash in between leaves the entry for the outbox sweep.
    */
-  private async commit(deliveryId: string, decide: (current: Delivery | undefined, now: Date) => Decision): Promise<Committed> {
-    let before: Delivery | undefined;
-    const result = await this.store.records.mutate(deliveryKey(deliveryId), (current) => {
-      before = current;
-      return decide(current, this.clock());
-    });
-    if (result.changed) this.stagesEntered(before, result.value);
-    return { delivery: result.value, changed: result.changed };
+  private async commit(deliveryId: string, decide: Decide, known?: Versioned<Delivery>): Promise<Committed> {
+    const key = deliveryKey(deliveryId);
+    let marked: number | undefined;
+    let written: Delivery | undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const current = attempt === 1 && known ? known : await this.store.records.get(key);
+        const next = decide(current?.value, this.clock());
+        if (next === UNCHANGED) {
+          if (!current) throw new TypeError(`commit(${key}): UNCHANGED returned for a missing record`);
+          return { delivery: current.value, revision: current.revision, changed: false };
+        }
+        if (next.history.length > (current?.value.history.length ?? 0)) marked = await this.outbox.mark(deliveryId);
+        try {
+          const revision = current ? await this.store.records.update(key, next, current.revision) : await this.store.records.create(key, next);
+          written = next;
+          this.stagesEntered(current?.value, next);
+          return { delivery: next, revision, changed: true };
+        } catch (error) {
+          if (!isRevisionConflict(error) && !(current === undefined && isExistsError(error))) throw error;
+          if (attempt >= COMMIT_ATTEMPTS) throw aborted(`concurrent updates to ${key} kept conflicting; retry the call`);
+        }
+      }
+    } finally {
+      // Also after a failed or abandoned write: a racing writer's stages may be waiting.
+      if (marked !== undefined) await this.outbox.release(deliveryId, marked, written);
+    }
   }
 
-  /** Reports the stages a committed write entered. */
+  /** Logs the stages a committed write entered. */
   private stagesEntered(before: Delivery | undefined, after: Delivery): void {
     for (const change of after.history.slice(before?.history.length ?? 0)) {
       this.log.info({ deliveryId: after.deliveryId, ownerId: after.ownerId, stage: stageName(change.stage), reason: change.reason || undefined }, "delivery stage changed");
     }
   }
+}
+
+/** Thrown by a decision on a record that does not exist, to end the commit. */
+class MissingRecord extends Error {}
+
+/** `kv.create` on an existing key fails with a wrong-last-sequence error or "key exists". */
+function isExistsError(error: unknown): boolean {
+  return /exists/i.test((error as Error | undefined)?.message ?? "");
 }

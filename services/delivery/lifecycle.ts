@@ -45,13 +45,16 @@ function sameMessage<Desc extends DescMessage>(schema: Desc, a: MessageShape<Des
  * The one place where a delivery enters a stage: refuses a move backward or out of a final stage
  * (FAILED_PRECONDITION), appends the history entry, and keeps the derived fields in line (the
  * pickup ETA is dropped once the parcels are picked up; the end reason is set when the delivery is
- * cancelled or fails).
+ * cancelled or fails). Entry times strictly increase along the history (a stage entered within the
+ * millisecond of the previous one is dated a millisecond later), so the stage and the time name an
+ * entry, also for a Rescheduled entered again.
  */
 export function enterStage(delivery: Delivery, stage: DeliveryStage, now: Date, reason = ""): Delivery {
   if (!mayEnter(delivery.stage, stage)) {
     throw stageConflict(delivery, `delivery ${delivery.deliveryId} is ${stageName(delivery.stage)}; it cannot move to ${stageName(stage)}`);
   }
-  const at = timestampFromDate(now);
+  const previous = delivery.history.at(-1)?.changeTime;
+  const at = timestampFromDate(previous && timestampMs(previous) >= now.getTime() ? new Date(timestampMs(previous) + 1) : now);
   const next = clone(DeliverySchema, delivery);
   next.stage = stage;
   next.history.push(create(StageChangeSchema, { stage, changeTime: at, reason }));

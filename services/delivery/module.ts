@@ -1,17 +1,51 @@
-/** The Delivery service: delivery records, their stage, status and history. */
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+/**
+ * The Delivery service: delivery records, their stage, status and history. Besides its gRPC
+ * service it runs three pieces of background work: the telemetry consumer (drone positions to
+ * delivery stages), the outbox sweep (status events whose publishing was interrupted) and the
+ * history subscriber (every status event kept per delivery).
+ */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { ensureStreams } from "../../lib/nats/streams.js";
+import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
+import { readConfig } from "./config.js";
+import { DeliveryHistory, openHistoryStore, startHistorySubscriber } from "./history.js";
 import { DeliveryLedger } from "./ledger.js";
+import { StatusOutbox } from "./outbox.js";
 import { deliveryRegistration } from "./server.js";
 import { openDeliveryStore } from "./store.js";
+import { startTelemetryConsumer, TelemetryHandler } from "./telemetry.js";
+import { DeliveryWatcher } from "./watch.js";
 
 export const deliveryModule: ServiceModule = {
   name: "delivery",
   defaultPort: DEFAULT_PORTS.delivery,
   services: [DeliveryService],
-  async create({ js, log }) {
+  async create({ nc, js, jsm, env, log }) {
+    const config = readConfig(env);
+    await ensureStreams(jsm);
     const store = await openDeliveryStore(js);
-    return { registrations: [deliveryRegistration(new DeliveryLedger(store, log))] };
+    const outbox = new StatusOutbox(store, js, jsm, log, { publishTimeoutMs: config.publishTimeoutMs, settleMs: config.outboxSettleMs });
+    const ledger = new DeliveryLedger(store, outbox, log);
+    const history = new DeliveryHistory(await openHistoryStore(js), log);
+    const watcher = new DeliveryWatcher(ledger, nc, js, jsm, config, log);
+
+    const running: { stop(): Promise<void> }[] = [];
+    const stopAll = async () => {
+      for (const part of running.reverse()) await part.stop();
+      await outbox.idle();
+    };
+    try {
+      running.push(await startTelemetryConsumer(js, jsm, new TelemetryHandler(ledger, config, log), config, log));
+      running.push(await startHistorySubscriber(js, jsm, history, config, log));
+      running.push(outbox.startSweeping(config.outboxIntervalMs));
+    } catch (error) {
+      await stopAll();
+      throw error;
+    }
+    return {
+      registrations: [deliveryRegistration(ledger, history, watcher)],
+      close: stopAll,
+    };
   },
 };

@@ -1,10 +1,10 @@
-/** The DeliveryService handlers: validation first, then the ledger. */
-import { status } from "@grpc/grpc-js";
+/** The DeliveryService handlers: validation first, then the ledger, the history or the watcher. */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
+import type { DeliveryHistory } from "./history.js";
 import type { DeliveryLedger } from "./ledger.js";
-import { historyEvents, statusOf } from "./status.js";
+import { statusOf } from "./status.js";
+import type { DeliveryWatcher } from "./watch.js";
 import {
   requireDeliveryId,
   validateCancel,
@@ -16,7 +16,7 @@ import {
   validateSummary,
 } from "./validation.js";
 
-export function deliveryRegistration(ledger: DeliveryLedger): Registration {
+export function deliveryRegistration(ledger: DeliveryLedger, history: DeliveryHistory, watcher: DeliveryWatcher): Registration {
   return registration(DeliveryService, {
     async scheduleDelivery(request) {
       validateSchedule(request, new Date());
@@ -82,14 +82,11 @@ export function deliveryRegistration(ledger: DeliveryLedger): Registration {
 
     async getDeliveryHistory(request) {
       requireDeliveryId(request.deliveryId);
-      return { events: historyEvents(await ledger.get(request.deliveryId)) };
+      return { events: await history.events(request.deliveryId) };
     },
 
-    async *watchDelivery() {
-      throw new RpcError(
-        status.UNIMPLEMENTED,
-        "WatchDelivery is not available yet: watch arrives with the delivery status stream (DELIVERY_STATUS)",
-      );
+    watchDelivery(request, ctx) {
+      return watcher.watch(request, ctx);
     },
   });
 }

@@ -1,0 +1,242 @@
+/**
+ * Telemetry benchmark (`make bench`): how fast the Delivery service turns drone location events
+ * into delivery stages, next to the raw JetStream consume rate of the same messages in the same
+ * run, and the latency from a drone's drop-off event to the delivery's Completed status event with
+ * 1,000 drones reporting at 1 Hz.
+ *
+ * Everything runs on loopback: a private nats-server, the Delivery service as its own process,
+ * and this process publishing the drones' events. Bounded in count and time; stops by itself.
+ *
+ *   BENCH_DRONES=1000  drones (and deliveries)       BENCH_TICKS=10   events per drone in phase 1
+ *   BENCH_LIVE_S=12    seconds of live 1 Hz traffic
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
+import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/package_info_pb.js";
+import { DeliveryStage } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { DeliveryStatusEventSchema } from "../gen/dronedelivery/delivery/v1/delivery_events_pb.js";
+import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { DroneLocationEventSchema } from "../gen/dronedelivery/drone/v1/drone_events_pb.js";
+import { FlightStage } from "../gen/dronedelivery/drone/v1/drone_pb.js";
+import { createClient } from "../lib/grpc/index.js";
+import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { decodeMessage, publishMessage } from "../lib/nats/messages.js";
+import { ensureStreams, STREAMS, subjects } from "../lib/nats/streams.js";
+import { waitForHealth } from "../lib/service/health-probe.js";
+import { startNatsServer } from "../test/harness/nats-server.js";
+import { freePort, percentile, printTable } from "./report.js";
+
+const DRONES = Number(process.env["BENCH_DRONES"] ?? 1000);
+const TICKS = Number(process.env["BENCH_TICKS"] ?? 10);
+const LIVE_S = Number(process.env["BENCH_LIVE_S"] ?? 12);
+const CONSUMER = "delivery-telemetry";
+const root = join(import.meta.dirname, "..");
+const PICKUP = { latitude: 47.61, longitude: -122.33 };
+const DROPOFF = { latitude: 47.63, longitude: -122.36 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function droneId(i: number): string {
+  return `drone-${String(i + 1).padStart(4, "0")}`;
+}
+
+/** The stage a drone reports at `tick` of a flight whose drop-off is at `dropTick`. */
+function stageAt(tick: number, dropTick: number): FlightStage {
+  if (tick >= dropTick) return FlightStage.DROPPING_OFF;
+  if (tick >= dropTick / 2 + 1) return FlightStage.HEADED_TO_DROPOFF;
+  if (tick >= dropTick / 2) return FlightStage.PICKING_UP;
+  return FlightStage.HEADED_TO_PICKUP;
+}
+
+function event(i: number, deliveryId: string, tick: number, dropTick: number) {
+  const f = Math.min(1, tick / dropTick);
+  return create(DroneLocationEventSchema, {
+    droneId: droneId(i),
+    deliveryId,
+    position: {
+      latitude: PICKUP.latitude + (DROPOFF.latitude - PICKUP.latitude) * f,
+      longitude: PICKUP.longitude + (DROPOFF.longitude - PICKUP.longitude) * f,
+      altitude: tick >= dropTick ? 0 : 60,
+    },
+    stage: stageAt(tick, dropTick),
+    batteryPercent: 100 - tick,
+    eventTime: timestampNow(),
+    speedMps: 15,
+    sequence: BigInt(tick + 1),
+  });
+}
+
+function startDelivery(natsUrl: string, port: number): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", "services/delivery/main.ts"], {
+    cwd: root,
+    env: { ...process.env, NATS_URL: natsUrl, DELIVERY_PORT: String(port), LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  await Promise.race([exited, sleep(15_000).then(() => child.kill("SIGKILL"))]);
+}
+
+async function createDeliveries(address: string, prefix: string): Promise<string[]> {
+  const client = createClient(DeliveryService, { address, defaultTimeoutMs: 10_000 });
+  const ids = Array.from({ length: DRONES }, (_, i) => `${prefix}-${i}`);
+  const deadline = timestampFromDate(new Date(Date.now() + 86_400_000));
+  for (let start = 0; start < ids.length; start += 50) {
+    await Promise.all(
+      ids.slice(start, start + 50).map((deliveryId, k) =>
+        client.scheduleDelivery({
+          deliveryId,
+          ownerId: "acct-bench",
+          pickup: PICKUP,
+          dropoff: DROPOFF,
+          deadline,
+          confirmationRequired: ConfirmationType.NONE,
+          packages: [{ packageId: `pkg-${deliveryId}`, size: PackageSize.SMALL, weightKg: 1 }],
+          carrier: { case: "droneId", value: droneId(start + k) },
+        }),
+      ),
+    );
+  }
+  client.close();
+  return ids;
+}
+
+/** Publishes a batch concurrently, awaiting every JetStream ack. */
+async function publishAll(js: JetStreamClient, batch: ReturnType<typeof event>[]): Promise<void> {
+  for (let start = 0; start < batch.length; start += 500) {
+    await Promise.all(
+      batch.slice(start, start + 500).map((e) => publishMessage(js, subjects.droneLocation(e.droneId), DroneLocationEventSchema, e)),
+    );
+  }
+}
+
+async function consumerBacklog(jsm: JetStreamManager): Promise<{ pending: number; ackPending: number; delivered: number }> {
+  const info = await jsm.consumers.info(STREAMS.DRONE_TELEMETRY.name, CONSUMER);
+  return { pending: info.num_pending, ackPending: info.num_ack_pending, delivered: info.delivered.stream_seq };
+}
+
+/** Phase 1: the same stored messages, read raw and processed by the Delivery service. */
+async function throughput(nc: NatsConnection, natsUrl: string, port: number) {
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  let delivery = startDelivery(natsUrl, port);
+  const address = `127.0.0.1:${port}`;
+  await waitForHealth(address, { timeoutMs: 30_000 });
+  const ids = await createDeliveries(address, "dlv-tp");
+  await stopProcess(delivery); // its durable consumer stays and collects what is published next
+
+  const info = await jsm.streams.info(STREAMS.DRONE_TELEMETRY.name);
+  const firstSeq = info.state.last_seq + 1;
+  const publishStart = performance.now();
+  for (let tick = 0; tick < TICKS; tick++) {
+    await publishAll(js, ids.map((id, i) => event(i, id, tick, TICKS - 1)));
+  }
+  const publishMs = performance.now() - publishStart;
+  const total = DRONES * TICKS;
+
+  // Raw: an ordered consumer reading and decoding the same messages.
+  const raw = await js.consumers.get(STREAMS.DRONE_TELEMETRY.name, {
+    filterSubjects: "drone.*.location",
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: firstSeq,
+  });
+  const rawStart = performance.now();
+  const messages = await raw.consume({ max_messages: 1000 });
+  let read = 0;
+  for await (const msg of messages) {
+    decodeMessage(msg, DroneLocationEventSchema);
+    if (++read >= total) break;
+  }
+  const rawMs = performance.now() - rawStart;
+
+  // The Delivery service: start it and time how long its consumer takes to work off the backlog.
+  delivery = startDelivery(natsUrl, port);
+  let started = 0;
+  for (;;) {
+    const backlog = await consumerBacklog(jsm).catch(() => undefined);
+    if (backlog && !started && backlog.delivered >= firstSeq) started = performance.now();
+    if (backlog && started && backlog.pending === 0 && backlog.ackPending === 0) break;
+    await sleep(20);
+  }
+  const serviceMs = performance.now() - started;
+  await stopProcess(delivery);
+  return { total, publishRate: total / (publishMs / 1000), rawRate: total / (rawMs / 1000), serviceRate: total / (serviceMs / 1000) };
+}
+
+/** Phase 2: 1,000 drones at 1 Hz, live; drop-off to Completed latency and consumer lag. */
+async function live(nc: NatsConnection, natsUrl: string, port: number) {
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const delivery = startDelivery(natsUrl, port);
+  const address = `127.0.0.1:${port}`;
+  await waitForHealth(address, { timeoutMs: 30_000 });
+  const ids = await createDeliveries(address, "dlv-live");
+  const dropTick = (i: number) => 4 + (i % Math.max(1, LIVE_S - 6));
+  const droppedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const sub = nc.subscribe("delivery.*.status", {
+    callback: (_err, msg) => {
+      const e = decodeMessage(msg, DeliveryStatusEventSchema);
+      const t0 = droppedAt.get(e.deliveryId);
+      if (e.stage === DeliveryStage.COMPLETED && t0 !== undefined) {
+        latencies.push(performance.now() - t0);
+        droppedAt.delete(e.deliveryId);
+      }
+    },
+  });
+  const lag: number[] = [];
+  const begin = performance.now();
+  for (let tick = 0; tick < LIVE_S; tick++) {
+    // After its drop-off a drone flies home without a delivery, still reporting every second.
+    const batch = ids.map((id, i) => {
+      if (tick <= dropTick(i)) return event(i, id, tick, dropTick(i));
+      return create(DroneLocationEventSchema, { ...event(i, "", tick, dropTick(i)), stage: FlightStage.RETURNING });
+    });
+    const at = performance.now();
+    ids.forEach((id, i) => {
+      if (tick === dropTick(i)) droppedAt.set(id, at);
+    });
+    await publishAll(js, batch);
+    const backlog = await consumerBacklog(jsm);
+    lag.push(backlog.pending + backlog.ackPending);
+    const next = begin + (tick + 1) * 1000;
+    await sleep(Math.max(0, next - performance.now()));
+  }
+  const settleUntil = performance.now() + 10_000;
+  while (droppedAt.size > 0 && performance.now() < settleUntil) await sleep(50);
+  sub.unsubscribe();
+  await stopProcess(delivery);
+  return { latencies, lag, missing: droppedAt.size };
+}
+
+const nats = await startNatsServer({ readyTimeoutMs: 10_000 });
+const nc = await connectNats({ url: nats.url, name: "bench" });
+try {
+  await ensureStreams(await nc.jetstreamManager());
+  const port = await freePort();
+  console.log(`telemetry benchmark: ${DRONES} drones, ${TICKS} events each, then ${LIVE_S} s live at 1 Hz`);
+  const tp = await throughput(nc, nats.url, port);
+  const lv = await live(nc, nats.url, port);
+  printTable("Telemetry (DRONE_TELEMETRY -> Delivery service)", [
+    ["events in the backlog", String(tp.total)],
+    ["publish rate (JetStream acks)", `${tp.publishRate.toFixed(0)} events/s`],
+    ["raw JetStream consume + decode", `${tp.rawRate.toFixed(0)} events/s`],
+    ["processed by the Delivery service", `${tp.serviceRate.toFixed(0)} events/s (${((tp.serviceRate / tp.rawRate) * 100).toFixed(0)}% of raw)`],
+    ["live: drones at 1 Hz", String(DRONES)],
+    ["drop-off -> Completed p50", `${percentile(lv.latencies, 50).toFixed(1)} ms`],
+    ["drop-off -> Completed p99", `${percentile(lv.latencies, 99).toFixed(1)} ms`],
+    ["Completed events seen", `${lv.latencies.length} (${lv.missing} missing)`],
+    ["consumer backlog per second", lv.lag.join(" ")],
+  ]);
+} finally {
+  await drainQuietly(nc);
+  await nats.stop();
+}

@@ -1,0 +1,43 @@
+/**
+ * The Delivery service's settings, read once at start from its environment. A bad value stops
+ * the service at start with a message naming the variable.
+ */
+import { envInt, envNumber, type Env } from "../../lib/service/config.js";
+
+export interface DeliveryConfig {
+  /** Least time between two writes of a delivery's position and ETAs from telemetry. */
+  readonly locationWriteIntervalMs: number;
+  /** Speed assumed for ETAs when neither the event nor an earlier one of the drone gives one. */
+  readonly defaultSpeedMps: number;
+  /** Telemetry messages in hand at once (queued per drone or being handled). */
+  readonly telemetryConcurrency: number;
+  readonly telemetryAckWaitMs: number;
+  readonly telemetryMaxDeliver: number;
+  /** Deliveries whose state the telemetry consumer keeps at hand. */
+  readonly telemetryCacheSize: number;
+  /** Status events in hand at once by the history subscriber. */
+  readonly historyConcurrency: number;
+  readonly historyAckWaitMs: number;
+  /** How often the outbox republishes status events whose publishing was interrupted. */
+  readonly outboxIntervalMs: number;
+  /** Age after which an outbox entry whose events are all published is removed by the sweep. */
+  readonly outboxSettleMs: number;
+  /** How long a publish waits for JetStream's ack. */
+  readonly publishTimeoutMs: number;
+}
+
+export function readConfig(env: Env): DeliveryConfig {
+  return {
+    locationWriteIntervalMs: envInt(env, "DELIVERY_LOCATION_WRITE_INTERVAL_MS", 5_000, { min: 0 }),
+    defaultSpeedMps: envNumber(env, "DELIVERY_DEFAULT_SPEED_MPS", 15, { min: 0.1, max: 500 }),
+    telemetryConcurrency: envInt(env, "DELIVERY_TELEMETRY_CONCURRENCY", 256, { min: 1, max: 10_000 }),
+    telemetryAckWaitMs: envInt(env, "DELIVERY_TELEMETRY_ACK_WAIT_MS", 30_000, { min: 1_000 }),
+    telemetryMaxDeliver: envInt(env, "DELIVERY_TELEMETRY_MAX_DELIVER", 5, { min: 1, max: 1_000 }),
+    telemetryCacheSize: envInt(env, "DELIVERY_TELEMETRY_CACHE_SIZE", 20_000, { min: 1 }),
+    historyConcurrency: envInt(env, "DELIVERY_HISTORY_CONCURRENCY", 32, { min: 1, max: 10_000 }),
+    historyAckWaitMs: envInt(env, "DELIVERY_HISTORY_ACK_WAIT_MS", 30_000, { min: 1_000 }),
+    outboxIntervalMs: envInt(env, "DELIVERY_OUTBOX_INTERVAL_MS", 5_000, { min: 10 }),
+    outboxSettleMs: envInt(env, "DELIVERY_OUTBOX_SETTLE_MS", 30_000, { min: 0 }),
+    publishTimeoutMs: envInt(env, "DELIVERY_PUBLISH_TIMEOUT_MS", 5_000, { min: 100 }),
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * A durable, explicit-ack pull consumer that handles messages with bounded concurrency while
+ * keeping the order of the messages of one key (a drone, a delivery): messages of one key are
+ * handled one after the other in stream order, messages of different keys at the same time. At
+ * most `concurrency` messages are in hand at once (queued behind their key or being handled), so
+ * memory stays bounded and JetStream holds back the rest.
+ *
+ * The handler decides each message's fate: `ack`, or `retry` (nak with a delay, up to the
+ * consumer's `max_deliver`); a thrown error is a retry after `errorDelayMs`. When the consumer or
+ * its stream disappears under it, it creates the consumer again and goes on.
+ */
+import {
+  AckPolicy,
+  nanos,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsError,
+} from "nats";
+import type { Logger } from "pino";
+import { retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
+
+export interface KeyedConsumerOptions {
+  readonly stream: string;
+  /** Durable name, shared by every instance of the service. */
+  readonly durable: string;
+  readonly description: string;
+  /** Where a new durable starts; an existing one resumes where it stopped. */
+  readonly deliverPolicy: DeliverPolicy;
+  readonly ackWaitMs: number;
+  /** Deliveries per message; -1 for no limit. */
+  readonly maxDeliver: number;
+  /** Messages in hand at once. */
+  readonly concurrency: number;
+  /** The ordering key of a message. */
+  keyOf(msg: JsMsg): string;
+  handle(msg: JsMsg): Promise<WorkOutcome>;
+  /** Delay before a message whose handler threw is redelivered. Default 1000 ms. */
+  readonly errorDelayMs?: number;
+  /** Delay before the consumer is set up again after it was lost. Default 1000 ms. */
+  readonly restartDelayMs?: number;
+  readonly log: Logger;
+}
+
+export interface RunningConsumer {
+  /** Stops taking messages and waits (bounded) for those in hand. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** JetStream API error: a consumer of that name exists with another configuration. */
+const JS_CONSUMER_EXISTS = 10148;
+
+/** Creates the durable consumer, or brings an existing one in line with the options. */
+export async function ensureKeyedConsumer(jsm: JetStreamManager, options: KeyedConsumerOptions): Promise<void> {
+  const config: Partial<ConsumerConfig> = {
+    durable_name: options.durable,
+    description: options.description,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: options.deliverPolicy,
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: options.maxDeliver,
+    max_ack_pending: Math.max(options.concurrency * 2, 64),
+  };
+  try {
+    await jsm.consumers.add(options.stream, config);
+  } catch (error) {
+    if ((error as NatsError).api_error?.err_code !== JS_CONSUMER_EXISTS) throw error;
+    await jsm.consumers.update(options.stream, options.durable, {
+      description: config.description,
+      ack_wait: config.ack_wait,
+      max_deliver: config.max_deliver,
+      max_ack_pending: config.max_ack_pending,
+    });
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamManager, options: KeyedConsumerOptions): Promise<RunningConsumer> {
+  await ensureKeyedConsumer(jsm, options);
+  const errorDelayMs = options.errorDelayMs ?? 1_000;
+  const restartDelayMs = options.restartDelayMs ?? 1_000;
+  const { log } = options;
+
+  /** The last task of each key: the next message of the key runs after it. */
+  const tails = new Map<string, Promise<void>>();
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+  let messages: ConsumerMessages | undefined;
+  /** Wakes the loop when a slot frees up. */
+  let slotFreed: (() => void) | undefined;
+
+  const settle = async (msg: JsMsg): Promise<void> => {
+    const outcome = await options.handle(msg).catch((error: unknown): WorkOutcome => {
+      log.warn({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "message handling failed; will retry");
+      return retry(errorDelayMs, (error as Error)?.message ?? String(error));
+    });
+    if (outcome.kind === "ack") msg.ack();
+    else msg.nak(outcome.delayMs);
+  };
+
+  const dispatch = (msg: JsMsg): void => {
+    const key = options.keyOf(msg);
+    const previous = tails.get(key);
+    const task: Promise<void> = (previous ? previous.then(() => settle(msg)) : settle(msg)).finally(() => {
+      inFlight.delete(task);
+      if (tails.get(key) === task) tails.delete(key);
+      slotFreed?.();
+    });
+    tails.set(key, task);
+    inFlight.add(task);
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const consumer = await js.consumers.get(options.stream, options.durable);
+        messages = await consumer.consume({ max_messages: options.concurrency, abort_on_missing_resource: true });
+        if (stopped) messages.stop();
+        for await (const msg of messages) {
+          if (stopped) {
+            msg.nak(); // handed back at once rather than after the ack wait
+            continue;
+          }
+          dispatch(msg);
+          // Bounded: wait for a slot before taking the next message.
+          while (inFlight.size >= options.concurrency) {
+            await new Promise<void>((resolve) => {
+              slotFreed = resolve;
+            });
+          }
+          slotFreed = undefined;
+        }
+      } catch (error) {
+        if (!stopped) log.warn({ err: error, stream: options.stream, durable: options.durable }, "consumer lost; setting it up again");
+      }
+      if (stopped) break;
+      await delay(restartDelayMs);
+      if (stopped) break;
+      await ensureKeyedConsumer(jsm, options).catch((error: unknown) =>
+        log.warn({ err: error, stream: options.stream, durable: options.durable }, "consumer cannot be set up yet"),
+      );
+    }
+  })();
+
+  return {
+    async stop(timeoutMs = 5_000) {
+      stopped = true;
+      messages?.stop();
+      const settled = Promise.allSettled([loop, ...inFlight]);
+      await Promise.race([settled, delay(timeoutMs)]);
+    },
+  };
+}
