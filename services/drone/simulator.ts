@@ -17,7 +17,7 @@
  */
 import type { JetStreamClient, KvEntry, QueuedIterator } from "nats";
 import type { Logger } from "pino";
-import { AssignmentState } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
+import { AssignmentState, FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
 import { claimedAtMs, startFlight } from "./claims.js";
 import type { DroneRecord } from "./drone-record.js";
@@ -373,6 +373,13 @@ export class FlightSimulator {
     try {
       const written = await this.store.updateDrone(next, revision);
       if (term === this.term) this.update(tracked, next, written);
+      for (const i of due) {
+        const { event } = transitionEvent(record.drone, flight, i);
+        this.options.log.info(
+          { droneId: event.droneId, deliveryId: event.deliveryId, stage: FlightStage[event.stage] },
+          "drone stage changed",
+        );
+      }
     } catch (error) {
       if (!isRevisionConflict(error)) throw error;
       // Changed meanwhile (a claim, a release, another transition): read it again and redo.
