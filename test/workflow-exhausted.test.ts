@@ -68,8 +68,15 @@ describe("a request that runs out of deliveries", () => {
     );
     expect(compensation.failure?.kind).toBe(FailureKind.RETRIES_EXHAUSTED);
     expect(compensation.failure?.attempts).toBe(3);
-    const progress = (await workflows.get(deliveryId))?.value;
-    expect(progress?.state).toBe(WorkflowState.COMPENSATED);
+    // The saga log is marked once every compensation is recorded.
+    const progress = await vi.waitFor(
+      async () => {
+        const found = (await workflows.get(deliveryId))?.value;
+        if (found?.state !== WorkflowState.COMPENSATED) throw new Error(`workflow ${found ? WorkflowState[found.state] : "absent"}`);
+        return found;
+      },
+      { timeout: 20_000, interval: 50 },
+    );
     expect(progress?.failedStep).toBe(WorkflowStep.CHECK_ACCOUNT);
     expect(progress?.failureReason).toContain("gave up after 3 attempts");
     const jsm = await nc.jetstreamManager();
