@@ -92,12 +92,16 @@ export async function startWorkConsumer(js: JetStreamClient, jsm: JetStreamManag
     }
   };
 
+  // Bounded concurrency: the loop waits for a free slot before it takes the next message.
+  let slotFreed: (() => void) | undefined;
   const loop = (async () => {
     for await (const msg of messages) {
-      const task = handleOne(msg).finally(() => inFlight.delete(task));
+      const task: Promise<void> = handleOne(msg).finally(() => {
+        inFlight.delete(task);
+        slotFreed?.();
+      });
       inFlight.add(task);
-      // Bounded concurrency: wait for a slot before taking the next message.
-      while (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+      while (inFlight.size >= options.concurrency) await new Promise<void>((resolve) => (slotFreed = resolve));
     }
   })();
 

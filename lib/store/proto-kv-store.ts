@@ -137,11 +137,14 @@ export class ProtoKvStore<Desc extends DescMessage> {
     }
   }
 
-  /** Every key of the bucket (optionally under a prefix filter such as `owner.acct-1.>`). */
+  /**
+   * Every key of the bucket (optionally under a prefix filter such as `owner.acct-1.>`), each once:
+   * a key written while the listing runs is reported again by the server, so repeats are dropped.
+   */
   async keys(filter?: string): Promise<string[]> {
-    const out: string[] = [];
-    for await (const key of await this.kv.keys(filter)) out.push(key);
-    return out;
+    const out = new Set<string>();
+    for await (const key of await this.kv.keys(filter)) out.add(key);
+    return [...out];
   }
 }
 
