@@ -35,6 +35,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "./index.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 // ---------------------------------------------------------------------------------------------
 // A test-only service with client-streaming and bidi methods over the wrapper types.
@@ -316,14 +317,6 @@ afterAll(() => {
   server?.forceShutdown();
 });
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const err: unknown = await promise.then(
-    () => new Error("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RpcError);
-  return err as RpcError;
-}
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const items: T[] = [];

@@ -10,19 +10,12 @@ import { healthStatus, reflectionFilesFor, reflectionServices } from "../../test
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { startTestService } from "../../test/harness/services.js";
 import { accountModule } from "./module.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 let nats: TestNatsServer;
 let service: RunningService;
 let client: Client<typeof AccountService>;
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 beforeAll(async () => {
   nats = await startNatsServer();

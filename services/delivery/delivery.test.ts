@@ -24,6 +24,7 @@ import { enterStage } from "./lifecycle.js";
 import { deliveryModule } from "./module.js";
 import { positionOf } from "./owner-index.js";
 import { openDeliveryStore, type DeliveryStore } from "./store.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 let nats: TestNatsServer;
 let service: RunningService;
@@ -68,14 +69,6 @@ async function schedule(deliveryId: string, overrides: Partial<ScheduleInit> = {
   return delivery;
 }
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 async function violatedFields(promise: Promise<unknown>): Promise<string[]> {
   const error = await rpcError(promise);

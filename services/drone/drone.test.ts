@@ -22,6 +22,7 @@ import { readDroneConfig } from "./config.js";
 import { distanceKm } from "./geo.js";
 import { droneModule } from "./module.js";
 import { openDroneStore, type DroneStore } from "./store.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 type Drones = Client<typeof DroneSchedulerService>;
 
@@ -36,14 +37,6 @@ const FLEET_ENV = {
   DRONE_RECLAIM_INTERVAL_MS: "0",
 };
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 type AssignInit = Exclude<MessageInitShape<typeof AssignDroneRequestSchema>, AssignDroneRequest>;
 

@@ -15,7 +15,7 @@ import {
   ScheduleDeliveryRequestSchema,
   type ScheduleDeliveryRequest,
 } from "../../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
-import { createClient, fieldViolations, RpcError, type Client } from "../../lib/grpc/index.js";
+import { createClient, fieldViolations, type Client } from "../../lib/grpc/index.js";
 import { connectNats, drainQuietly } from "../../lib/nats/connection.js";
 import { decodeMessage, MESSAGE_TYPE_HEADER } from "../../lib/nats/messages.js";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
@@ -24,6 +24,7 @@ import { healthStatus, reflectionServices } from "../../test/harness/grpc-probes
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { startTestService } from "../../test/harness/services.js";
 import { ingestionModule } from "./module.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 let nats: TestNatsServer;
 let nc: NatsConnection;
@@ -49,11 +50,6 @@ function request(key: string, change: (r: ScheduleDeliveryRequest) => void = () 
   return r;
 }
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 /** Every message stored on `subject`, in order. */
 async function storedOn(subject: string) {

@@ -13,19 +13,12 @@ import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-se
 import { startTestService } from "../../test/harness/services.js";
 import { packageIdOf, packageKey } from "./keys.js";
 import { packageModule } from "./module.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 let nats: TestNatsServer;
 let service: RunningService;
 let client: Client<typeof PackageService>;
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 function fieldsOf(error: RpcError): string[] {
   return fieldViolations(error)

@@ -22,6 +22,7 @@ import { DEFAULT_CARRIERS, parseCarriers, readThirdPartyConfig } from "./config.
 import { thirdPartyModule } from "./module.js";
 import { EARTH_RADIUS_KM } from "./route.js";
 import { PICKUPS_BUCKET } from "./store.js";
+import { rpcError } from "../../test/harness/rpc.js";
 
 type ThirdPartyClient = Client<typeof ThirdPartyTransportService>;
 /** A request as plain fields (not a built message), so overrides can be spread over defaults. */
@@ -45,14 +46,6 @@ let nats: TestNatsServer;
 let service: RunningService;
 let client: ThirdPartyClient;
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
-}
 
 function parcel(id: string, overrides: ParcelInit = {}): ParcelInit {
   return { packageId: id, size: PackageSize.LARGE, weightKg: 42, tag: "pallet", ...overrides };
