@@ -44,6 +44,9 @@ import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
 import { envPrefix } from "../lib/service/config.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import type { ServiceModule } from "../lib/service/service-host.js";
+import { DEFAULT_DEV_SECRET_FILE } from "../gateway/config.js";
+import { readDevSecret } from "../gateway/dev-secret.js";
+import { mintToken } from "../gateway/tokens.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -181,6 +184,47 @@ function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: stri
   process.stdout.write(lines.join("\n") + "\n");
 }
 
+/** Polls an HTTP health URL until it answers 200. */
+async function waitForHttp(url: string, timeoutMs: number): Promise<{ ok: boolean; last: string }> {
+  const until = Date.now() + timeoutMs;
+  let last = "no answer";
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) return { ok: true, last: "SERVING" };
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    if (Date.now() >= until) return { ok: false, last };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Where to point a client, with a ready token for the demo account. */
+async function printGatewayHowTo(): Promise<void> {
+  const gateway = services.find((s) => s.name === "gateway" && s.health === "SERVING");
+  if (!gateway?.address) return;
+  const secret = process.env["GATEWAY_JWT_SECRET"]?.trim() || readDevSecret(path.join(repoRoot, process.env["GATEWAY_DEV_SECRET_FILE"] ?? DEFAULT_DEV_SECRET_FILE));
+  if (!secret) return;
+  const token = await mintToken("acct-demo", secret, 12 * 3600);
+  const grpcPort = process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081";
+  const url = `http://${gateway.address}`;
+  const lines = [
+    `Public API (Connect, gRPC-Web): ${url}    gRPC (h2c): ${HOST}:${grpcPort}`,
+    "A token for the demo account acct-demo (12 h; more with: npm run -s mint-token <account>):",
+    `  export TOKEN=${token}`,
+    "Schedule a delivery and read its status (Connect JSON):",
+    `  curl -s -X POST ${url}/dronedelivery.api.v1.DeliveryApiService/ScheduleDelivery -H "authorization: Bearer $TOKEN" \\`,
+    `    -H 'content-type: application/json' -d '{"pickup":{"latitude":47.61,"longitude":-122.33},"dropoff":{"latitude":47.62,"longitude":-122.35},` +
+      `"deadline":"${new Date(Date.now() + 6 * 3600_000).toISOString()}","packageInfo":{"packageId":"pkg-1","size":"PACKAGE_SIZE_SMALL","weightKg":1.5}}'`,
+    `  curl -s -X POST ${url}/dronedelivery.api.v1.DeliveryApiService/GetDeliveryStatus -H "authorization: Bearer $TOKEN" \\`,
+    `    -H 'content-type: application/json' -d '{"deliveryId":"<deliveryId from the answer>"}'`,
+    "",
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
 async function main(): Promise<void> {
   const natsPort = intFromEnv("NATS_PORT", 4222, 1, 65535);
   const httpPort = intFromEnv("NATS_HTTP_PORT", 8222, 1, 65535);
@@ -246,12 +290,16 @@ async function main(): Promise<void> {
   if (stopping) return;
 
   const found = discoverServices(servicesDir);
+  // The public gateway (gateway/main.ts beside services/) starts with them.
+  const gatewayMain = path.join(servicesDir, "..", "gateway", "main.ts");
+  if (existsSync(gatewayMain)) found.push({ name: "gateway", main: gatewayMain });
   if (found.length === 0) say(`no services to start (none of ${shown(servicesDir)}/<name>/main.ts exists yet)`);
   const width = Math.max(0, ...found.map((s) => s.name.length));
   for (const { name, main: mainFile } of found) {
-    const module = await loadModule(path.dirname(mainFile));
+    const module = name === "gateway" ? undefined : await loadModule(path.dirname(mainFile));
     const portVariable = `${envPrefix(name)}PORT`;
-    const port = process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : undefined);
+    const port =
+      process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : name === "gateway" ? "8080" : undefined);
     const logFile = path.join(logDir, `${name}.log`);
     const prefix = `[${name}]`.padEnd(width + 2) + " ";
     const child = startSupervisedChild({
@@ -275,7 +323,10 @@ async function main(): Promise<void> {
   await Promise.all(
     services.map(async (s) => {
       if (!s.address) return;
-      const result = await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200 });
+      const result =
+        s.name === "gateway"
+          ? await waitForHttp(`http://${s.address}/healthz`, readyTimeoutMs)
+          : await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200 });
       s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
       if (!result.ok) complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
     }),
@@ -283,6 +334,7 @@ async function main(): Promise<void> {
   if (stopping) return;
 
   printTable(streams, natsDir, logDir, servicesDir);
+  await printGatewayHowTo();
 
   if (flagFromEnv("RUN_EXIT_AFTER_READY")) {
     say("RUN_EXIT_AFTER_READY is set: stopping again");

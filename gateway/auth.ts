@@ -1,0 +1,36 @@
+/**
+ * Authentication of every call: a server interceptor verifies the bearer token and stores the
+ * account it names in the call's context values, where handlers read it.
+ */
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { ID_PATTERN, MAX_ID_LENGTH } from "../lib/validation/violations.js";
+import { verifyToken } from "./tokens.js";
+
+const ACCOUNT = createContextKey<string>("", { description: "authenticated account" });
+
+/** Rejects calls without a valid `Authorization: Bearer <jwt>` header with Unauthenticated. */
+export function authInterceptor(secret: string): Interceptor {
+  return (next) => async (req) => {
+    const header = req.header.get("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);
+    let account: string;
+    try {
+      account = await verifyToken(match[1], secret);
+    } catch {
+      throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
+    }
+    if (account.length > MAX_ID_LENGTH || !ID_PATTERN.test(account)) {
+      throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
+    }
+    req.contextValues.set(ACCOUNT, account);
+    return next(req);
+  };
+}
+
+/** The account the call is made for. */
+export function accountOf(ctx: HandlerContext): string {
+  const account = ctx.values.get(ACCOUNT);
+  if (account === "") throw new ConnectError("a bearer token is required", Code.Unauthenticated);
+  return account;
+}

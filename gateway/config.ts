@@ -1,0 +1,39 @@
+/**
+ * The gateway's settings, read from the environment with defaults. A bad value stops the gateway
+ * at start with a message naming the variable.
+ */
+import { envInt, envString, type Env } from "../lib/service/config.js";
+import { serviceAddress } from "../lib/service/ports.js";
+
+export interface GatewayConfig {
+  /** Interface both listeners bind to. */
+  readonly host: string;
+  /** HTTP/1.1 port: Connect (JSON, binary, GET) and gRPC-Web. 0 picks a free port. */
+  readonly port: number;
+  /** Cleartext HTTP/2 (h2c) port: gRPC. 0 picks a free port. */
+  readonly grpcPort: number;
+  /** Timeout of each internal call when the caller sets none. */
+  readonly callTimeoutMs: number;
+  /** Secret of the HS256 bearer tokens; undefined means the development secret. */
+  readonly jwtSecret: string | undefined;
+  /** Where the development secret is kept. */
+  readonly devSecretFile: string;
+  readonly ingestionAddress: string;
+  readonly deliveryAddress: string;
+}
+
+export const DEFAULT_DEV_SECRET_FILE = ".run/gateway-dev-secret";
+
+export function readGatewayConfig(env: Env): GatewayConfig {
+  const secret = env.GATEWAY_JWT_SECRET?.trim();
+  return {
+    host: envString(env, "GATEWAY_HOST", "127.0.0.1"),
+    port: envInt(env, "GATEWAY_PORT", 8080, { min: 0, max: 65535 }),
+    grpcPort: envInt(env, "GATEWAY_GRPC_PORT", 8081, { min: 0, max: 65535 }),
+    callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
+    jwtSecret: secret ? secret : undefined,
+    devSecretFile: envString(env, "GATEWAY_DEV_SECRET_FILE", DEFAULT_DEV_SECRET_FILE),
+    ingestionAddress: serviceAddress(env, "ingestion"),
+    deliveryAddress: serviceAddress(env, "delivery"),
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * Prints a bearer token for an account:
+ *
+ *   npx tsx gateway/mint-token.ts acct-demo [ttl-seconds]
+ *
+ * Signs with GATEWAY_JWT_SECRET, else with the development secret the gateway generated
+ * (GATEWAY_DEV_SECRET_FILE, default .run/gateway-dev-secret; created when missing).
+ */
+import { readGatewayConfig } from "./config.js";
+import { loadOrCreateDevSecret } from "./dev-secret.js";
+import { mintToken } from "./tokens.js";
+
+async function main(args: string[]): Promise<void> {
+  const [account, ttlArg] = args;
+  if (!account) {
+    process.stderr.write("usage: mint-token <account-id> [ttl-seconds]\n");
+    process.exit(2);
+  }
+  const ttl = ttlArg === undefined ? 3600 : Number(ttlArg);
+  if (!Number.isInteger(ttl) || ttl <= 0) {
+    process.stderr.write(`ttl-seconds must be a positive integer, got ${ttlArg}\n`);
+    process.exit(2);
+  }
+  const config = readGatewayConfig(process.env);
+  const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
+  process.stdout.write(`${await mintToken(account, secret, ttl)}\n`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,94 @@
+/**
+ * The gateway's listeners: one HTTP/1.1 port for Connect (JSON, binary, GET) and gRPC-Web, and one
+ * cleartext HTTP/2 (h2c) port for gRPC, both served by the same Connect router. Node's h2c server
+ * cannot also speak HTTP/1.1 on one port, hence two. `/healthz` answers on both.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly grpcPort: number;
+  readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors: Interceptor[];
+}
+
+export interface Listeners {
+  /** Base URL of the HTTP/1.1 port, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  /** Base URL of the h2c port, e.g. http://127.0.0.1:8081 */
+  readonly grpcUrl: string;
+  close(): Promise<void>;
+}
+
+type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>;
+
+/** Answers `/healthz` and 404 for any other path no RPC matches. */
+const fallback: NodeHandlerFn = (req, res) => {
+  const path = (req.url ?? "").split("?")[0];
+  if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+    res.statusCode = 200;
+    res.setHeader("content-type", "application/json");
+    res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: "ok" }));
+    return;
+  }
+  res.statusCode = 404;
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ code: "not_found", message: `no route for ${path}` }));
+};
+
+function listen(server: http.Server | http2.Http2Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function urlOf(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+export async function startListeners(options: ListenOptions): Promise<Listeners> {
+  const handler = connectNodeAdapter({ routes: options.routes, interceptors: options.interceptors, fallback });
+
+  const httpServer = http.createServer(handler);
+  const h2Server = http2.createServer(handler);
+  const sessions = new Set<http2.Http2Session>();
+  h2Server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  let port: number;
+  let grpcPort: number;
+  try {
+    port = await listen(httpServer, options.host, options.port);
+    grpcPort = await listen(h2Server, options.host, options.grpcPort);
+  } catch (error) {
+    httpServer.close();
+    h2Server.close();
+    throw error;
+  }
+
+  const closeServer = (server: http.Server | http2.Http2Server) =>
+    new Promise<void>((resolve) => server.close(() => resolve()));
+
+  return {
+    url: urlOf(options.host, port),
+    grpcUrl: urlOf(options.host, grpcPort),
+    async close() {
+      const closed = Promise.all([closeServer(httpServer), closeServer(h2Server)]);
+      // Open streams (WatchDelivery) would hold the servers open: end every connection.
+      httpServer.closeAllConnections();
+      for (const session of sessions) session.destroy();
+      await closed;
+    },
+  };
+}
