@@ -2,28 +2,45 @@
  * Authentication of every call: a server interceptor verifies the bearer token and stores the
  * account it names in the call's context values, where handlers read it.
  */
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { ID_PATTERN, MAX_ID_LENGTH } from "../lib/validation/violations.js";
 import { verifyToken } from "./tokens.js";
 
 const ACCOUNT = createContextKey<string>("", { description: "authenticated account" });
 
+/** The account named by a valid `Authorization: Bearer <jwt>` header; Unauthenticated otherwise. */
+export async function authenticate(headers: Headers, secret: string): Promise<string> {
+  const header = headers.get("authorization") ?? "";
+  const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+  if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);
+  let account: string;
+  try {
+    account = await verifyToken(match[1], secret);
+  } catch {
+    throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
+  }
+  if (account.length > MAX_ID_LENGTH || !ID_PATTERN.test(account)) {
+    throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
+  }
+  return account;
+}
+
+/** Records the authenticated account in a call's context values, where handlers read it. */
+export function setAccount(values: ContextValues, account: string): void {
+  values.set(ACCOUNT, account);
+}
+
 /** Rejects calls without a valid `Authorization: Bearer <jwt>` header with Unauthenticated. */
 export function authInterceptor(secret: string): Interceptor {
   return (next) => async (req) => {
-    const header = req.header.get("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
-    if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);
-    let account: string;
-    try {
-      account = await verifyToken(match[1], secret);
-    } catch {
-      throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
-    }
-    if (account.length > MAX_ID_LENGTH || !ID_PATTERN.test(account)) {
-      throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
-    }
-    req.contextValues.set(ACCOUNT, account);
+    setAccount(req.contextValues, await authenticate(req.header, secret));
     return next(req);
   };
 }

@@ -3,12 +3,16 @@
  */
 import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import type { Env } from "../lib/service/config.js";
-import { authInterceptor } from "./auth.js";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { createInternalClients } from "./internal-clients.js";
+import { restHandler } from "./rest/handler.js";
 import { startListeners } from "./server.js";
 import { deliveryApiHandlers } from "./v1/handlers.js";
+import { v1RestSuccess } from "./v1/rest-success.js";
 
 export interface StartGatewayOptions {
   /** Settings as environment variables (see config.ts); defaults to process.env. */
@@ -32,14 +36,24 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
   const clients = createInternalClients({ ingestion: config.ingestionAddress, delivery: config.deliveryAddress });
   try {
+    // One implementation serves both the Connect router and REST.
+    const handlers = deliveryApiHandlers({ clients, callTimeoutMs: config.callTimeoutMs });
+    const rest = restHandler({
+      service: DeliveryApiService,
+      implementation: handlers as unknown as ServiceImpl<DescService>,
+      authenticate: (headers) => authenticate(headers, secret),
+      setAccount: (ctx, account) => setAccount(ctx.values, account),
+      successOf: v1RestSuccess,
+    });
     const listeners = await startListeners({
       host: config.host,
       port: config.port,
       grpcPort: config.grpcPort,
       interceptors: [authInterceptor(secret)],
       routes: (router) => {
-        router.service(DeliveryApiService, deliveryApiHandlers({ clients, callTimeoutMs: config.callTimeoutMs }));
+        router.service(DeliveryApiService, handlers);
       },
+      rest,
     });
     return {
       url: listeners.url,

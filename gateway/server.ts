@@ -1,7 +1,8 @@
 /**
  * The gateway's listeners: one HTTP/1.1 port for Connect (JSON, binary, GET) and gRPC-Web, and one
  * cleartext HTTP/2 (h2c) port for gRPC, both served by the same Connect router. Node's h2c server
- * cannot also speak HTTP/1.1 on one port, hence two. `/healthz` answers on both.
+ * cannot also speak HTTP/1.1 on one port, hence two. `/healthz` answers on both. The HTTP/1.1 port
+ * also serves REST under `/v1/` when given.
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -15,7 +16,12 @@ export interface ListenOptions {
   readonly grpcPort: number;
   readonly routes: (router: ConnectRouter) => void;
   readonly interceptors: Interceptor[];
+  /** Serves paths under `/v1/` (REST) on the HTTP/1.1 port; other paths go to the Connect router. */
+  readonly rest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
 }
+
+/** Paths served by the REST endpoint rather than the Connect router. */
+export const REST_PREFIX = "/v1/";
 
 export interface Listeners {
   /** Base URL of the HTTP/1.1 port, e.g. http://127.0.0.1:8080 */
@@ -58,7 +64,10 @@ function urlOf(host: string, port: number): string {
 export async function startListeners(options: ListenOptions): Promise<Listeners> {
   const handler = connectNodeAdapter({ routes: options.routes, interceptors: options.interceptors, fallback });
 
-  const httpServer = http.createServer(handler);
+  const rest = options.rest;
+  const httpServer = http.createServer(
+    rest ? (req, res) => ((req.url ?? "").startsWith(REST_PREFIX) ? rest(req, res) : handler(req, res)) : handler,
+  );
   const h2Server = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();
   h2Server.on("session", (session) => {

@@ -1,0 +1,143 @@
+/**
+ * The REST endpoint: routes a request by the `google.api.http` rules, authenticates it like the
+ * RPC interceptor does, transcodes it and calls the same handler implementation the Connect
+ * router serves, then answers JSON (or Server-Sent Events for server-streaming methods).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { DescService, JsonValue, Message } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import { errorResponse } from "./error-body.js";
+import { headersOf, readJsonBody, writeJson } from "./request-io.js";
+import { matchRoute, restRoutes, type RestRoute } from "./routes.js";
+import { eventId, RESUME_FIELD, startEventStream, writeErrorEvent, writeEvent } from "./sse.js";
+import { buildRequest, responseJson, responseMessage } from "./transcode.js";
+
+/** A success answer other than 200, e.g. 202 with a Location header. */
+export interface RestSuccess {
+  readonly status: number;
+  readonly headers?: Record<string, string>;
+}
+
+export interface RestOptions {
+  readonly service: DescService;
+  readonly implementation: ServiceImpl<DescService>;
+  /** The account of a request's credentials; throws Unauthenticated otherwise. */
+  readonly authenticate: (headers: Headers) => Promise<string>;
+  /** Stores the authenticated account where the handlers read it. */
+  readonly setAccount: (ctx: HandlerContext, account: string) => void;
+  /** Success answers other than 200, by method name (e.g. `ScheduleDelivery`) and response JSON. */
+  readonly successOf?: (methodName: string, body: JsonValue) => RestSuccess | undefined;
+}
+
+export type RestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+type AnyImpl = (request: Message, ctx: HandlerContext) => unknown;
+
+/** A caller's timeout from the `Connect-Timeout-Ms` header, as the Connect protocol sends it. */
+function timeoutOf(headers: Headers): number | undefined {
+  const value = headers.get("connect-timeout-ms");
+  return value !== null && /^\d{1,10}$/.test(value) ? Number(value) : undefined;
+}
+
+/** `Last-Event-ID` as the resume field when the query sets none. */
+function withResume(route: RestRoute, headers: Headers, query: URLSearchParams): URLSearchParams {
+  const last = headers.get("last-event-id");
+  const resumable = route.method.input.fields.some((f) => f.name === RESUME_FIELD);
+  if (last === null || !resumable || query.has(RESUME_FIELD) || query.has("afterSequence")) return query;
+  const withLast = new URLSearchParams(query);
+  withLast.set(RESUME_FIELD, last);
+  return withLast;
+}
+
+export function restHandler(options: RestOptions): RestHandler {
+  const routes = restRoutes(options.service);
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://gateway");
+    const found = matchRoute(routes, (req.method ?? "GET").toUpperCase(), url.pathname);
+    if (found.kind === "none") {
+      throw new ConnectError(`no route for ${url.pathname}`, Code.NotFound);
+    }
+    if (found.kind === "wrong-method") {
+      // Connect has no code of its own for this: `unimplemented`, with the HTTP status that fits.
+      const { body } = errorResponse(new ConnectError(`${req.method} is not allowed on ${url.pathname}`, Code.Unimplemented));
+      writeJson(res, 405, body, { allow: found.allow.join(", ") });
+      return;
+    }
+    const { route, variables } = found;
+    const headers = headersOf(req);
+    const account = await options.authenticate(headers);
+    const body = await readJsonBody(req);
+    const streaming = route.method.methodKind === "server_streaming";
+    const query = streaming ? withResume(route, headers, url.searchParams) : url.searchParams;
+    const request = buildRequest(route, { variables, query, body });
+
+    const ctx = createHandlerContext({
+      service: options.service,
+      method: route.method,
+      protocolName: "rest",
+      requestMethod: route.httpMethod,
+      url: url.toString(),
+      timeoutMs: timeoutOf(headers),
+      requestHeader: headers,
+      contextValues: createContextValues(),
+    });
+    options.setAccount(ctx, account);
+    res.once("close", () => ctx.abort(new ConnectError("the client went away", Code.Canceled)));
+
+    const impl = (options.implementation as unknown as Record<string, AnyImpl>)[route.method.localName];
+    if (!impl) throw new ConnectError(`${route.method.name} is not implemented`, Code.Unimplemented);
+    if (streaming) {
+      await streamEvents(res, route, impl(request, ctx) as AsyncIterable<unknown>);
+      return;
+    }
+    if (route.method.methodKind !== "unary") {
+      throw new ConnectError(`${route.method.name} streams requests, which REST cannot carry`, Code.Unimplemented);
+    }
+    const answer = responseMessage(route, await impl(request, ctx));
+    const json = responseJson(route, answer);
+    const success = options.successOf?.(route.method.name, json);
+    writeJson(res, success?.status ?? 200, json, success?.headers);
+  }
+
+  return (req, res) => {
+    serve(req, res).catch((error: unknown) => {
+      if (res.headersSent) {
+        if (!res.writableEnded) {
+          writeErrorEvent(res, error);
+          res.end();
+        }
+        return;
+      }
+      const { status, body } = errorResponse(error);
+      writeJson(res, status, body);
+    });
+  };
+}
+
+async function streamEvents(res: ServerResponse, route: RestRoute, updates: AsyncIterable<unknown>): Promise<void> {
+  const iterator = updates[Symbol.asyncIterator]();
+  let stopKeepAlive = () => {};
+  try {
+    // The first update (or the end) decides the status: an early failure is a plain JSON error.
+    let next = await iterator.next();
+    stopKeepAlive = startEventStream(res);
+    while (!next.done) {
+      const message = responseMessage(route, next.value);
+      writeEvent(res, responseJson(route, message), eventId(message));
+      if (res.destroyed) return;
+      next = await iterator.next();
+    }
+    res.end();
+  } finally {
+    stopKeepAlive();
+    await iterator.return?.();
+  }
+}
