@@ -211,15 +211,16 @@ async function printGatewayHowTo(): Promise<void> {
   const grpcPort = process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081";
   const url = `http://${gateway.address}`;
   const lines = [
-    `Public API (Connect, gRPC-Web): ${url}    gRPC (h2c): ${HOST}:${grpcPort}`,
+    `Public API (REST + JSON, Connect, gRPC-Web): ${url}    gRPC (h2c): ${HOST}:${grpcPort}`,
     "A token for the demo account acct-demo (12 h; more with: npm run -s mint-token <account>):",
     `  export TOKEN=${token}`,
-    "Schedule a delivery and read its status (Connect JSON):",
-    `  curl -s -X POST ${url}/dronedelivery.api.v1.DeliveryApiService/ScheduleDelivery -H "authorization: Bearer $TOKEN" \\`,
-    `    -H 'content-type: application/json' -d '{"pickup":{"latitude":47.61,"longitude":-122.33},"dropoff":{"latitude":47.62,"longitude":-122.35},` +
+    "Schedule a delivery, read its status, follow its events (REST + JSON):",
+    `  curl -s -X POST ${url}/v1/deliveryrequests -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
+    `    -d '{"pickup":{"latitude":47.61,"longitude":-122.33},"dropoff":{"latitude":47.62,"longitude":-122.35},` +
       `"deadline":"${new Date(Date.now() + 6 * 3600_000).toISOString()}","packageInfo":{"packageId":"pkg-1","size":"PACKAGE_SIZE_SMALL","weightKg":1.5}}'`,
-    `  curl -s -X POST ${url}/dronedelivery.api.v1.DeliveryApiService/GetDeliveryStatus -H "authorization: Bearer $TOKEN" \\`,
-    `    -H 'content-type: application/json' -d '{"deliveryId":"<deliveryId from the answer>"}'`,
+    `  curl -s ${url}/v1/deliveries/<deliveryId>/status -H "authorization: Bearer $TOKEN"`,
+    `  curl -sN ${url}/v1/deliveries/<deliveryId>/events -H "authorization: Bearer $TOKEN"`,
+    "The same API speaks Connect and gRPC-Web at this URL (e.g. POST /dronedelivery.api.v1.DeliveryApiService/GetDeliveryStatus).",
     "",
   ];
   process.stdout.write(lines.join("\n") + "\n");
