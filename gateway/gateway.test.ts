@@ -12,15 +12,12 @@ import {
 } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { ConfirmationType, DeliveryStage, PackageSize } from "../gen/dronedelivery/api/v1/resources_pb.js";
 import { BadRequestSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
-import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
-import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
-import { startGateway, type RunningGateway } from "./module.js";
+import type { RunningGateway } from "./module.js";
+import { startGatewayStack, type GatewayStack } from "./test-stack.js";
 import { mintToken } from "./tokens.js";
 
 const SECRET = "gateway-test-secret";
 
-let nats: TestNatsServer;
-let platform: TestPlatform;
 let gateway: RunningGateway;
 let demoToken: string;
 let contosoToken: string;
@@ -68,29 +65,15 @@ async function created(client: Api, deliveryId: string) {
   });
 }
 
+let stack: GatewayStack | undefined;
+
 beforeAll(async () => {
-  nats = await startNatsServer();
-  platform = await startPlatform(nats.url, {
-    env: {
-      DRONE_TIME_SCALE: "120",
-      DRONE_TELEMETRY_HZ: "5",
-      DRONE_FLEET_SIZE: "6",
-      DRONE_MAX_PAYLOADS_KG: "5",
-      SCHEDULER_RETRY_BASE_MS: "100",
-      SCHEDULER_RETRY_MAX_MS: "400",
-    },
-  });
-  gateway = await startGateway({
-    env: { ...platform.env, GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0" },
-  });
-  demoToken = await mintToken("acct-demo", SECRET);
-  contosoToken = await mintToken("acct-contoso", SECRET);
+  stack = await startGatewayStack(SECRET);
+  ({ gateway, demoToken, contosoToken } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await platform?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
 describe("gateway", () => {

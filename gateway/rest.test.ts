@@ -1,15 +1,12 @@
 // REST + JSON transcoded from the google.api.http annotations, with plain fetch against the
 // gateway in front of the whole platform running in-process over a private nats-server.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
-import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
-import { startGateway, type RunningGateway } from "./module.js";
+import type { RunningGateway } from "./module.js";
+import { startGatewayStack, type GatewayStack } from "./test-stack.js";
 import { mintToken } from "./tokens.js";
 
 const SECRET = "rest-test-secret";
 
-let nats: TestNatsServer;
-let platform: TestPlatform;
 let gateway: RunningGateway;
 let demoToken: string;
 let contosoToken: string;
@@ -68,29 +65,15 @@ function fieldsOf(body: Json): string[] {
     .sort();
 }
 
+let stack: GatewayStack | undefined;
+
 beforeAll(async () => {
-  nats = await startNatsServer();
-  platform = await startPlatform(nats.url, {
-    env: {
-      DRONE_TIME_SCALE: "120",
-      DRONE_TELEMETRY_HZ: "5",
-      DRONE_FLEET_SIZE: "6",
-      DRONE_MAX_PAYLOADS_KG: "5",
-      SCHEDULER_RETRY_BASE_MS: "100",
-      SCHEDULER_RETRY_MAX_MS: "400",
-    },
-  });
-  gateway = await startGateway({
-    env: { ...platform.env, GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0" },
-  });
-  demoToken = await mintToken("acct-demo", SECRET);
-  contosoToken = await mintToken("acct-contoso", SECRET);
+  stack = await startGatewayStack(SECRET);
+  ({ gateway, demoToken, contosoToken } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await platform?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
 describe("REST", () => {

@@ -51,22 +51,42 @@ export interface RunningWorkConsumer {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-/** Creates the durable consumer, or updates it to the configuration given. */
-export async function ensureWorkConsumer(jsm: JetStreamManager, options: Pick<WorkConsumerOptions, "stream" | "durable" | "maxDeliver" | "ackWaitMs" | "concurrency">): Promise<void> {
-  const config: Partial<ConsumerConfig> = {
-    durable_name: options.durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(options.ackWaitMs),
-    max_deliver: options.maxDeliver,
-    max_ack_pending: Math.max(options.concurrency * 4, 64),
+/** What defines a durable explicit-ack consumer. */
+export interface DurableConsumerSpec {
+  stream: string;
+  durable: string;
+  description?: string;
+  /** Where a new consumer starts; default all messages. Cannot change once created. */
+  deliverPolicy?: DeliverPolicy;
+  maxDeliver: number;
+  ackWaitMs: number;
+  concurrency: number;
+}
+
+/** JetStream API error: a consumer of that name exists with another configuration. */
+const JS_CONSUMER_EXISTS = 10148;
+
+/**
+ * Creates the durable consumer, or brings an existing one in line with the settings that can
+ * change in place (description, ack wait, max deliver, max ack pending).
+ */
+export async function ensureWorkConsumer(jsm: JetStreamManager, spec: DurableConsumerSpec): Promise<void> {
+  const changeable: Partial<ConsumerConfig> = {
+    ack_wait: nanos(spec.ackWaitMs),
+    max_deliver: spec.maxDeliver,
+    max_ack_pending: Math.max(spec.concurrency * 4, 64),
+    ...(spec.description === undefined ? {} : { description: spec.description }),
   };
   try {
-    await jsm.consumers.add(options.stream, config);
+    await jsm.consumers.add(spec.stream, {
+      ...changeable,
+      durable_name: spec.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: spec.deliverPolicy ?? DeliverPolicy.All,
+    });
   } catch (error) {
-    // An existing consumer with another configuration: bring it in line.
-    if ((error as NatsError).api_error?.err_code !== 10148) throw error;
-    await jsm.consumers.update(options.stream, options.durable, config);
+    if ((error as NatsError).api_error?.err_code !== JS_CONSUMER_EXISTS) throw error;
+    await jsm.consumers.update(spec.stream, spec.durable, changeable);
   }
 }
 

@@ -10,18 +10,14 @@
  * its stream disappears under it, it creates the consumer again and goes on.
  */
 import {
-  AckPolicy,
-  nanos,
-  type ConsumerConfig,
   type ConsumerMessages,
   type DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
-  type NatsError,
 } from "nats";
 import type { Logger } from "pino";
-import { retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
+import { ensureWorkConsumer, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 
 export interface KeyedConsumerOptions {
   readonly stream: string;
@@ -50,37 +46,10 @@ export interface RunningConsumer {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-/** JetStream API error: a consumer of that name exists with another configuration. */
-const JS_CONSUMER_EXISTS = 10148;
-
-/** Creates the durable consumer, or brings an existing one in line with the options. */
-export async function ensureKeyedConsumer(jsm: JetStreamManager, options: KeyedConsumerOptions): Promise<void> {
-  const config: Partial<ConsumerConfig> = {
-    durable_name: options.durable,
-    description: options.description,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: options.deliverPolicy,
-    ack_wait: nanos(options.ackWaitMs),
-    max_deliver: options.maxDeliver,
-    max_ack_pending: Math.max(options.concurrency * 2, 64),
-  };
-  try {
-    await jsm.consumers.add(options.stream, config);
-  } catch (error) {
-    if ((error as NatsError).api_error?.err_code !== JS_CONSUMER_EXISTS) throw error;
-    await jsm.consumers.update(options.stream, options.durable, {
-      description: config.description,
-      ack_wait: config.ack_wait,
-      max_deliver: config.max_deliver,
-      max_ack_pending: config.max_ack_pending,
-    });
-  }
-}
-
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamManager, options: KeyedConsumerOptions): Promise<RunningConsumer> {
-  await ensureKeyedConsumer(jsm, options);
+  await ensureWorkConsumer(jsm, options);
   const errorDelayMs = options.errorDelayMs ?? 1_000;
   const restartDelayMs = options.restartDelayMs ?? 1_000;
   const { log } = options;
@@ -140,7 +109,7 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
       if (stopped) break;
       await delay(restartDelayMs);
       if (stopped) break;
-      await ensureKeyedConsumer(jsm, options).catch((error: unknown) =>
+      await ensureWorkConsumer(jsm, options).catch((error: unknown) =>
         log.warn({ err: error, stream: options.stream, durable: options.durable }, "consumer cannot be set up yet"),
       );
     }

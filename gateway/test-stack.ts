@@ -1,0 +1,49 @@
+/**
+ * The gateway in front of the whole platform, for the gateway's tests: a private nats-server,
+ * every service in-process with fast flights, the gateway on free ports, and tokens for two
+ * accounts.
+ */
+import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
+import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
+import { startGateway, type RunningGateway } from "./module.js";
+import { mintToken } from "./tokens.js";
+
+export interface GatewayStack {
+  nats: TestNatsServer;
+  platform: TestPlatform;
+  gateway: RunningGateway;
+  /** A token for acct-demo. */
+  demoToken: string;
+  /** A token for acct-contoso, who owns none of acct-demo's deliveries. */
+  contosoToken: string;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayStack(secret: string): Promise<GatewayStack> {
+  const nats = await startNatsServer();
+  const platform = await startPlatform(nats.url, {
+    env: {
+      DRONE_TIME_SCALE: "120",
+      DRONE_TELEMETRY_HZ: "5",
+      DRONE_FLEET_SIZE: "6",
+      DRONE_MAX_PAYLOADS_KG: "5",
+      SCHEDULER_RETRY_BASE_MS: "100",
+      SCHEDULER_RETRY_MAX_MS: "400",
+    },
+  });
+  const gateway = await startGateway({
+    env: { ...platform.env, GATEWAY_JWT_SECRET: secret, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0" },
+  });
+  return {
+    nats,
+    platform,
+    gateway,
+    demoToken: await mintToken("acct-demo", secret),
+    contosoToken: await mintToken("acct-contoso", secret),
+    async stop() {
+      await gateway.close();
+      await platform.stop();
+      await nats.stop();
+    },
+  };
+}
