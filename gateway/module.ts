@@ -1,18 +1,14 @@
 /**
  * Starting and stopping the gateway: settings, signing secret, internal clients and listeners.
  */
-import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import type { Env } from "../lib/service/config.js";
-import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
 import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { createInternalClients } from "./internal-clients.js";
 import { restHandler } from "./rest/handler.js";
-import { startListeners } from "./server.js";
-import { deliveryApiHandlers } from "./v1/handlers.js";
-import { v1RestSuccess } from "./v1/rest-success.js";
+import { startListeners, type RestMount } from "./server.js";
+import { API_VERSIONS } from "./versions.js";
 
 export interface StartGatewayOptions {
   /** Settings as environment variables (see config.ts); defaults to process.env. */
@@ -36,22 +32,27 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
   const clients = createInternalClients({ ingestion: config.ingestionAddress, delivery: config.deliveryAddress });
   try {
-    // One implementation serves both the Connect router and REST.
-    const handlers = deliveryApiHandlers({ clients, callTimeoutMs: config.callTimeoutMs });
-    const rest = restHandler({
-      service: DeliveryApiService,
-      implementation: handlers as unknown as ServiceImpl<DescService>,
-      authenticate: (headers) => authenticate(headers, secret),
-      setAccount: (ctx, account) => setAccount(ctx.values, account),
-      successOf: v1RestSuccess,
-    });
+    // Every version is served side by side; one implementation per version serves both its
+    // Connect router entry and its REST routes.
+    const deps = { clients, callTimeoutMs: config.callTimeoutMs };
+    const versions = API_VERSIONS.map((version) => ({ version, handlers: version.handlers(deps) }));
+    const rest: RestMount[] = versions.map(({ version, handlers }) => ({
+      prefix: version.restPrefix,
+      handler: restHandler({
+        service: version.service,
+        implementation: handlers,
+        authenticate: (headers) => authenticate(headers, secret),
+        setAccount: (ctx, account) => setAccount(ctx.values, account),
+        successOf: version.restSuccess,
+      }),
+    }));
     const listeners = await startListeners({
       host: config.host,
       port: config.port,
       grpcPort: config.grpcPort,
       interceptors: [authInterceptor(secret)],
       routes: (router) => {
-        router.service(DeliveryApiService, handlers);
+        for (const { version, handlers } of versions) router.service(version.service, handlers);
       },
       rest,
     });

@@ -2,7 +2,7 @@
  * The gateway's listeners: one HTTP/1.1 port for Connect (JSON, binary, GET) and gRPC-Web, and one
  * cleartext HTTP/2 (h2c) port for gRPC, both served by the same Connect router. Node's h2c server
  * cannot also speak HTTP/1.1 on one port, hence two. `/healthz` answers on both. The HTTP/1.1 port
- * also serves REST under `/v1/` when given.
+ * also serves REST, each API version under its own path prefix.
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -16,12 +16,15 @@ export interface ListenOptions {
   readonly grpcPort: number;
   readonly routes: (router: ConnectRouter) => void;
   readonly interceptors: Interceptor[];
-  /** Serves paths under `/v1/` (REST) on the HTTP/1.1 port; other paths go to the Connect router. */
-  readonly rest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** REST endpoints on the HTTP/1.1 port, by path prefix; other paths go to the Connect router. */
+  readonly rest?: readonly RestMount[];
 }
 
-/** Paths served by the REST endpoint rather than the Connect router. */
-export const REST_PREFIX = "/v1/";
+/** A REST endpoint serving every path that starts with `prefix`, e.g. `/v1/`. */
+export interface RestMount {
+  readonly prefix: string;
+  readonly handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+}
 
 export interface Listeners {
   /** Base URL of the HTTP/1.1 port, e.g. http://127.0.0.1:8080 */
@@ -64,10 +67,12 @@ function urlOf(host: string, port: number): string {
 export async function startListeners(options: ListenOptions): Promise<Listeners> {
   const handler = connectNodeAdapter({ routes: options.routes, interceptors: options.interceptors, fallback });
 
-  const rest = options.rest;
-  const httpServer = http.createServer(
-    rest ? (req, res) => ((req.url ?? "").startsWith(REST_PREFIX) ? rest(req, res) : handler(req, res)) : handler,
-  );
+  const rest = options.rest ?? [];
+  const httpServer = http.createServer((req, res) => {
+    const url = req.url ?? "";
+    const mount = rest.find((m) => url.startsWith(m.prefix));
+    (mount ? mount.handler : handler)(req, res);
+  });
   const h2Server = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();
   h2Server.on("session", (session) => {

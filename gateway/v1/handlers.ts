@@ -11,7 +11,7 @@ import { accountOf } from "../auth.js";
 import { streamCallOptions, unaryCallOptions } from "../call-options.js";
 import { relay } from "../errors.js";
 import { resolveIdempotencyKey } from "../idempotency.js";
-import type { InternalClients } from "../internal-clients.js";
+import type { HandlerDeps } from "../handler-deps.js";
 import {
   confirmationTypeToInternal,
   deliveryFromInternal,
@@ -23,12 +23,6 @@ import {
   watchUpdateFromInternal,
 } from "./mapping.js";
 import { requireOwnDelivery } from "./ownership.js";
-
-export interface HandlerDeps {
-  readonly clients: InternalClients;
-  /** Timeout of internal calls when the caller sets none. */
-  readonly callTimeoutMs: number;
-}
 
 /** The fields a public reschedule changes: the mask's, or every one present when it is empty. */
 function reschedulePaths(request: RescheduleDeliveryRequest): string[] {

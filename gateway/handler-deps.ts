@@ -1,0 +1,10 @@
+/**
+ * What every public API version's handlers are built from.
+ */
+import type { InternalClients } from "./internal-clients.js";
+
+export interface HandlerDeps {
+  readonly clients: InternalClients;
+  /** Timeout of internal calls when the caller sets none. */
+  readonly callTimeoutMs: number;
+}
