@@ -18,6 +18,13 @@ export interface GatewayConfig {
   readonly jwtSecret: string | undefined;
   /** Where the development secret is kept. */
   readonly devSecretFile: string;
+  /** Origins browsers may call from (`GATEWAY_CORS_ORIGINS`, comma-separated, `*` for any); empty: none. */
+  readonly corsOrigins: readonly string[];
+  /** Calls each client may make per rate-limit window; 0 turns the limit off. */
+  readonly rateLimitRequests: number;
+  readonly rateLimitWindowSeconds: number;
+  /** Largest request body accepted, in bytes. */
+  readonly maxBodyBytes: number;
   readonly ingestionAddress: string;
   readonly deliveryAddress: string;
 }
@@ -33,6 +40,13 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
     jwtSecret: secret ? secret : undefined,
     devSecretFile: envString(env, "GATEWAY_DEV_SECRET_FILE", DEFAULT_DEV_SECRET_FILE),
+    corsOrigins: (env.GATEWAY_CORS_ORIGINS ?? "")
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ""),
+    rateLimitRequests: envInt(env, "GATEWAY_RATE_LIMIT_REQUESTS", 600, { min: 0 }),
+    rateLimitWindowSeconds: envInt(env, "GATEWAY_RATE_LIMIT_WINDOW_SECONDS", 60, { min: 1 }),
+    maxBodyBytes: envInt(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, { min: 1024 }),
     ingestionAddress: serviceAddress(env, "ingestion"),
     deliveryAddress: serviceAddress(env, "delivery"),
   };

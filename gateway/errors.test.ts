@@ -45,6 +45,16 @@ describe("toConnectError", () => {
     expect(outgoing(error).map((d) => d.typeName)).toEqual([RetryInfoSchema.typeName]);
   });
 
+  it("never passes on a message that may describe the platform's insides", () => {
+    const down = toConnectError(
+      new RpcError(status.UNAVAILABLE, "No connection established. Last error: connect ECONNREFUSED 127.0.0.1:50055"),
+    );
+    expect(down.code).toBe(Code.Unavailable);
+    expect(down.rawMessage).not.toMatch(/127\.0\.0\.1|50055|ECONNREFUSED/);
+    expect(toConnectError(new RpcError(status.INTERNAL, "store at nats://10.0.0.4 failed")).rawMessage).toBe("internal error");
+    expect(toConnectError(new RpcError(status.DEADLINE_EXCEEDED, "delivery-2 timed out")).rawMessage).not.toContain("delivery-2");
+  });
+
   it("hides anything else behind Internal", () => {
     const error = toConnectError(new TypeError("x is undefined"));
     expect(error.code).toBe(Code.Internal);

@@ -3,6 +3,8 @@
  * with the same code (gRPC and Connect codes share their numbers) and message. Of its details only
  * the google.rpc messages a client can act on are carried (BadRequest, with field paths renamed to
  * the public request's, PreconditionFailure, RetryInfo); internal trailers are never forwarded.
+ * Failures of the platform itself (unavailable, internal, timed out) get a generic message: theirs
+ * may name internal addresses or services, which clients never learn.
  */
 import { create, isMessage, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -37,6 +39,15 @@ function outgoingDetails(error: RpcError, mapPath: FieldPathMapper): OutgoingDet
   return details;
 }
 
+/** Public messages for codes whose internal message describes the platform's insides. */
+const GENERIC_MESSAGES: Partial<Record<Code, string>> = {
+  [Code.Unavailable]: "the service is temporarily unavailable; retry the request later",
+  [Code.DeadlineExceeded]: "the request did not complete in time",
+  [Code.Internal]: "internal error",
+  [Code.Unknown]: "internal error",
+  [Code.DataLoss]: "internal error",
+};
+
 function isCode(value: number): value is Code {
   return Number.isInteger(value) && value >= Code.Canceled && value <= Code.Unauthenticated;
 }
@@ -45,10 +56,12 @@ function isCode(value: number): value is Code {
 export function toConnectError(error: unknown, mapPath: FieldPathMapper = samePath): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof RpcError) {
-    const message = error.details.some((d) => isMessage(d, BadRequestSchema)) && mapPath !== samePath
-      ? renamePathsInMessage(error, mapPath)
-      : error.message;
     const code = isCode(error.code) ? error.code : Code.Unknown;
+    const message =
+      GENERIC_MESSAGES[code] ??
+      (error.details.some((d) => isMessage(d, BadRequestSchema)) && mapPath !== samePath
+        ? renamePathsInMessage(error, mapPath)
+        : error.message);
     return new ConnectError(message, code, undefined, outgoingDetails(error, mapPath));
   }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);

@@ -83,6 +83,12 @@ describe("gateway", () => {
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
+  it("answers /readyz with every internal service it calls SERVING", async () => {
+    const res = await fetch(`${gateway.url}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ready", services: { ingestion: "SERVING", delivery: "SERVING" } });
+  });
+
   it("treats an unset confirmation type as none required", async () => {
     const client = api("connect json");
     const withoutConfirmation = create(ScheduleDeliveryRequestSchema, request("key-no-confirmation"));

@@ -6,6 +6,7 @@ import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { createInternalClients } from "./internal-clients.js";
+import { createReadinessProbe } from "./readiness.js";
 import { restHandler } from "./rest/handler.js";
 import { startListeners, type RestMount } from "./server.js";
 import { API_VERSIONS } from "./versions.js";
@@ -30,7 +31,13 @@ export interface RunningGateway {
 export async function startGateway(options: StartGatewayOptions = {}): Promise<RunningGateway> {
   const config: GatewayConfig = { ...readGatewayConfig(options.env ?? process.env), ...options.config };
   const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
-  const clients = createInternalClients({ ingestion: config.ingestionAddress, delivery: config.deliveryAddress });
+  const dependencies = { ingestion: config.ingestionAddress, delivery: config.deliveryAddress };
+  const clients = createInternalClients(dependencies);
+  const readiness = createReadinessProbe(dependencies);
+  const closeClients = () => {
+    clients.close();
+    readiness.close();
+  };
   try {
     // Every version is served side by side; one implementation per version serves both its
     // Connect router entry and its REST routes.
@@ -44,6 +51,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         authenticate: (headers) => authenticate(headers, secret),
         setAccount: (ctx, account) => setAccount(ctx.values, account),
         successOf: version.restSuccess,
+        maxBodyBytes: config.maxBodyBytes,
       }),
     }));
     const listeners = await startListeners({
@@ -55,6 +63,20 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         for (const { version, handlers } of versions) router.service(version.service, handlers);
       },
       rest,
+      edge: {
+        cors: { origins: config.corsOrigins },
+        rateLimit: { requests: config.rateLimitRequests, windowSeconds: config.rateLimitWindowSeconds },
+        maxBodyBytes: config.maxBodyBytes,
+      },
+      endpoints: {
+        "/readyz": (req, res) => {
+          readiness.check().then((report) => {
+            res.statusCode = report.ready ? 200 : 503;
+            res.setHeader("content-type", "application/json");
+            res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: report.ready ? "ready" : "not_ready", services: report.services }));
+          }, () => res.destroy());
+        },
+      },
     });
     return {
       url: listeners.url,
@@ -62,11 +84,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       usesDevSecret: config.jwtSecret === undefined,
       async close() {
         await listeners.close();
-        clients.close();
+        closeClients();
       },
     };
   } catch (error) {
-    clients.close();
+    closeClients();
     throw error;
   }
 }

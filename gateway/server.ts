@@ -1,14 +1,16 @@
 /**
- * The gateway's listeners: one HTTP/1.1 port for Connect (JSON, binary, GET) and gRPC-Web, and one
- * cleartext HTTP/2 (h2c) port for gRPC, both served by the same Connect router. Node's h2c server
- * cannot also speak HTTP/1.1 on one port, hence two. `/healthz` answers on both. The HTTP/1.1 port
- * also serves REST, each API version under its own path prefix.
+ * The gateway's listeners: one HTTP/1.1 port for REST (each API version under its own path
+ * prefix), Connect (JSON, binary, GET) and gRPC-Web, and one cleartext HTTP/2 (h2c) port for gRPC,
+ * both served by the same Connect router. Node's h2c server cannot also speak HTTP/1.1 on one
+ * port, hence two. Plain endpoints (`/healthz`, `/readyz`, `/openapi.json`) answer on both ports
+ * before the edge checks (CORS, body size, rate limit), which every other request passes.
  */
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { withEdge, type EdgePolicy, type NodeHandler } from "./edge/index.js";
 
 export interface ListenOptions {
   readonly host: string;
@@ -16,14 +18,17 @@ export interface ListenOptions {
   readonly grpcPort: number;
   readonly routes: (router: ConnectRouter) => void;
   readonly interceptors: Interceptor[];
+  readonly edge: EdgePolicy;
   /** REST endpoints on the HTTP/1.1 port, by path prefix; other paths go to the Connect router. */
   readonly rest?: readonly RestMount[];
+  /** Plain GET endpoints by exact path, answered without authentication or limits. */
+  readonly endpoints?: Readonly<Record<string, NodeHandler>>;
 }
 
 /** A REST endpoint serving every path that starts with `prefix`, e.g. `/v1/`. */
 export interface RestMount {
   readonly prefix: string;
-  readonly handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  readonly handler: NodeHandler;
 }
 
 export interface Listeners {
@@ -34,20 +39,19 @@ export interface Listeners {
   close(): Promise<void>;
 }
 
-type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>;
-
-/** Answers `/healthz` and 404 for any other path no RPC matches. */
-const fallback: NodeHandlerFn = (req, res) => {
+/** Answers 404 JSON for any path no RPC matches. */
+const notFound: NodeHandler = (req, res) => {
   const path = (req.url ?? "").split("?")[0];
-  if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
-    res.statusCode = 200;
-    res.setHeader("content-type", "application/json");
-    res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: "ok" }));
-    return;
-  }
   res.statusCode = 404;
   res.setHeader("content-type", "application/json");
   res.end(JSON.stringify({ code: "not_found", message: `no route for ${path}` }));
+};
+
+/** `/healthz`: the process is up. */
+export const healthz: NodeHandler = (req, res) => {
+  res.statusCode = 200;
+  res.setHeader("content-type", "application/json");
+  res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: "ok" }));
 };
 
 function listen(server: http.Server | http2.Http2Server, host: string, port: number): Promise<number> {
@@ -64,16 +68,40 @@ function urlOf(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
-export async function startListeners(options: ListenOptions): Promise<Listeners> {
-  const handler = connectNodeAdapter({ routes: options.routes, interceptors: options.interceptors, fallback });
+/** Plain endpoints first, then the edge checks, then `next`. */
+function front(options: ListenOptions, next: NodeHandler): NodeHandler {
+  const endpoints: Readonly<Record<string, NodeHandler>> = { "/healthz": healthz, ...options.endpoints };
+  const guarded = withEdge(options.edge, next);
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    const endpoint = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
+    if (endpoint && (req.method === "GET" || req.method === "HEAD")) {
+      endpoint(req, res);
+      return;
+    }
+    guarded(req, res);
+  };
+}
 
+export async function startListeners(options: ListenOptions): Promise<Listeners> {
+  const connect = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: options.edge.maxBodyBytes,
+    fallback: notFound as NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>,
+  });
   const rest = options.rest ?? [];
-  const httpServer = http.createServer((req, res) => {
+  const http1 = front(options, (req, res) => {
     const url = req.url ?? "";
     const mount = rest.find((m) => url.startsWith(m.prefix));
-    (mount ? mount.handler : handler)(req, res);
+    (mount ? mount.handler : connect)(req, res);
   });
-  const h2Server = http2.createServer(handler);
+  const httpServer = http.createServer(http1);
+  // The compatibility API gives HTTP/2 requests the shape of HTTP/1.1 ones.
+  const h2Server = http2.createServer(front(options, connect) as unknown as (
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+  ) => void);
   const sessions = new Set<http2.Http2Session>();
   h2Server.on("session", (session) => {
     sessions.add(session);

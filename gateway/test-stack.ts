@@ -32,7 +32,14 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
     },
   });
   const gateway = await startGateway({
-    env: { ...platform.env, GATEWAY_JWT_SECRET: secret, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0" },
+    env: {
+      ...platform.env,
+      GATEWAY_JWT_SECRET: secret,
+      GATEWAY_PORT: "0",
+      GATEWAY_GRPC_PORT: "0",
+      // Tests and benchmarks send far more than a client's allowance; edge.test.ts covers the limit.
+      GATEWAY_RATE_LIMIT_REQUESTS: "0",
+    },
   });
   return {
     nats,

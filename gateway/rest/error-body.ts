@@ -12,6 +12,7 @@ import {
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import { codeName, httpStatusOf } from "./http-status.js";
+import { isPayloadTooLarge } from "./request-io.js";
 
 const DETAIL_TYPES: readonly DescMessage[] = [BadRequestSchema, PreconditionFailureSchema, RetryInfoSchema];
 
@@ -39,5 +40,5 @@ export function errorResponse(thrown: unknown): ErrorResponse {
   const body: JsonObject = { code: codeName(error.code), message: error.rawMessage };
   const details = detailsJson(error);
   if (details.length > 0) body.details = details;
-  return { status: httpStatusOf(error.code), body };
+  return { status: isPayloadTooLarge(error) ? 413 : httpStatusOf(error.code), body };
 }

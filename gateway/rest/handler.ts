@@ -32,6 +32,8 @@ export interface RestOptions {
   readonly authenticate: (headers: Headers) => Promise<string>;
   /** Stores the authenticated account where the handlers read it. */
   readonly setAccount: (ctx: HandlerContext, account: string) => void;
+  /** Largest request body accepted, in bytes; default MAX_BODY_BYTES. */
+  readonly maxBodyBytes?: number;
   /** Success answers other than 200, by method name (e.g. `ScheduleDelivery`) and response JSON. */
   readonly successOf?: (methodName: string, body: JsonValue) => RestSuccess | undefined;
 }
@@ -74,7 +76,7 @@ export function restHandler(options: RestOptions): RestHandler {
     const { route, variables } = found;
     const headers = headersOf(req);
     const account = await options.authenticate(headers);
-    const body = await readJsonBody(req);
+    const body = await readJsonBody(req, options.maxBodyBytes);
     const streaming = route.method.methodKind === "server_streaming";
     const query = streaming ? withResume(route, headers, url.searchParams) : url.searchParams;
     const request = buildRequest(route, { variables, query, body });

@@ -7,8 +7,25 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { badRequest } from "./bad-request.js";
 
-/** The largest request body accepted, like the services' message limit. */
+/** The largest request body accepted by default, like the services' message limit. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+const PAYLOAD_TOO_LARGE = Symbol("payload too large");
+
+/** A body larger than the limit: RESOURCE_EXHAUSTED, answered on REST as 413. */
+export function payloadTooLarge(maxBytes: number): ConnectError {
+  return Object.assign(new ConnectError(`the request body exceeds ${maxBytes} bytes`, Code.ResourceExhausted), {
+    [PAYLOAD_TOO_LARGE]: true,
+  });
+}
+
+/**
+ * True for the error of payloadTooLarge. (A subclass would not do: ConnectError's `instanceof`
+ * accepts any ConnectError, so it cannot tell subclasses apart.)
+ */
+export function isPayloadTooLarge(error: unknown): boolean {
+  return typeof error === "object" && error !== null && PAYLOAD_TOO_LARGE in error;
+}
 
 export function headersOf(req: IncomingMessage): Headers {
   const headers = new Headers();
@@ -20,14 +37,12 @@ export function headersOf(req: IncomingMessage): Headers {
 }
 
 /** The parsed JSON body, or undefined when there is none. */
-export async function readJsonBody(req: IncomingMessage): Promise<JsonValue | undefined> {
+export async function readJsonBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<JsonValue | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      throw new ConnectError(`the body exceeds ${MAX_BODY_BYTES} bytes`, Code.ResourceExhausted);
-    }
+    if (size > maxBytes) throw payloadTooLarge(maxBytes);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8");

@@ -1,0 +1,46 @@
+/**
+ * The per-client rate limit: each client may make `requests` calls per `windowSeconds`; beyond
+ * that it gets 429 (gRPC: RESOURCE_EXHAUSTED) with `Retry-After`. A client is its bearer token
+ * (hashed, so a caller cannot spend another account's allowance by naming it in a forged token),
+ * or its address when it sends none.
+ */
+import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { Code } from "@connectrpc/connect";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { Refusal } from "./reject.js";
+
+export interface RateLimitPolicy {
+  /** Calls allowed per window and client; 0 turns the limit off. */
+  readonly requests: number;
+  readonly windowSeconds: number;
+}
+
+export type RateLimiter = (req: IncomingMessage) => Promise<Refusal | undefined>;
+
+/** The client a request counts against. */
+export function clientKey(req: IncomingMessage): string {
+  const match = /^Bearer\s+(\S+)$/i.exec((req.headers.authorization ?? "").trim());
+  if (match?.[1]) return `token:${createHash("sha256").update(match[1]).digest("base64url").slice(0, 22)}`;
+  return `address:${req.socket.remoteAddress ?? "unknown"}`;
+}
+
+export function createRateLimiter(policy: RateLimitPolicy): RateLimiter {
+  if (policy.requests <= 0) return async () => undefined;
+  const limiter = new RateLimiterMemory({ points: policy.requests, duration: policy.windowSeconds });
+  return async (req) => {
+    try {
+      await limiter.consume(clientKey(req));
+      return undefined;
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+      return {
+        httpStatus: 429,
+        code: Code.ResourceExhausted,
+        message: `rate limit of ${policy.requests} requests per ${policy.windowSeconds} s exceeded; retry in ${retryAfter} s`,
+        headers: { "retry-after": String(retryAfter) },
+      };
+    }
+  };
+}
