@@ -14,6 +14,8 @@ export interface GatewayConfig {
   readonly grpcPort: number;
   /** Timeout of each internal call when the caller sets none. */
   readonly callTimeoutMs: number;
+  /** How long a watch waits for a delivery accepted but not yet created. */
+  readonly pendingDeliveryWaitMs: number;
   /** Secret of the HS256 bearer tokens; undefined means the development secret. */
   readonly jwtSecret: string | undefined;
   /** Where the development secret is kept. */
@@ -38,6 +40,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     port: envInt(env, "GATEWAY_PORT", 8080, { min: 0, max: 65535 }),
     grpcPort: envInt(env, "GATEWAY_GRPC_PORT", 8081, { min: 0, max: 65535 }),
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
+    pendingDeliveryWaitMs: envInt(env, "GATEWAY_WATCH_PENDING_MS", 15_000, { min: 0 }),
     jwtSecret: secret ? secret : undefined,
     devSecretFile: envString(env, "GATEWAY_DEV_SECRET_FILE", DEFAULT_DEV_SECRET_FILE),
     corsOrigins: (env.GATEWAY_CORS_ORIGINS ?? "")

@@ -41,7 +41,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   try {
     // Every version is served side by side; one implementation per version serves both its
     // Connect router entry and its REST routes.
-    const deps = { clients, callTimeoutMs: config.callTimeoutMs };
+    const deps = { clients, callTimeoutMs: config.callTimeoutMs, pendingDeliveryWaitMs: config.pendingDeliveryWaitMs };
     const versions = API_VERSIONS.map((version) => ({ version, handlers: version.handlers(deps) }));
     const rest: RestMount[] = versions.map(({ version, handlers }) => ({
       prefix: version.restPrefix,

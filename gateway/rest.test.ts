@@ -234,9 +234,10 @@ describe("REST", () => {
     expect(requests.headers.get("allow")).toBe("DELETE, PATCH");
   });
 
-  it("streams events as Server-Sent Events until Completed, then records the confirmation", async () => {
+  // End to end: REST POST -> gateway -> ingestion -> JetStream -> scheduler -> account, package,
+  // drone and delivery services -> drone flight -> telemetry -> status events -> SSE.
+  it("follows a delivery from the moment it is requested until Completed, then records the confirmation", async () => {
     const id = await schedule("rest-watched");
-    await created(id);
     const res = await fetch(`${gateway.url}/v1/deliveries/${id}/events?includePositions=true`, {
       headers: { authorization: `Bearer ${demoToken}` },
     });

@@ -22,7 +22,7 @@ import {
   statusFromInternal,
   watchUpdateFromInternal,
 } from "./mapping.js";
-import { requireOwnDelivery } from "./ownership.js";
+import { awaitOwnDelivery, requireOwnDelivery } from "./ownership.js";
 
 /** The fields a public reschedule changes: the mask's, or every one present when it is empty. */
 function reschedulePaths(request: RescheduleDeliveryRequest): string[] {
@@ -35,7 +35,7 @@ function reschedulePaths(request: RescheduleDeliveryRequest): string[] {
   return present;
 }
 
-export function deliveryApiHandlers({ clients, callTimeoutMs }: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
+export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWaitMs }: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
   const { ingestion, delivery } = clients;
   const options = (ctx: HandlerContext) => unaryCallOptions(ctx, callTimeoutMs);
 
@@ -147,7 +147,8 @@ export function deliveryApiHandlers({ clients, callTimeoutMs }: HandlerDeps): Se
     },
 
     async *watchDelivery(request, ctx) {
-      await owner(request.deliveryId, ctx);
+      // Following a delivery right after scheduling it is the common case: wait for it to exist.
+      await awaitOwnDelivery(delivery, request.deliveryId, accountOf(ctx), () => options(ctx), pendingDeliveryWaitMs);
       const updates = delivery.watchDelivery(
         { deliveryId: request.deliveryId, afterSequence: request.afterSequence, includePositions: request.includePositions },
         streamCallOptions(ctx),
