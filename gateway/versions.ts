@@ -5,10 +5,13 @@
 import type { DescService, JsonValue } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
+import { DeliveryApiService as DeliveryApiServiceV2 } from "../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
 import type { HandlerDeps } from "./handler-deps.js";
 import type { RestSuccess } from "./rest/handler.js";
 import { deliveryApiHandlers } from "./v1/handlers.js";
 import { v1RestSuccess } from "./v1/rest-success.js";
+import { deliveryApiV2Handlers } from "./v2/handlers.js";
+import { v2RestSuccess } from "./v2/rest-success.js";
 
 export interface ApiVersion {
   /** REST paths of this version start with it, e.g. `/v1/`. */
@@ -25,5 +28,11 @@ export const API_VERSIONS: readonly ApiVersion[] = [
     service: DeliveryApiService,
     handlers: (deps) => deliveryApiHandlers(deps) as unknown as ServiceImpl<DescService>,
     restSuccess: v1RestSuccess,
+  },
+  {
+    restPrefix: "/v2/",
+    service: DeliveryApiServiceV2,
+    handlers: (deps) => deliveryApiV2Handlers(deps) as unknown as ServiceImpl<DescService>,
+    restSuccess: v2RestSuccess,
   },
 ];

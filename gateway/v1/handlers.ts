@@ -4,7 +4,8 @@
  * onto the internal services and their answers back.
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { DeliveryApiService, RescheduleDeliveryRequest } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
+import type { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
+import { reschedulePaths } from "../shared-mapping.js";
 import { ConfirmationType as PublicConfirmationType } from "../../gen/dronedelivery/api/v1/resources_pb.js";
 import { ConfirmationType } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { accountOf } from "../auth.js";
@@ -23,17 +24,6 @@ import {
   watchUpdateFromInternal,
 } from "./mapping.js";
 import { awaitOwnDelivery, requireOwnDelivery } from "./ownership.js";
-
-/** The fields a public reschedule changes: the mask's, or every one present when it is empty. */
-function reschedulePaths(request: RescheduleDeliveryRequest): string[] {
-  const given = request.updateMask?.paths ?? [];
-  if (given.length > 0) return given;
-  const present: string[] = [];
-  if (request.dropoff) present.push("dropoff");
-  if (request.pickupTime) present.push("pickup_time");
-  if (request.deadline) present.push("deadline");
-  return present;
-}
 
 export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWaitMs }: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
   const { ingestion, delivery } = clients;

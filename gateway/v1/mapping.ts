@@ -2,9 +2,10 @@
  * Mapping between the public v1 messages and the internal contracts. The public API evolves apart
  * from the internal one: enums are matched by value name, the single public parcel is the
  * internal one-element packages list, and the Delivery view shows the carrier and confirmation
- * time instead of internal ids and records.
+ * time instead of internal ids and records. Helpers every version shares are in
+ * ../shared-mapping.ts.
  */
-import { create, type DescEnum, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   ConfirmationTypeSchema as PublicConfirmationTypeSchema,
   DeliveryEventSchema,
@@ -23,7 +24,7 @@ import {
   type PackageInfo as PublicPackageInfo,
 } from "../../gen/dronedelivery/api/v1/resources_pb.js";
 import type { WatchDeliveryResponseSchema as PublicWatchResponseSchema } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
-import type { Location, LocationSchema } from "../../gen/dronedelivery/common/v1/location_pb.js";
+import type { Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
 import {
   ConfirmationTypeSchema,
   PackageSizeSchema,
@@ -39,19 +40,12 @@ import {
 } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import type { DeliveryStatusEvent } from "../../gen/dronedelivery/delivery/v1/delivery_events_pb.js";
 import type { WatchDeliveryResponse } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { enumByName } from "../shared-mapping.js";
+
+export { locationToInternal } from "../shared-mapping.js";
 
 /** The carrier shown for deliveries flown by the platform's own fleet. */
 export const DRONE_CARRIER = "drone";
-
-/**
- * The value of `to` with the same name as `value` in `from`. A number `from` does not know is
- * passed through unchanged, so the receiving side rejects it as an unknown value.
- */
-function enumByName(value: number, from: DescEnum, to: DescEnum): number {
-  const name = from.value[value]?.name;
-  if (name === undefined) return value;
-  return to.values.find((v) => v.name === name)?.number ?? value;
-}
 
 // --- Enums ------------------------------------------------------------------------------------
 
@@ -68,10 +62,6 @@ export function stageFromInternal(value: DeliveryStage): PublicDeliveryStage {
 }
 
 // --- Values -----------------------------------------------------------------------------------
-
-export function locationToInternal(value: PublicLocation | undefined): MessageInitShape<typeof LocationSchema> | undefined {
-  return value && { latitude: value.latitude, longitude: value.longitude, altitude: value.altitude };
-}
 
 export function locationFromInternal(value: Location | undefined): PublicLocation | undefined {
   return value && create(PublicLocationSchema, { latitude: value.latitude, longitude: value.longitude, altitude: value.altitude });

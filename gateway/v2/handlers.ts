@@ -1,0 +1,172 @@
+/**
+ * The handlers of the public `dronedelivery.api.v2.DeliveryApiService`: each authenticates the
+ * caller (see ../auth.ts), checks ownership of the delivery it touches (../v1/ownership.ts, the
+ * same rule as v1), maps the public request onto the internal services and their answers back
+ * (./mapping.ts). v2 needs no internal contract of its own: Ingestion already takes a list of
+ * packages and the Delivery service already keeps them and the ETAs.
+ */
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { DeliveryApiService } from "../../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
+import {
+  ConfirmationType as PublicConfirmationType,
+  PrioritySchema,
+  type Priority,
+} from "../../gen/dronedelivery/api/v2/resources_pb.js";
+import { ConfirmationType } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
+import { Violations } from "../../lib/validation/violations.js";
+import { accountOf } from "../auth.js";
+import { streamCallOptions, unaryCallOptions } from "../call-options.js";
+import { relay, toConnectError } from "../errors.js";
+import type { HandlerDeps } from "../handler-deps.js";
+import { resolveIdempotencyKey } from "../idempotency.js";
+import { locationToInternal, reschedulePaths } from "../shared-mapping.js";
+import { awaitOwnDelivery, requireOwnDelivery } from "../v1/ownership.js";
+import {
+  confirmationTypeToInternal,
+  deliveryFromInternal,
+  eventFromInternal,
+  parcelsToInternal,
+  priorityToExpedited,
+  schedulePathToPublic,
+  statusFromInternal,
+  watchUpdateFromInternal,
+} from "./mapping.js";
+
+/**
+ * The one check the internal services cannot make: the internal contract only knows whether a
+ * delivery is expedited, so a priority v2 does not define must be refused here. Every other field
+ * is checked by Ingestion, with its field paths renamed to the public request's.
+ */
+function checkPriority(priority: Priority): void {
+  try {
+    new Violations().enumValue("priority", priority, PrioritySchema, { allowUnspecified: true }).throwIfAny();
+  } catch (error) {
+    throw toConnectError(error);
+  }
+}
+
+export function deliveryApiV2Handlers({ clients, callTimeoutMs, pendingDeliveryWaitMs }: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
+  const { ingestion, delivery } = clients;
+  const options = (ctx: HandlerContext) => unaryCallOptions(ctx, callTimeoutMs);
+
+  /** The account of the call, after checking it owns `deliveryId`. */
+  const owner = async (deliveryId: string, ctx: HandlerContext): Promise<string> => {
+    const account = accountOf(ctx);
+    await requireOwnDelivery(delivery, deliveryId, account, options(ctx));
+    return account;
+  };
+
+  return {
+    async scheduleDelivery(request, ctx) {
+      const account = accountOf(ctx);
+      checkPriority(request.priority);
+      const idempotencyKey = resolveIdempotencyKey(request.idempotencyKey, ctx.requestHeader);
+      const internal = {
+        idempotencyKey,
+        ownerId: account,
+        pickup: locationToInternal(request.pickup),
+        dropoff: locationToInternal(request.dropoff),
+        pickupTime: request.pickupTime,
+        deadline: request.deadline,
+        expedited: priorityToExpedited(request.priority),
+        // The public contract: an unset confirmation type means none is required.
+        confirmationRequired:
+          request.confirmationRequired === PublicConfirmationType.UNSPECIFIED
+            ? ConfirmationType.NONE
+            : confirmationTypeToInternal(request.confirmationRequired),
+        packages: parcelsToInternal(request.parcels),
+      };
+      const answer = await relay(() => ingestion.scheduleDelivery(internal, options(ctx)), schedulePathToPublic);
+      return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
+    },
+
+    async getDelivery(request, ctx) {
+      await owner(request.deliveryId, ctx);
+      const answer = await relay(() => delivery.getDelivery({ deliveryId: request.deliveryId }, options(ctx)));
+      return { delivery: answer.delivery && deliveryFromInternal(answer.delivery) };
+    },
+
+    async listDeliveries(request, ctx) {
+      const account = accountOf(ctx);
+      const answer = await relay(() =>
+        delivery.listDeliveries({ ownerId: account, pageSize: request.pageSize, pageToken: request.pageToken }, options(ctx)),
+      );
+      return { deliveries: answer.deliveries.map(deliveryFromInternal), nextPageToken: answer.nextPageToken };
+    },
+
+    async rescheduleDelivery(request, ctx) {
+      const account = await owner(request.deliveryId, ctx);
+      const paths = reschedulePaths(request);
+      const answer = await relay(() =>
+        ingestion.rescheduleDelivery(
+          {
+            deliveryId: request.deliveryId,
+            ownerId: account,
+            dropoff: paths.includes("dropoff") ? locationToInternal(request.dropoff) : undefined,
+            pickupTime: paths.includes("pickup_time") ? request.pickupTime : undefined,
+            deadline: paths.includes("deadline") ? request.deadline : undefined,
+            updateMask: { paths },
+          },
+          options(ctx),
+        ),
+      );
+      return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
+    },
+
+    async cancelDelivery(request, ctx) {
+      const account = await owner(request.deliveryId, ctx);
+      const answer = await relay(() =>
+        ingestion.cancelDelivery({ deliveryId: request.deliveryId, ownerId: account, reason: request.reason }, options(ctx)),
+      );
+      return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
+    },
+
+    async getDeliveryStatus(request, ctx) {
+      await owner(request.deliveryId, ctx);
+      const answer = await relay(() => delivery.getDeliveryStatus({ deliveryId: request.deliveryId }, options(ctx)));
+      return { status: answer.status && statusFromInternal(answer.status, new Date()) };
+    },
+
+    async confirmDelivery(request, ctx) {
+      await owner(request.deliveryId, ctx);
+      const answer = await relay(() =>
+        delivery.confirmDelivery(
+          {
+            deliveryId: request.deliveryId,
+            confirmationType: confirmationTypeToInternal(request.confirmationType),
+            confirmTime: request.confirmTime,
+            proofReference: request.proofReference,
+          },
+          options(ctx),
+        ),
+      );
+      return { delivery: answer.delivery && deliveryFromInternal(answer.delivery) };
+    },
+
+    async getDeliveryHistory(request, ctx) {
+      await owner(request.deliveryId, ctx);
+      const answer = await relay(() => delivery.getDeliveryHistory({ deliveryId: request.deliveryId }, options(ctx)));
+      return { events: answer.events.map(eventFromInternal) };
+    },
+
+    async *watchDelivery(request, ctx) {
+      // Following a delivery right after scheduling it is the common case: wait for it to exist.
+      await awaitOwnDelivery(delivery, request.deliveryId, accountOf(ctx), () => options(ctx), pendingDeliveryWaitMs);
+      const updates = delivery.watchDelivery(
+        { deliveryId: request.deliveryId, afterSequence: request.afterSequence, includePositions: request.includePositions },
+        streamCallOptions(ctx),
+      );
+      const iterator = updates[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await relay(() => iterator.next());
+          if (next.done) return;
+          const update = watchUpdateFromInternal(next.value);
+          if (update) yield update;
+        }
+      } finally {
+        await iterator.return?.();
+      }
+    },
+  };
+}
