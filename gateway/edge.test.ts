@@ -144,6 +144,18 @@ describe("CORS", () => {
   });
 });
 
+describe("/openapi.json", () => {
+  it("serves the OpenAPI 3.1 document of both versions without a token", async () => {
+    const res = await fetch(`${gateway.url}/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("application/json");
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toMatch(/^3\.1\./);
+    expect(Object.keys(doc.paths["/v1/deliveryrequests"] ?? {})).toContain("post");
+    expect(Object.keys(doc.paths["/v2/deliveries"] ?? {})).toEqual(expect.arrayContaining(["get", "post"]));
+  });
+});
+
 describe("/readyz", () => {
   it("answers 503 naming the services it cannot reach", async () => {
     const res = await fetch(`${gateway.url}/readyz`);

@@ -6,6 +6,8 @@ import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { createInternalClients } from "./internal-clients.js";
+import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
+import { openApiDocument } from "./openapi/openapi.js";
 import { createReadinessProbe } from "./readiness.js";
 import { restHandler } from "./rest/handler.js";
 import { startListeners, type RestMount } from "./server.js";
@@ -54,6 +56,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         maxBodyBytes: config.maxBodyBytes,
       }),
     }));
+    // Built once from the descriptors; a conflicting route stops the start.
+    const openApi = openApiEndpoint(openApiDocument(API_VERSIONS));
     const listeners = await startListeners({
       host: config.host,
       port: config.port,
@@ -69,6 +73,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         maxBodyBytes: config.maxBodyBytes,
       },
       endpoints: {
+        [OPENAPI_PATH]: openApi,
         "/readyz": (req, res) => {
           readiness.check().then((report) => {
             res.statusCode = report.ready ? 200 : 503;

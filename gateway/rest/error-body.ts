@@ -14,7 +14,8 @@ import {
 import { codeName, httpStatusOf } from "./http-status.js";
 import { isPayloadTooLarge } from "./request-io.js";
 
-const DETAIL_TYPES: readonly DescMessage[] = [BadRequestSchema, PreconditionFailureSchema, RetryInfoSchema];
+/** The google.rpc details an error body carries. */
+export const DETAIL_TYPES: readonly DescMessage[] = [BadRequestSchema, PreconditionFailureSchema, RetryInfoSchema];
 
 export interface ErrorResponse {
   readonly status: number;
