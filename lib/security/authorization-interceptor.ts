@@ -1,0 +1,75 @@
+/**
+ * Enforcing the authorization table on a grpc-js server, in one place for every service it
+ * serves: a server interceptor that looks up the verified caller identity and the called method
+ * and ends a refused call before its handler runs, with UNAUTHENTICATED (no identity) or
+ * PERMISSION_DENIED (an identity the table does not allow).
+ */
+import {
+  ServerInterceptingCall,
+  status,
+  type ServerInterceptingCallInterface,
+  type ServerInterceptor,
+  type ServerListener,
+} from "@grpc/grpc-js";
+import { authorize, type AuthorizationDecision } from "./authorization.js";
+import { callerIdentity } from "./peer-identity.js";
+
+/** A refused call, for logs and metrics. */
+export interface Denial {
+  /** `/package.Service/Method` */
+  readonly path: string;
+  readonly caller: string | undefined;
+  readonly code: status.UNAUTHENTICATED | status.PERMISSION_DENIED;
+  readonly reason: string;
+}
+
+export interface AuthorizationInterceptorOptions {
+  /**
+   * Whether to enforce the table: `tlsEnabled(env)`. With TLS off no call carries a caller
+   * identity, so nothing is checked and every call goes through.
+   */
+  readonly enforce: boolean;
+  /** Called for every refused call. */
+  readonly onDenied?: (denial: Denial) => void;
+  /** The decision; default `authorize` (the platform's table). */
+  readonly decide?: (serviceTypeName: string, methodName: string, caller: string | undefined) => AuthorizationDecision;
+}
+
+/**
+ * A server interceptor enforcing the authorization table, for `new grpc.Server({ interceptors })`.
+ */
+export function authorizationInterceptor(options: AuthorizationInterceptorOptions): ServerInterceptor {
+  const decide = options.decide ?? authorize;
+  return (methodDescriptor, call) => {
+    if (!options.enforce) return new ServerInterceptingCall(call);
+    const path = methodDescriptor.path;
+    const { service, method } = splitPath(path);
+    const caller = callerIdentity(call);
+    const decision = decide(service, method, caller);
+    if (decision.allowed) return new ServerInterceptingCall(call);
+    const denial: Denial = {
+      path,
+      caller,
+      code: caller === undefined ? status.UNAUTHENTICATED : status.PERMISSION_DENIED,
+      reason: decision.reason,
+    };
+    options.onDenied?.(denial);
+    return refusedCall(call, denial);
+  };
+}
+
+/** A call that answers `denial` as soon as its headers arrive and never reaches its handler. */
+function refusedCall(call: ServerInterceptingCallInterface, denial: Denial): ServerInterceptingCall {
+  const listener: ServerListener = {
+    onReceiveMetadata: () => call.sendStatus({ code: denial.code, details: denial.reason }),
+    onReceiveMessage: () => {},
+    onReceiveHalfClose: () => {},
+  };
+  return new ServerInterceptingCall(call, { start: (next) => next(listener) });
+}
+
+/** "/pkg.Service/Method" → { service: "pkg.Service", method: "Method" } */
+function splitPath(path: string): { service: string; method: string } {
+  const slash = path.lastIndexOf("/");
+  return { service: path.slice(1, slash), method: path.slice(slash + 1) };
+}
