@@ -22,8 +22,9 @@ run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
 
-bench: deps nats ## Benchmarks (loopback only, bounded): figures, no pass/fail.
+bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on request errors.
 	@$(BIN)/tsx bench/telemetry.ts
+	@$(BIN)/tsx bench/gateway.ts
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 

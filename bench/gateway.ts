@@ -1,0 +1,224 @@
+/**
+ * Gateway benchmark (`make bench`): reading one delivery through the gateway's REST surface
+ * (`GET /v1/deliveries/{id}`, JSON over HTTP/1.1) next to the same read called directly on the
+ * Delivery service over gRPC (`DeliveryService.GetDelivery`), in the same run, against the same
+ * deliveries.
+ *
+ * The REST read does more than forward: it passes the edge checks (CORS, body size, rate limit),
+ * verifies the bearer token, asks the Delivery service for the delivery's owner (GetDeliveryOwner)
+ * before reading it (GetDelivery), and maps the internal delivery onto the public JSON. The direct
+ * read is the single internal call, binary protobuf.
+ *
+ * Everything runs on loopback in this process: a private nats-server (a child process), every
+ * service, the gateway and the load generator. The HTTP client is node:http with a keep-alive
+ * Agent (one socket per concurrent request); the gRPC client is the platform's createClient (one
+ * HTTP/2 connection). Each path gets a warm-up; then the measured requests (a fixed count per
+ * path, with a time cap per path) run in rounds in which the two paths take turns, so that both
+ * meet the same background work on the machine. Exits non-zero only when a path had errors.
+ *
+ *   BENCH_GATEWAY_REQUESTS=5000  requests per path        BENCH_GATEWAY_CONCURRENCY=16  in flight
+ *   BENCH_GATEWAY_WARMUP=500     warm-up requests         BENCH_GATEWAY_MAX_S=60        cap per path
+ *   BENCH_GATEWAY_DELIVERIES=4   deliveries read in turn  BENCH_GATEWAY_ROUNDS=5        rounds
+ */
+import http from "node:http";
+import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { startGateway, type RunningGateway } from "../gateway/module.js";
+import { mintToken } from "../gateway/tokens.js";
+import { createClient, type Client } from "../lib/grpc/index.js";
+import { startNatsServer } from "../test/harness/nats-server.js";
+import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
+import { percentile, printTable } from "./report.js";
+
+const REQUESTS = Number(process.env["BENCH_GATEWAY_REQUESTS"] ?? 5000);
+const CONCURRENCY = Number(process.env["BENCH_GATEWAY_CONCURRENCY"] ?? 16);
+const WARMUP = Number(process.env["BENCH_GATEWAY_WARMUP"] ?? 500);
+const MAX_S = Number(process.env["BENCH_GATEWAY_MAX_S"] ?? 60);
+const DELIVERIES = Number(process.env["BENCH_GATEWAY_DELIVERIES"] ?? 4);
+const ROUNDS = Math.max(1, Number(process.env["BENCH_GATEWAY_ROUNDS"] ?? 5));
+const SECRET = "bench-gateway-secret";
+// One of the accounts the Account service knows from the start.
+const ACCOUNT = "acct-demo";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+/** One request over `agent`, the whole body read as text. */
+function httpRequest(agent: http.Agent, url: URL, options: { method: string; headers: Record<string, string>; body?: string }): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { agent, method: options.method, headers: options.headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+/** What the measured runs of one path add up to. */
+interface PathResult {
+  requests: number;
+  errors: number;
+  elapsedMs: number;
+  latenciesMs: number[];
+  /** The first error seen, to name in the report. */
+  firstError: string | undefined;
+}
+
+function emptyResult(): PathResult {
+  return { requests: 0, errors: 0, elapsedMs: 0, latenciesMs: [], firstError: undefined };
+}
+
+/**
+ * Calls `read(i)` for i = 0..count-1 with `concurrency` calls in flight until all are done or
+ * `maxMs` has passed, adding requests, errors, wall time and each call's latency (process.hrtime)
+ * to `into`. `read` resolves when the answer is the expected one and throws otherwise.
+ */
+async function run(read: (i: number) => Promise<void>, count: number, concurrency: number, maxMs: number, into: PathResult): Promise<void> {
+  let next = 0;
+  const start = process.hrtime.bigint();
+  const stopAt = start + BigInt(Math.round(Math.max(0, maxMs) * 1e6));
+  const worker = async () => {
+    for (;;) {
+      if (next >= count || process.hrtime.bigint() >= stopAt) return;
+      const i = next++;
+      const t0 = process.hrtime.bigint();
+      try {
+        await read(i);
+        into.latenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      } catch (error) {
+        into.errors++;
+        into.firstError ??= error instanceof Error ? error.message : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  into.requests += next;
+  into.elapsedMs += Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+async function main(): Promise<number> {
+  const nats = await startNatsServer({ readyTimeoutMs: 10_000 });
+  let platform: TestPlatform | undefined;
+  let gateway: RunningGateway | undefined;
+  let direct: Client<typeof DeliveryService> | undefined;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  try {
+    platform = await startPlatform(nats.url, { env: { DRONE_FLEET_SIZE: String(Math.max(6, DELIVERIES + 2)) } });
+    gateway = await startGateway({
+      env: {
+        ...platform.env,
+        GATEWAY_JWT_SECRET: SECRET,
+        GATEWAY_PORT: "0",
+        GATEWAY_GRPC_PORT: "0",
+        // The rate limiter stays on (its bookkeeping is part of every request) with an allowance
+        // this run cannot reach.
+        GATEWAY_RATE_LIMIT_REQUESTS: "1000000000",
+      },
+    });
+    direct = createClient(DeliveryService, { address: platform.address("delivery"), defaultTimeoutMs: 10_000 });
+    const client = direct;
+    const token = await mintToken(ACCOUNT, SECRET);
+    const auth = { authorization: `Bearer ${token}` };
+    const base = gateway.url;
+
+    // A few deliveries through the public API; the scheduler's workflow creates them.
+    const ids: string[] = [];
+    for (let i = 0; i < DELIVERIES; i++) {
+      const answer = await httpRequest(agent, new URL("/v1/deliveryrequests", base), {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json", "idempotency-key": `bench-gateway-${i}` },
+        body: JSON.stringify({
+          pickup: { latitude: 47.61, longitude: -122.33 },
+          dropoff: { latitude: 47.63, longitude: -122.36 },
+          deadline: new Date(Date.now() + 86_400_000).toISOString(),
+          confirmationRequired: "CONFIRMATION_TYPE_NONE",
+          packageInfo: { packageId: `pkg-bench-gateway-${i}`, size: "PACKAGE_SIZE_SMALL", weightKg: 1.2 },
+        }),
+      });
+      if (answer.status !== 202) throw new Error(`POST /v1/deliveryrequests answered ${answer.status}: ${answer.body}`);
+      ids.push((JSON.parse(answer.body) as { deliveryId: string }).deliveryId);
+    }
+    const until = Date.now() + 30_000;
+    for (const id of ids) {
+      for (;;) {
+        const answer = await httpRequest(agent, new URL(`/v1/deliveries/${id}`, base), { method: "GET", headers: auth });
+        if (answer.status === 200) break;
+        if (Date.now() > until) throw new Error(`GET /v1/deliveries/${id} still answers ${answer.status}: ${answer.body}`);
+        await sleep(100);
+      }
+    }
+
+    const urls = ids.map((id) => new URL(`/v1/deliveries/${id}`, base));
+    const viaGateway = async (i: number) => {
+      const answer = await httpRequest(agent, urls[i % urls.length]!, { method: "GET", headers: auth });
+      if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.body.slice(0, 200)}`);
+      const delivery = JSON.parse(answer.body) as { deliveryId?: string };
+      if (delivery.deliveryId !== ids[i % ids.length]) throw new Error(`answered delivery ${delivery.deliveryId}`);
+    };
+    const viaGrpc = async (i: number) => {
+      const answer = await client.getDelivery({ deliveryId: ids[i % ids.length]! });
+      if (answer.delivery?.deliveryId !== ids[i % ids.length]) throw new Error(`answered delivery ${answer.delivery?.deliveryId}`);
+    };
+
+    console.log(
+      `gateway benchmark: ${REQUESTS} reads per path at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ` +
+        `${ids.length} deliveries, ${ROUNDS} alternating rounds, cap ${MAX_S} s per path`,
+    );
+    const paths = [
+      { name: "REST via gateway", read: viaGateway, result: emptyResult() },
+      { name: "gRPC direct", read: viaGrpc, result: emptyResult() },
+    ];
+    for (const { read } of paths) await run(read, WARMUP, CONCURRENCY, MAX_S * 1000, emptyResult());
+    // The measured requests in rounds, the paths taking turns (and turns at going first), so
+    // both meet the same background work of the machine.
+    for (let round = 0; round < ROUNDS; round++) {
+      const count = Math.floor(REQUESTS / ROUNDS) + (round < REQUESTS % ROUNDS ? 1 : 0);
+      for (const { read, result } of round % 2 === 0 ? paths : [...paths].reverse()) {
+        await run(read, count, CONCURRENCY, MAX_S * 1000 - result.elapsedMs, result);
+      }
+    }
+
+    const figures = paths.map(({ name, result }) => ({
+      name,
+      result,
+      capped: result.requests < REQUESTS,
+      rate: result.latenciesMs.length / (result.elapsedMs / 1000),
+      p50: percentile(result.latenciesMs, 50),
+      p99: percentile(result.latenciesMs, 99),
+    }));
+    const columns = (cells: string[]) => cells.map((c, k) => (k === 0 ? c.padStart(9) : c.padStart(10))).join("");
+    const [gw, grpc] = figures as [(typeof figures)[0], (typeof figures)[0]];
+    printTable("GET /v1/deliveries/{id} via the gateway vs DeliveryService.GetDelivery direct", [
+      ["path", columns(["requests", "req/s", "p50 ms", "p99 ms", "errors"])],
+      ...figures.map(({ name, result, capped, rate, p50, p99 }): [string, string] => [
+        name,
+        columns([`${result.requests}${capped ? "*" : ""}`, rate.toFixed(0), p50.toFixed(2), p99.toFixed(2), String(result.errors)]),
+      ]),
+      ["gateway / direct", `req/s ${(gw.rate / grpc.rate).toFixed(2)}x, p50 ${(gw.p50 / grpc.p50).toFixed(2)}x, p99 ${(gw.p99 / grpc.p99).toFixed(2)}x`],
+      ["REST read does", "edge checks + JWT check + GetDeliveryOwner + GetDelivery + public JSON"],
+    ]);
+    if (figures.some((f) => f.capped)) console.log(`  * stopped by the ${MAX_S} s cap before ${REQUESTS} requests`);
+    let failed = false;
+    for (const { name, result } of figures) {
+      if (result.errors === 0) continue;
+      failed = true;
+      console.error(`${name}: ${result.errors} errors, first: ${result.firstError}`);
+    }
+    return failed ? 1 : 0;
+  } finally {
+    direct?.close();
+    agent.destroy();
+    await gateway?.close();
+    await platform?.stop();
+    await nats.stop();
+  }
+}
+
+process.exitCode = await main();
