@@ -1,9 +1,12 @@
 /**
- * The internal services the gateway calls, each through the platform's single client factory.
+ * The internal services the gateway calls, through the gateway's communication layer (mutual TLS
+ * as the `gateway` identity, balancing over instances, deadlines, retries of idempotent methods,
+ * circuit breakers, tracing and metrics).
  */
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { IngestionService } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
-import { createClient, type Client } from "../lib/grpc/index.js";
+import type { CommsLayer } from "../lib/comms/layer.js";
+import type { Client } from "../lib/grpc/index.js";
 
 export interface InternalClients {
   readonly ingestion: Client<typeof IngestionService>;
@@ -11,9 +14,9 @@ export interface InternalClients {
   close(): void;
 }
 
-export function createInternalClients(addresses: { ingestion: string; delivery: string }): InternalClients {
-  const ingestion = createClient(IngestionService, { address: addresses.ingestion });
-  const delivery = createClient(DeliveryService, { address: addresses.delivery });
+export function createInternalClients(comms: CommsLayer, addresses: { ingestion: string; delivery: string }): InternalClients {
+  const ingestion = comms.client(IngestionService, "ingestion", { address: addresses.ingestion });
+  const delivery = comms.client(DeliveryService, "delivery", { address: addresses.delivery });
   return {
     ingestion,
     delivery,

@@ -2,10 +2,14 @@
  * Runs the gateway from the environment until SIGTERM or SIGINT.
  */
 import pino from "pino";
+import { initMetrics } from "../lib/observability/metrics.js";
+import { traceLogFields } from "../lib/observability/trace-ids.js";
+import { shutdownTracing } from "../lib/observability/tracing.js";
 import { DEFAULT_DEV_SECRET_FILE } from "./config.js";
 import { startGateway } from "./module.js";
 
-const log = pino({ name: "gateway" });
+const log = pino({ name: "gateway", mixin: traceLogFields });
+initMetrics("gateway");
 
 async function main(): Promise<void> {
   const gateway = await startGateway();
@@ -22,7 +26,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "gateway stopping");
     gateway.close().then(
-      () => process.exit(0),
+      () => shutdownTracing().then(() => process.exit(0)),
       (error: unknown) => {
         log.error({ err: error }, "gateway did not stop cleanly");
         process.exit(1);

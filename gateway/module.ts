@@ -8,6 +8,10 @@ import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { createInternalClients } from "./internal-clients.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
 import { openApiDocument } from "./openapi/openapi.js";
+import { createCommsLayer } from "../lib/comms/layer.js";
+import { metricsHandler } from "../lib/observability/metrics-server.js";
+import { initTracing } from "../lib/observability/tracing.js";
+import { tracingInterceptor } from "./observability.js";
 import { createReadinessProbe } from "./readiness.js";
 import { restHandler } from "./rest/handler.js";
 import { startListeners, type RestMount } from "./server.js";
@@ -33,12 +37,16 @@ export interface RunningGateway {
 export async function startGateway(options: StartGatewayOptions = {}): Promise<RunningGateway> {
   const config: GatewayConfig = { ...readGatewayConfig(options.env ?? process.env), ...options.config };
   const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
+  const env = options.env ?? process.env;
+  initTracing("gateway", { env });
+  const comms = await createCommsLayer({ identity: "gateway", env });
   const dependencies = { ingestion: config.ingestionAddress, delivery: config.deliveryAddress };
-  const clients = createInternalClients(dependencies);
-  const readiness = createReadinessProbe(dependencies);
+  const clients = createInternalClients(comms, dependencies);
+  const readiness = createReadinessProbe(comms, dependencies);
   const closeClients = () => {
     clients.close();
     readiness.close();
+    comms.close();
   };
   try {
     // Every version is served side by side; one implementation per version serves both its
@@ -62,7 +70,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       host: config.host,
       port: config.port,
       grpcPort: config.grpcPort,
-      interceptors: [authInterceptor(secret)],
+      interceptors: [tracingInterceptor(), authInterceptor(secret)],
       routes: (router) => {
         for (const { version, handlers } of versions) router.service(version.service, handlers);
       },
@@ -74,6 +82,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       },
       endpoints: {
         [OPENAPI_PATH]: openApi,
+        "/metrics": metricsHandler,
         "/readyz": (req, res) => {
           readiness.check().then((report) => {
             res.statusCode = report.ready ? 200 : 503;

@@ -3,7 +3,7 @@
  * `grpc.health.v1`. Each probe is bounded, so a hung service answers "not ready", not a hang.
  */
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { createClient } from "../lib/grpc/index.js";
+import type { CommsLayer } from "../lib/comms/layer.js";
 
 export interface ReadinessReport {
   readonly ready: boolean;
@@ -18,10 +18,11 @@ export interface ReadinessProbe {
 
 export const READINESS_TIMEOUT_MS = 1000;
 
-export function createReadinessProbe(dependencies: Record<string, string>): ReadinessProbe {
+/** Probes of the dependencies, by name and address; they see each one as it is (no retries). */
+export function createReadinessProbe(comms: CommsLayer, dependencies: Record<"ingestion" | "delivery", string>): ReadinessProbe {
   const clients = Object.entries(dependencies).map(([name, address]) => ({
     name,
-    client: createClient(Health, { address }),
+    client: comms.client(Health, name as keyof typeof dependencies, { address, observe: false, resilience: false }),
   }));
   return {
     async check() {

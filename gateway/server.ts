@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { withEdge, type EdgePolicy, type NodeHandler } from "./edge/index.js";
+import { withRequestMetrics } from "./observability.js";
 
 export interface ListenOptions {
   readonly host: string;
@@ -96,9 +97,10 @@ export async function startListeners(options: ListenOptions): Promise<Listeners>
     const mount = rest.find((m) => url.startsWith(m.prefix));
     (mount ? mount.handler : connect)(req, res);
   });
-  const httpServer = http.createServer(http1);
+  const restPrefixes = rest.map((m) => m.prefix);
+  const httpServer = http.createServer(withRequestMetrics(restPrefixes, http1));
   // The compatibility API gives HTTP/2 requests the shape of HTTP/1.1 ones.
-  const h2Server = http2.createServer(front(options, connect) as unknown as (
+  const h2Server = http2.createServer(withRequestMetrics(restPrefixes, front(options, connect)) as unknown as (
     req: http2.Http2ServerRequest,
     res: http2.Http2ServerResponse,
   ) => void);

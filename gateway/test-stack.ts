@@ -3,10 +3,15 @@
  * every service in-process with fast flights, the gateway on free ports, and tokens for two
  * accounts.
  */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
 import { startGateway, type RunningGateway } from "./module.js";
 import { mintToken } from "./tokens.js";
+
+/** Shared by the test files (made once, reused while valid; safe when files start at once). */
+export const TEST_PKI_DIR = join(tmpdir(), "dronedelivery-test-pki");
 
 export interface GatewayStack {
   nats: TestNatsServer;
@@ -23,6 +28,9 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
   const nats = await startNatsServer();
   const platform = await startPlatform(nats.url, {
     env: {
+      // The whole path runs as in production: mutual TLS and the caller authorization table.
+      INTERNAL_TLS: "on",
+      INTERNAL_PKI_DIR: TEST_PKI_DIR,
       DRONE_TIME_SCALE: "120",
       DRONE_TELEMETRY_HZ: "5",
       DRONE_FLEET_SIZE: "6",

@@ -26,6 +26,12 @@
  *   RUN_READY_TIMEOUT_MS=30000 how long services get to report SERVING
  *   RUN_EXIT_AFTER_READY       when 1 (or true): start everything, print the table, stop, exit 0
  *   <NAME>_PORT                a service's gRPC port (default: its module's defaultPort)
+ *   <NAME>_INSTANCES=1         how many instances of a service to run (1-9); instance i listens
+ *                              on <NAME>_PORT + 100 (i-1), and callers balance over all of them
+ *   INTERNAL_TLS=on            mutual TLS between services (off: plaintext, for debugging only)
+ *   INTERNAL_PKI_DIR           development CA and certificates (default <RUN_DIR>/pki)
+ * Each service instance serves Prometheus metrics on its gRPC port + 1000 (/metrics); the gateway
+ * on its own port.
  *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
  */
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
@@ -41,6 +47,7 @@ import {
 import { startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
+import { ensureDevPki, PKI_IDENTITIES, tlsEnabled } from "../lib/security/index.js";
 import { envPrefix } from "../lib/service/config.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import type { ServiceModule } from "../lib/service/service-host.js";
@@ -94,6 +101,8 @@ interface Service {
   address?: string;
   /** Its health once started: SERVING, or what it answered instead. */
   health?: string;
+  /** Where its Prometheus metrics are scraped. */
+  metricsUrl?: string;
 }
 
 /** The ServiceModule exported by services/<name>/module.ts, if there is one. */
@@ -113,6 +122,20 @@ function discoverServices(servicesDir: string): { name: string; main: string }[]
     .filter((d) => d.isDirectory() && existsSync(path.join(servicesDir, d.name, "main.ts")))
     .map((d) => ({ name: d.name, main: path.join(servicesDir, d.name, "main.ts") }))
     .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Ports of a service's further instances: +100, +200, ... */
+const INSTANCE_PORT_STEP = 100;
+/** A service instance's metrics port: its gRPC port + 1000. */
+const METRICS_PORT_OFFSET = 1000;
+
+interface InstancePlan {
+  readonly name: string;
+  /** `delivery`, or `delivery#2` when there are several. */
+  readonly label: string;
+  readonly main: string;
+  readonly port: number | undefined;
+  readonly module: ServiceModule | undefined;
 }
 
 let nats: RunningNatsServer | undefined;
@@ -175,7 +198,8 @@ function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: stri
       const health = (s.health ?? "n/a").padEnd(11);
       rows.push([
         i === 0 ? "services" : "",
-        `${s.name.padEnd(width)}   ${(s.address ?? "-").padEnd(addressWidth)}   ${health}   pid ${s.child.pid}   log ${shown(s.logFile)}`,
+        `${s.name.padEnd(width)}   ${(s.address ?? "-").padEnd(addressWidth)}   ${health}   pid ${s.child.pid}   log ${shown(s.logFile)}` +
+          (s.metricsUrl ? `   metrics ${s.metricsUrl}` : ""),
       ]);
     });
   }
@@ -297,28 +321,76 @@ async function main(): Promise<void> {
   const gatewayMain = path.join(servicesDir, "..", "gateway", "main.ts");
   if (existsSync(gatewayMain)) found.push({ name: "gateway", main: gatewayMain });
   if (found.length === 0) say(`no services to start (none of ${shown(servicesDir)}/<name>/main.ts exists yet)`);
-  const width = Math.max(0, ...found.map((s) => s.name.length));
+  // Mutual TLS between the services (on unless INTERNAL_TLS=off): the development CA and every
+  // identity's certificate are made once here, before the services start.
+  const pkiDirectory = process.env["INTERNAL_PKI_DIR"]?.trim() || path.join(runDir, "pki");
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env, NATS_URL: server.url, INTERNAL_PKI_DIR: pkiDirectory };
+  if (tlsEnabled(baseEnv)) {
+    const pki = await ensureDevPki(pkiDirectory, PKI_IDENTITIES);
+    const made = pki.changes.length > 0 ? `, ${pki.changes.length} made or renewed` : "";
+    say(`mutual TLS between services: development CA and certificates in ${shown(pkiDirectory)}${made}`);
+  } else {
+    say("INTERNAL_TLS=off: services talk plaintext and do not check callers (debugging only)");
+  }
+
+  // Every instance of every service, with its ports; callers get the list of a service's instances.
+  const plans: InstancePlan[] = [];
   for (const { name, main: mainFile } of found) {
     const module = name === "gateway" ? undefined : await loadModule(path.dirname(mainFile));
     const portVariable = `${envPrefix(name)}PORT`;
-    const port =
-      process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : name === "gateway" ? "8080" : undefined);
-    const logFile = path.join(logDir, `${name}.log`);
-    const prefix = `[${name}]`.padEnd(width + 2) + " ";
+    const basePort = Number(
+      process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : name === "gateway" ? "8080" : "0"),
+    );
+    const count = name === "gateway" || !module ? 1 : intFromEnv(`${envPrefix(name)}INSTANCES`, 1, 1, 9);
+    for (let i = 0; i < count; i++) {
+      const port = basePort > 0 ? basePort + i * INSTANCE_PORT_STEP : undefined;
+      plans.push({ name, label: count > 1 ? `${name}#${i + 1}` : name, main: mainFile, port, module });
+    }
+  }
+  const addresses: Record<string, string> = {};
+  for (const name of new Set(plans.filter((p) => p.module && p.port).map((p) => p.name))) {
+    const variable = `${envPrefix(name)}ADDRESS`;
+    addresses[variable] =
+      process.env[variable]?.trim() ||
+      plans
+        .filter((p) => p.name === name)
+        .map((p) => `${HOST}:${p.port}`)
+        .join(",");
+  }
+
+  const width = Math.max(0, ...plans.map((p) => p.label.length));
+  for (const plan of plans) {
+    const { name, label, main: mainFile, port } = plan;
+    const logFile = path.join(logDir, `${label.replace("#", "-")}.log`);
+    const prefix = `[${label}]`.padEnd(width + 2) + " ";
+    const own: Record<string, string> = port
+      ? {
+          [`${envPrefix(name)}PORT`]: String(port),
+          ...(plan.module ? { [`${envPrefix(name)}METRICS_PORT`]: String(port + METRICS_PORT_OFFSET) } : {}),
+        }
+      : {};
     const child = startSupervisedChild({
-      name,
+      name: label,
       command: process.execPath,
       args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
       cwd: repoRoot,
-      env: { ...process.env, NATS_URL: server.url, SERVICE_NAME: name, ...(port ? { [portVariable]: port } : {}) },
+      env: { ...baseEnv, ...addresses, SERVICE_NAME: name, ...own },
       logFile,
       onLine: (line) => process.stdout.write(prefix + line + "\n"),
       onParentExit: "SIGTERM",
       orphanStopTimeoutMs: stopTimeoutMs,
     });
-    services.push({ name, main: mainFile, logFile, child, ...(port ? { address: `${HOST}:${port}` } : {}) });
+    services.push({
+      name: label,
+      main: mainFile,
+      logFile,
+      child,
+      ...(port ? { address: `${HOST}:${port}` } : {}),
+      ...(port && plan.module ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
+      ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${port}/metrics` } : {}),
+    });
     void child.exited.then((exit) => {
-      if (!stopping) complain(`${name} exited unexpectedly (${describeExit(exit)}); see ${shown(logFile)}`);
+      if (!stopping) complain(`${label} exited unexpectedly (${describeExit(exit)}); see ${shown(logFile)}`);
     });
   }
   if (services.length > 0) say(`started ${services.map((s) => s.name).join(", ")}; waiting until they are SERVING`);
@@ -329,7 +401,7 @@ async function main(): Promise<void> {
       const result =
         s.name === "gateway"
           ? await waitForHttp(`http://${s.address}/healthz`, readyTimeoutMs)
-          : await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200 });
+          : await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200, env: baseEnv });
       s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
       if (!result.ok) complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
     }),

@@ -13,6 +13,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
+import { startServerSpan } from "../../lib/observability/trace-grpc.js";
 import { errorResponse } from "./error-body.js";
 import { headersOf, readJsonBody, writeJson } from "./request-io.js";
 import { matchRoute, restRoutes, type RestRoute } from "./routes.js";
@@ -75,6 +76,29 @@ export function restHandler(options: RestOptions): RestHandler {
     }
     const { route, variables } = found;
     const headers = headersOf(req);
+    // One server span per REST call, continued by every internal call it makes.
+    const span = startServerSpan(`/${options.service.typeName}/${route.method.name}`, headers, {
+      service: "gateway",
+      system: "http",
+      attributes: { "http.request.method": route.httpMethod },
+    });
+    try {
+      await span.run(() => serveRoute(req, res, url, route, variables, headers));
+      span.end();
+    } catch (error) {
+      span.end(error);
+      throw error;
+    }
+  }
+
+  async function serveRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    route: RestRoute,
+    variables: Map<string, string>,
+    headers: Headers,
+  ): Promise<void> {
     const account = await options.authenticate(headers);
     const body = await readJsonBody(req, options.maxBodyBytes);
     const streaming = route.method.methodKind === "server_streaming";

@@ -14,6 +14,11 @@ import {
   type ClientWritableStream,
 } from "@grpc/grpc-js";
 import { decoderFor, encodeMessage, methodPath, passThrough } from "./codec.js";
+import { channelTarget } from "./load-balancing.js";
+import { startClientCallTimer } from "../observability/metrics.js";
+import { startClientSpan, type TraceCarrier } from "../observability/trace-grpc.js";
+import { effectiveDeadline } from "../resilience/deadline.js";
+import type { StreamAdmission } from "../resilience/policy.js";
 import { RpcError } from "./errors.js";
 import { rpcErrorFromCallError } from "./status.js";
 import { readStream } from "./stream-reader.js";
@@ -25,7 +30,7 @@ export const CLIENT_CONTROL_NAMES: readonly string[] = ["close", "waitForReady",
 /** Creates a typed client of `service`, with one call function per method (keyed by localName). */
 export function createClient<S extends DescService>(service: S, options: ClientOptions): Client<S> {
   const grpcClient = new GrpcClient(
-    options.address,
+    channelTarget(options.address),
     options.credentials ?? credentials.createInsecure(),
     options.channelOptions ?? {},
   );
@@ -64,6 +69,7 @@ function callFunction(grpcClient: GrpcClient, method: DescMethod, options: Clien
 type AnyIterable = AsyncIterable<unknown> | Iterable<unknown>;
 
 class MethodCaller {
+  private readonly method: DescMethod;
   private readonly path: string;
   private readonly input: DescMessage;
   private readonly decode: (bytes: Buffer) => unknown;
@@ -73,14 +79,78 @@ class MethodCaller {
     method: DescMethod,
     private readonly options: ClientOptions,
   ) {
+    this.method = method;
     this.path = methodPath(method);
     this.input = method.input;
     this.decode = decoderFor(method.output);
   }
 
   unary(request: unknown, callOptions: CallOptions | undefined): Promise<unknown> {
+    let bytes: Buffer;
+    try {
+      bytes = this.encodeRequest(request, undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.observed((carrier) => {
+      const policy = this.options.policy;
+      if (policy === undefined) {
+        return this.unaryAttempt(bytes, callOptions, this.deadlineOf(callOptions), carrier);
+      }
+      // A unary call always has a deadline under a policy (its method class's default at least).
+      const deadline = policy.deadlineFor(this.method, this.limitsOf(callOptions)) ?? new Date();
+      return policy.execute(this.method, (attemptDeadline) => this.unaryAttempt(bytes, callOptions, attemptDeadline, carrier), {
+        deadline,
+        signal: callOptions?.signal,
+      });
+    });
+  }
+
+  /**
+   * Runs a call that ends with one answer as one client span (its trace context goes out in each
+   * attempt's metadata) and one metrics record, whatever the number of attempts.
+   */
+  private observed<T>(call: (carrier: TraceCarrier | undefined) => Promise<T>): Promise<T> {
+    const observation = this.startObservation();
+    if (observation === undefined) return call(undefined);
+    return call(observation.carrier).then(
+      (value) => {
+        observation.end();
+        return value;
+      },
+      (err: unknown) => {
+        observation.end(err);
+        throw err;
+      },
+    );
+  }
+
+  /** A client span and a metrics timer for one call; undefined when the client is not observed. */
+  private startObservation(): { carrier: TraceCarrier; end(err?: unknown): void } | undefined {
+    if (this.options.observe === false) return undefined;
+    const target = this.options.target ?? this.options.address;
+    const span = startClientSpan(target, this.path);
+    const timer = startClientCallTimer(target, this.path);
+    let ended = false;
+    return {
+      carrier: span.carrier,
+      end(err?: unknown) {
+        if (ended) return;
+        ended = true;
+        span.end(err);
+        timer(err === undefined ? "OK" : err instanceof RpcError ? err.code : "UNKNOWN");
+      },
+    };
+  }
+
+  /** One attempt of a unary call. */
+  private unaryAttempt(
+    bytes: Buffer,
+    callOptions: CallOptions | undefined,
+    deadline: Date | undefined,
+    carrier: TraceCarrier | undefined,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const bytes = this.encodeRequest(request, undefined);
       const signal = callOptions?.signal;
       if (signal?.aborted === true) {
         throw abortedError(this.path, signal);
@@ -92,8 +162,8 @@ class MethodCaller {
         passThrough,
         this.decode,
         bytes,
-        this.metadataOf(callOptions),
-        this.grpcCallOptions(callOptions),
+        this.metadataOf(callOptions, carrier),
+        grpcCallOptions(deadline),
         (err, value) => {
           settled = true;
           unlink();
@@ -116,18 +186,63 @@ class MethodCaller {
     if (signal?.aborted === true) {
       throw abortedError(this.path, signal);
     }
-    const call = this.grpcClient.makeServerStreamRequest(
-      this.path,
-      passThrough,
-      this.decode,
-      bytes,
-      this.metadataOf(callOptions),
-      this.grpcCallOptions(callOptions),
-    );
-    yield* this.readResponses(call, signal);
+    const admission = this.admit(callOptions);
+    const observation = this.startObservation();
+    try {
+      const call = this.grpcClient.makeServerStreamRequest(
+        this.path,
+        passThrough,
+        this.decode,
+        bytes,
+        this.metadataOf(callOptions, observation?.carrier),
+        grpcCallOptions(admission === undefined ? this.deadlineOf(callOptions) : admission.deadline),
+      );
+      yield* this.readResponses(call, signal, admission);
+    } catch (err) {
+      observation?.end(err);
+      throw err;
+    } finally {
+      observation?.end();
+    }
   }
 
   clientStreaming(requests: AnyIterable, callOptions: CallOptions | undefined): Promise<unknown> {
+    return this.observed((carrier) => this.clientStreamingPolicy(requests, callOptions, carrier));
+  }
+
+  private clientStreamingPolicy(requests: AnyIterable, callOptions: CallOptions | undefined, carrier: TraceCarrier | undefined): Promise<unknown> {
+    const policy = this.options.policy;
+    if (policy === undefined) {
+      return this.clientStreamingCall(requests, callOptions, this.deadlineOf(callOptions), carrier);
+    }
+    return (async () => {
+      const deadline = policy.deadlineFor(this.method, this.limitsOf(callOptions));
+      if (deadline === undefined) {
+        // No limit at all: admission only, like the other streams.
+        const admission = policy.admit(this.method);
+        try {
+          const response = await this.clientStreamingCall(requests, callOptions, undefined, carrier);
+          admission.finished();
+          return response;
+        } catch (err) {
+          admission.finished(err);
+          throw err;
+        }
+      }
+      return policy.execute(
+        this.method,
+        (attemptDeadline) => this.clientStreamingCall(requests, callOptions, attemptDeadline, carrier),
+        { deadline, signal: callOptions?.signal },
+      );
+    })();
+  }
+
+  private clientStreamingCall(
+    requests: AnyIterable,
+    callOptions: CallOptions | undefined,
+    deadline: Date | undefined,
+    carrier: TraceCarrier | undefined,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const signal = callOptions?.signal;
       if (signal?.aborted === true) {
@@ -148,8 +263,8 @@ class MethodCaller {
         this.path,
         passThrough,
         this.decode,
-        this.metadataOf(callOptions),
-        this.grpcCallOptions(callOptions),
+        this.metadataOf(callOptions, carrier),
+        grpcCallOptions(deadline),
         (err, value) => settle(() => (err === null ? resolve(value) : reject(this.callError(err, signal)))),
       );
       call.on("error", noop); // failures arrive through the callback
@@ -168,25 +283,33 @@ class MethodCaller {
     if (signal?.aborted === true) {
       throw abortedError(this.path, signal);
     }
-    const call = this.grpcClient.makeBidiStreamRequest(
-      this.path,
-      passThrough,
-      this.decode,
-      this.metadataOf(callOptions),
-      this.grpcCallOptions(callOptions),
-    );
+    const admission = this.admit(callOptions);
+    const observation = this.startObservation();
     const done = deferred();
-    let writeError: { value: unknown } | undefined;
-    this.writeRequests(call, requests, done).catch((err: unknown) => {
-      writeError ??= { value: err };
-      call.cancel();
-    });
     try {
-      yield* this.readResponses(call, signal);
+      const call = this.grpcClient.makeBidiStreamRequest(
+        this.path,
+        passThrough,
+        this.decode,
+        this.metadataOf(callOptions, observation?.carrier),
+        grpcCallOptions(admission === undefined ? this.deadlineOf(callOptions) : admission.deadline),
+      );
+      let writeError: { value: unknown } | undefined;
+      this.writeRequests(call, requests, done).catch((err: unknown) => {
+        writeError ??= { value: err };
+        call.cancel();
+      });
+      try {
+        yield* this.readResponses(call, signal, admission);
+      } catch (err) {
+        throw writeError === undefined ? err : writeError.value;
+      }
     } catch (err) {
-      throw writeError === undefined ? err : writeError.value;
+      observation?.end(err);
+      throw err;
     } finally {
       done.resolve();
+      observation?.end();
     }
   }
 
@@ -194,7 +317,11 @@ class MethodCaller {
   private async *readResponses(
     call: ClientReadableStream<unknown> | ClientDuplexStream<Buffer, unknown>,
     signal: AbortSignal | undefined,
+    admission: StreamAdmission | undefined,
   ): AsyncGenerator<unknown, void, undefined> {
+    if (admission !== undefined) {
+      call.once("metadata", () => admission.established());
+    }
     const unlink = linkSignal(signal, () => call.cancel());
     const reader = readStream<unknown>(call, {
       closedError: () => new RpcError(status.CANCELLED, `${this.path}: stream closed before the call ended`),
@@ -203,13 +330,17 @@ class MethodCaller {
     let ended = false;
     try {
       for await (const response of reader) {
+        admission?.established();
         yield response;
       }
       ended = true;
+      admission?.finished();
     } catch (err) {
       ended = true;
+      admission?.finished(err);
       throw err;
     } finally {
+      admission?.finished();
       unlink();
       if (!ended) {
         call.cancel();
@@ -248,18 +379,34 @@ class MethodCaller {
     return encoded.bytes;
   }
 
-  private metadataOf(callOptions: CallOptions | undefined): Metadata {
+  private metadataOf(callOptions: CallOptions | undefined, carrier?: TraceCarrier): Metadata {
     try {
-      return toMetadata(callOptions?.metadata);
+      const metadata = toMetadata(callOptions?.metadata);
+      for (const [key, value] of Object.entries(carrier ?? {})) metadata.set(key, value);
+      return metadata;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new RpcError(status.INTERNAL, `${this.path}: invalid request metadata: ${reason}`, { cause: err });
     }
   }
 
-  private grpcCallOptions(callOptions: CallOptions | undefined): GrpcCallOptions {
-    const deadline = deadlineOf(callOptions, this.options.defaultTimeoutMs);
-    return deadline === undefined ? {} : { deadline };
+  /** The caller's limits, with the client's default timeout when the caller set neither. */
+  private limitsOf(callOptions: CallOptions | undefined): { deadline?: Date | undefined; timeoutMs?: number | undefined } {
+    const deadline = callOptions?.deadline;
+    const timeoutMs = callOptions?.timeoutMs ?? (deadline === undefined ? this.options.defaultTimeoutMs : undefined);
+    return { deadline, timeoutMs };
+  }
+
+  /** The deadline of a call without a policy: the caller's limits, capped by the incoming budget. */
+  private deadlineOf(callOptions: CallOptions | undefined): Date | undefined {
+    const limits = this.limitsOf(callOptions);
+    return effectiveDeadline({ callDeadline: limits.deadline, timeoutMs: limits.timeoutMs });
+  }
+
+  /** Admits a server- or bidi-streaming call through the policy; undefined without one. */
+  private admit(callOptions: CallOptions | undefined): StreamAdmission | undefined {
+    const policy = this.options.policy;
+    return policy?.admit(this.method, { deadline: policy.deadlineFor(this.method, this.limitsOf(callOptions)) });
   }
 
   private callError(err: unknown, signal: AbortSignal | undefined): RpcError {
@@ -271,19 +418,8 @@ class MethodCaller {
   }
 }
 
-/** The earlier of the explicit deadline and the timeout; the default timeout when neither is set. */
-function deadlineOf(callOptions: CallOptions | undefined, defaultTimeoutMs: number | undefined): Date | undefined {
-  const candidates: number[] = [];
-  if (callOptions?.deadline !== undefined) {
-    candidates.push(callOptions.deadline.getTime());
-  }
-  if (callOptions?.timeoutMs !== undefined) {
-    candidates.push(Date.now() + callOptions.timeoutMs);
-  }
-  if (candidates.length === 0 && defaultTimeoutMs !== undefined) {
-    candidates.push(Date.now() + defaultTimeoutMs);
-  }
-  return candidates.length === 0 ? undefined : new Date(Math.min(...candidates));
+function grpcCallOptions(deadline: Date | undefined): GrpcCallOptions {
+  return deadline === undefined ? {} : { deadline };
 }
 
 function toMetadata(metadata: Record<string, string> | Metadata | undefined): Metadata {

@@ -99,7 +99,8 @@ function unaryCall(method: DescMethod, handler: AnyHandler, options: AddServiceO
       scope.fail(invalidRequest(scope.path, request));
       return;
     }
-    invoke(() => handler(request, scope.ctx)).then(
+    // Within the call's span, with the incoming deadline as the budget of every call it makes.
+    scope.within(() => invoke(() => handler(request, scope.ctx))).then(
       (response) => respond(scope, method.output, response),
       (err: unknown) => scope.fail(err),
     );
@@ -113,7 +114,7 @@ function clientStreamingCall(
 ): handleClientStreamingCall<unknown, Buffer> {
   return (call: ServerReadableStream<unknown, Buffer>, callback) => {
     const scope = new CallScope(call, method, unaryFinisher(callback), options);
-    invoke(() => handler(requestsOf(call, scope), scope.ctx)).then(
+    scope.within(() => invoke(() => handler(requestsOf(call, scope), scope.ctx))).then(
       (response) => respond(scope, method.output, response),
       (err: unknown) => scope.fail(err),
     );
@@ -132,14 +133,17 @@ function serverStreamingCall(
       scope.fail(invalidRequest(scope.path, request));
       return;
     }
-    let responses: unknown;
-    try {
-      responses = handler(request, scope.ctx);
-    } catch (err) {
-      scope.fail(err);
-      return;
-    }
-    void writeResponses(call, scope, method.output, responses);
+    // The handler and the iteration of its responses run within the incoming deadline's budget.
+    scope.within(() => {
+      let responses: unknown;
+      try {
+        responses = handler(request, scope.ctx);
+      } catch (err) {
+        scope.fail(err);
+        return;
+      }
+      void writeResponses(call, scope, method.output, responses);
+    });
   };
 }
 
@@ -150,14 +154,16 @@ function bidiStreamingCall(
 ): handleBidiStreamingCall<unknown, Buffer> {
   return (call: ServerDuplexStream<unknown, Buffer>) => {
     const scope = new CallScope(call, method, streamFinisher(call), options);
-    let responses: unknown;
-    try {
-      responses = handler(requestsOf(call, scope), scope.ctx);
-    } catch (err) {
-      scope.fail(err);
-      return;
-    }
-    void writeResponses(call, scope, method.output, responses);
+    scope.within(() => {
+      let responses: unknown;
+      try {
+        responses = handler(requestsOf(call, scope), scope.ctx);
+      } catch (err) {
+        scope.fail(err);
+        return;
+      }
+      void writeResponses(call, scope, method.output, responses);
+    });
   };
 }
 

@@ -5,6 +5,9 @@ import { Metadata, status, type ServerUnaryCall, type StatusObject } from "@grpc
 import { methodPath } from "./codec.js";
 import { RpcError } from "./errors.js";
 import { statusFromError } from "./status.js";
+import { startServerCallTimer } from "../observability/metrics.js";
+import { startServerSpan, type ServerSpan } from "../observability/trace-grpc.js";
+import { runWithDeadline } from "../resilience/deadline.js";
 import type { AddServiceOptions, HandlerContext } from "./types.js";
 
 /** What every grpc-js server call offers, whatever its kind. */
@@ -26,6 +29,8 @@ const DEADLINE_TOLERANCE_MS = 5;
 export class CallScope {
   readonly ctx: HandlerContext;
   readonly path: string;
+  readonly trace: ServerSpan;
+  private readonly recordCall: (code: string | number) => void;
   private readonly controller = new AbortController();
   private readonly cancelledPromise: Promise<typeof CANCELLED>;
   private headersSent = false;
@@ -38,6 +43,8 @@ export class CallScope {
     private readonly options: AddServiceOptions,
   ) {
     this.path = methodPath(method);
+    this.trace = startServerSpan(this.path, call.metadata, { service: options.serviceName });
+    this.recordCall = startServerCallTimer(this.path);
     const deadline = toDate(call.getDeadline());
     this.ctx = {
       service: method.parent,
@@ -60,8 +67,19 @@ export class CallScope {
         return;
       }
       this.finished = true;
-      this.controller.abort(this.cancellationReason(deadline));
+      const reason = this.cancellationReason(deadline);
+      this.controller.abort(reason);
+      this.trace.end(reason);
+      this.recordCall(reason.code);
     });
+  }
+
+  /**
+   * Runs handler code within the call: inside its server span (calls it makes are children) and
+   * with the incoming deadline as the budget of every call it makes.
+   */
+  within<T>(fn: () => T): T {
+    return this.trace.run(() => runWithDeadline(this.ctx.deadline, fn));
   }
 
   /** True once the final status was handed to grpc-js or the call was cancelled. */
@@ -93,6 +111,8 @@ export class CallScope {
     }
     this.sendHeaders();
     this.finished = true;
+    this.trace.end();
+    this.recordCall(status.OK);
     this.finisher.ok(response, this.ctx.responseTrailer);
   }
 
@@ -107,7 +127,10 @@ export class CallScope {
     if (!(err instanceof RpcError) || err.code === status.OK) {
       this.report(err);
     }
-    this.finishWith(statusFromError(err, this.path, this.ctx.responseTrailer));
+    const result = statusFromError(err, this.path, this.ctx.responseTrailer);
+    this.trace.end(err, result.code);
+    this.recordCall(result.code);
+    this.finishWith(result);
   }
 
   /** Ends the call with INTERNAL and `message`, reporting it to `onError`. */
@@ -117,6 +140,8 @@ export class CallScope {
     }
     const err = new RpcError(status.INTERNAL, message);
     this.report(err);
+    this.trace.end(err, status.INTERNAL);
+    this.recordCall(status.INTERNAL);
     this.finishWith(statusFromError(err, this.path, this.ctx.responseTrailer));
   }
 

@@ -3,6 +3,7 @@
 
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { ChannelCredentials, ChannelOptions, Client as GrpcClient, Metadata } from "@grpc/grpc-js";
+import type { TargetPolicy } from "../resilience/policy.js";
 
 // ---------------------------------------------------------------------------------------------
 // Server side
@@ -78,19 +79,34 @@ export interface AddServiceOptions {
    * gets INTERNAL with a short message; log the full error here.
    */
   readonly onError?: (error: unknown, ctx: HandlerContext) => void;
+  /** The serving service's name, for its spans (tracing) when several share a process. */
+  readonly serviceName?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Client side
 
 export interface ClientOptions {
-  /** `host:port`, or any grpc-js target such as `dns:///drone-scheduler:50051`. */
+  /**
+   * `host:port`, a comma-separated list of instances (`127.0.0.1:50055,127.0.0.1:50155`), or any
+   * grpc-js target such as `dns:///drone-scheduler:50051`.
+   */
   readonly address: string;
   /** Defaults to plaintext (insecure) credentials. */
   readonly credentials?: ChannelCredentials;
   readonly channelOptions?: ChannelOptions;
   /** Timeout applied to calls that set neither `timeoutMs` nor `deadline`. */
   readonly defaultTimeoutMs?: number;
+  /**
+   * Deadlines, retries, circuit breaker and bulkhead of the target (lib/resilience), shared by
+   * every client of the same address: `policies.forTarget(address)`. Without it, calls get only
+   * the deadline of their options (capped by the incoming budget).
+   */
+  readonly policy?: TargetPolicy;
+  /** The target's name in metrics and spans (e.g. "delivery"); default the address. */
+  readonly target?: string;
+  /** False: no span and no metrics for this client's calls (probes). Default true. */
+  readonly observe?: boolean;
 }
 
 export interface CallOptions {

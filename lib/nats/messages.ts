@@ -11,6 +11,9 @@
  */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { headers as createHeaders, type JetStreamClient, type MsgHdrs, type PubAck } from "nats";
+import { producerSpan, subjectPattern } from "../observability/trace-nats.js";
+import { STREAMS } from "./streams.js";
+const STREAM_SUBJECTS = Object.values(STREAMS).flatMap((s) => s.subjects);
 
 /** Header naming the protobuf type of the payload. */
 export const MESSAGE_TYPE_HEADER = "Dd-Message-Type";
@@ -32,7 +35,7 @@ export interface PublishMessageOptions {
  * Where the W3C trace context (`traceparent`, `tracestate`) of the current span is written into
  * outgoing headers. Nothing is added until tracing is wired into the platform.
  */
-function injectTraceContext(_headers: MsgHdrs): void {}
+
 
 function isMsgHdrs(value: Record<string, string> | MsgHdrs): value is MsgHdrs {
   return typeof (value as MsgHdrs).keys === "function" && typeof (value as MsgHdrs).values === "function";
@@ -62,13 +65,12 @@ export async function publishMessage<Desc extends DescMessage>(
     }
   }
   h.set(MESSAGE_TYPE_HEADER, schema.typeName);
-  injectTraceContext(h);
-  return js.publish(subject, toBinary(schema, message), {
+  return producerSpan(subject, h, () => js.publish(subject, toBinary(schema, message), {
     headers: h,
     ...(options.msgId !== undefined ? { msgID: options.msgId } : {}),
     ...(options.expectStream !== undefined ? { expect: { streamName: options.expectStream } } : {}),
     ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
-  });
+  }), { messageId: options.msgId, template: subjectPattern(subject, STREAM_SUBJECTS) });
 }
 
 /**

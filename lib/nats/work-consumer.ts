@@ -20,6 +20,8 @@ import {
   type NatsError,
 } from "nats";
 import type { Logger } from "pino";
+import { watchConsumer } from "../observability/metrics.js";
+import { consumerSpan } from "../observability/trace-nats.js";
 
 /** What to do with a message once its handler is done. */
 export type WorkOutcome = { kind: "ack" } | { kind: "retry"; delayMs: number; reason: string };
@@ -92,6 +94,7 @@ export async function ensureWorkConsumer(jsm: JetStreamManager, spec: DurableCon
 
 export async function startWorkConsumer(js: JetStreamClient, jsm: JetStreamManager, options: WorkConsumerOptions): Promise<RunningWorkConsumer> {
   await ensureWorkConsumer(jsm, options);
+  const unwatch = watchConsumer(jsm, options.stream, options.durable);
   const consumer = await js.consumers.get(options.stream, options.durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: options.concurrency });
   const inFlight = new Set<Promise<void>>();
@@ -101,7 +104,10 @@ export async function startWorkConsumer(js: JetStreamClient, jsm: JetStreamManag
   const handleOne = async (msg: JsMsg): Promise<void> => {
     const keepAlive = setInterval(() => msg.working(), keepAliveMs);
     try {
-      const outcome = await options.handle(msg).catch((error: unknown): WorkOutcome => {
+      const outcome = await consumerSpan(msg.subject, msg.headers, () => options.handle(msg), {
+        template: options.stream,
+        attributes: { "messaging.consumer.group.name": options.durable, "messaging.nats.delivery_count": msg.info.redeliveryCount },
+      }).catch((error: unknown): WorkOutcome => {
         options.log.error({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "handler failed; will retry");
         return retry(errorDelayMs, (error as Error)?.message ?? String(error));
       });
@@ -127,6 +133,7 @@ export async function startWorkConsumer(js: JetStreamClient, jsm: JetStreamManag
 
   return {
     async stop(timeoutMs = 5_000) {
+      unwatch();
       messages.stop();
       const settled = Promise.allSettled([loop, ...inFlight]);
       await Promise.race([settled, new Promise((r) => setTimeout(r, timeoutMs).unref())]);

@@ -40,8 +40,9 @@ export class CircuitOpenError extends RpcError {
 
 /**
  * Whether a failure says the target (or the way to it) is unwell, and so counts against its circuit:
- * UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (overload). Answers about the request
- * (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED, PERMISSION_DENIED...)
+ * UNAVAILABLE and DEADLINE_EXCEEDED. Answers about the request (NOT_FOUND, INVALID_ARGUMENT,
+ * FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED, PERMISSION_DENIED, and RESOURCE_EXHAUSTED, which
+ * the platform's services give for a full resource, e.g. no drone free, with a retry delay...)
  * show a healthy target; INTERNAL is a bug in one method (or a request the client could not
  * encode), which waiting does not fix and which must not cut off the target's other methods.
  */
@@ -49,7 +50,7 @@ export function isInfrastructureFailure(err: unknown): boolean {
   if (!(err instanceof RpcError) || err instanceof CircuitOpenError) {
     return false;
   }
-  return err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED || err.code === status.RESOURCE_EXHAUSTED;
+  return err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED;
 }
 
 export interface BreakerOptions {

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { addService, type ServiceImpl } from "../grpc/index.js";
+import type { ServerSecurity } from "../comms/layer.js";
 import { addReflection } from "./reflection.js";
 
 /** One service and its handlers, ready to register. */
@@ -29,6 +30,10 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /** Called with every error a handler throws that is not an RpcError (a bug). */
   onInternalError?: (error: unknown, path: string) => void;
+  /** The serving service's name, for its spans when several services share a process. */
+  serviceName?: string;
+  /** Credentials and interceptors (mutual TLS, caller authorization); default plaintext, open. */
+  security?: ServerSecurity;
 }
 
 export interface RunningGrpcServer {
@@ -54,10 +59,12 @@ export async function startGrpcServer(registrations: readonly Registration[], op
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
+    interceptors: options.security?.interceptors ?? [],
   });
   for (const { service, impl } of registrations) {
     addService(server, service, impl as ServiceImpl<DescService>, {
       onError: (error, ctx) => options.onInternalError?.(error, ctx.path),
+      ...(options.serviceName === undefined ? {} : { serviceName: options.serviceName }),
     });
   }
   const names = ["", ...registrations.map((r) => r.service.typeName)];
@@ -67,7 +74,7 @@ export async function startGrpcServer(registrations: readonly Registration[], op
 
   const host = options.host ?? "127.0.0.1";
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(`${host}:${options.port}`, options.security?.credentials ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
     );
   });

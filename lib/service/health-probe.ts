@@ -3,11 +3,17 @@
  * generated client: what `make run`, tests and operators use to tell whether a service is ready.
  */
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { operatorChannel } from "../comms/operator.js";
 import { createClient } from "../grpc/index.js";
+import type { Env } from "./config.js";
 
-/** The health status of a service ("" = the whole server), e.g. "SERVING"; throws when unreachable. */
-export async function healthStatus(address: string, service = "", timeoutMs = 2_000): Promise<string> {
-  const client = createClient(Health, { address });
+/**
+ * The health status of a service ("" = the whole server), e.g. "SERVING"; throws when unreachable.
+ * Asks as the operator identity (mutual TLS unless INTERNAL_TLS=off in `env`).
+ */
+export async function healthStatus(address: string, service = "", timeoutMs = 2_000, env: Env = process.env): Promise<string> {
+  const channel = await operatorChannel(env);
+  const client = createClient(Health, { address, ...channel, observe: false });
   try {
     const response = await client.check({ service }, { timeoutMs });
     return HealthCheckResponse_ServingStatus[response.status] ?? String(response.status);
@@ -22,12 +28,17 @@ export async function healthStatus(address: string, service = "", timeoutMs = 2_
  */
 export async function waitForHealth(
   address: string,
-  { want = "SERVING", timeoutMs = 10_000, intervalMs = 100 }: { want?: string; timeoutMs?: number; intervalMs?: number } = {},
+  {
+    want = "SERVING",
+    timeoutMs = 10_000,
+    intervalMs = 100,
+    env = process.env,
+  }: { want?: string; timeoutMs?: number; intervalMs?: number; env?: Env } = {},
 ): Promise<{ ok: boolean; last: string }> {
   const until = Date.now() + timeoutMs;
   let last = "no answer";
   for (;;) {
-    last = await healthStatus(address).catch((e: Error) => e.message);
+    last = await healthStatus(address, "", 2_000, env).catch((e: Error) => e.message);
     if (last === want) return { ok: true, last };
     if (Date.now() >= until) return { ok: false, last };
     await new Promise((r) => setTimeout(r, intervalMs));

@@ -61,7 +61,7 @@ describe("service host", () => {
     const service = await startService(slowModule(storeReady.promise, Promise.resolve(), () => {}), {
       natsUrl: nats.url,
       port: 0,
-      env: {},
+      env: { INTERNAL_TLS: "off" },
       log: pino({ level: "silent" }),
     });
     const client = createClient(AccountService, { address: service.address });
@@ -88,7 +88,7 @@ describe("service host", () => {
     const service = await startService(slowModule(Promise.resolve(), release.promise, entered.resolve), {
       natsUrl: nats.url,
       port: 0,
-      env: {},
+      env: { INTERNAL_TLS: "off" },
       log: pino({ level: "silent" }),
     });
     await service.ready;
@@ -117,7 +117,7 @@ describe("service host", () => {
     const root = join(import.meta.dirname, "..", "..");
     const child = spawn(process.execPath, ["--import", "tsx", "services/account/main.ts"], {
       cwd: root,
-      env: { ...process.env, NATS_URL: nats.url, ACCOUNT_PORT: "0", LOG_LEVEL: "info" },
+      env: { ...process.env, NATS_URL: nats.url, ACCOUNT_PORT: "0", LOG_LEVEL: "info", INTERNAL_TLS: "off" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

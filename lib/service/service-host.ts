@@ -13,6 +13,11 @@ import pino, { type Logger } from "pino";
 import { unavailable } from "../grpc/errors.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
 import { envInt, envPrefix, envString, type Env } from "./config.js";
+import { initMetrics } from "../observability/metrics.js";
+import { startMetricsServer } from "../observability/metrics-server.js";
+import { initTracing, shutdownTracing, withService } from "../observability/tracing.js";
+import { traceLogFields } from "../observability/trace-ids.js";
+import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
 import { startGrpcServer, type Registration, type RunningGrpcServer } from "./grpc-server.js";
 
 /** What a service's module gives the host. */
@@ -34,6 +39,8 @@ export interface ServiceContext {
   readonly jsm: JetStreamManager;
   readonly env: Env;
   readonly log: Logger;
+  /** The communication layer of this service: clients of other services are made here. */
+  readonly comms: CommsLayer;
 }
 
 export interface ServiceParts {
@@ -62,6 +69,8 @@ export interface RunningService {
   readonly port: number;
   readonly grpc: RunningGrpcServer;
   readonly nc: NatsConnection;
+  /** Where its Prometheus metrics are served (`<NAME>_METRICS_PORT`), if they are. */
+  readonly metricsUrl?: string;
   /** Resolves once the stores are open and health reports SERVING. */
   readonly ready: Promise<void>;
   /**
@@ -99,7 +108,9 @@ function notReady(method: DescMethod): unknown {
 export async function startService(module: ServiceModule, options: StartServiceOptions = {}): Promise<RunningService> {
   const env = options.env ?? process.env;
   const prefix = envPrefix(module.name);
-  const log = options.log ?? pino({ name: module.name, level: envString(env, "LOG_LEVEL", "info") });
+  const log = options.log ?? pino({ name: module.name, level: envString(env, "LOG_LEVEL", "info"), mixin: traceLogFields });
+  const tracing = initTracing(module.name, { env });
+  for (const warning of tracing.warnings) log.warn(warning);
   const port = options.port ?? envInt(env, `${prefix}PORT`, module.defaultPort, { min: 0, max: 65535 });
   const host = options.host ?? envString(env, "GRPC_HOST", "127.0.0.1");
   const maxMessageBytes = envInt(env, "GRPC_MAX_MESSAGE_BYTES", 1024 * 1024, { min: 1024 });
@@ -109,11 +120,24 @@ export async function startService(module: ServiceModule, options: StartServiceO
     service,
     impl: deferredImpl(service, () => impls.get(service.typeName)),
   }));
+  const comms = await createCommsLayer({
+    identity: module.name,
+    env,
+    onDenied: (denial) => log.warn({ path: denial.path, caller: denial.caller, reason: denial.reason }, "call refused"),
+  });
+  const metricsPortValue = env[`${prefix}METRICS_PORT`]?.trim();
+  const metrics =
+    metricsPortValue === undefined || metricsPortValue === "" || metricsPortValue === "off"
+      ? undefined
+      : await startMetricsServer({ host, port: envInt(env, `${prefix}METRICS_PORT`, 0, { min: 0, max: 65535 }) });
+  if (metrics) log.info({ url: metrics.url }, "metrics served");
   const grpc = await startGrpcServer(registrations, {
+    security: comms.server(),
     host,
     port,
     maxMessageBytes,
     onInternalError: (error, path) => log.error({ err: error, path }, "handler failed"),
+    serviceName: module.name,
   });
   log.info({ address: grpc.address }, "gRPC server bound; NOT_SERVING until ready");
 
@@ -126,6 +150,8 @@ export async function startService(module: ServiceModule, options: StartServiceO
     });
   } catch (error) {
     await grpc.shutdown(0);
+    comms.close();
+    await metrics?.close();
     throw error;
   }
 
@@ -134,7 +160,7 @@ export async function startService(module: ServiceModule, options: StartServiceO
   const ready = (async () => {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    parts = await module.create({ name: module.name, nc, js, jsm, env, log });
+    parts = await withService(module.name, () => module.create({ name: module.name, nc, js, jsm, env, log, comms }));
     for (const r of parts.registrations) impls.set(r.service.typeName, r.impl);
     if (!stopped) grpc.setServing(true);
     log.info({ address: grpc.address }, "SERVING");
@@ -163,7 +189,9 @@ export async function startService(module: ServiceModule, options: StartServiceO
       await grpc.shutdown(graceMs, drainDelayMs);
       await ready.catch(() => undefined);
       await parts?.close?.();
+      comms.close();
       await drainQuietly(nc);
+      await metrics?.close();
       log.info("stopped");
     })();
     return stopping;
@@ -173,7 +201,16 @@ export async function startService(module: ServiceModule, options: StartServiceO
     log.error({ err: error }, "service failed to start");
   });
 
-  return { name: module.name, address: grpc.address, port: grpc.port, grpc, nc, ready, stop };
+  return {
+    name: module.name,
+    address: grpc.address,
+    port: grpc.port,
+    grpc,
+    nc,
+    ready,
+    stop,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
+  };
 }
 
 /**
@@ -181,7 +218,8 @@ export async function startService(module: ServiceModule, options: StartServiceO
  * SIGTERM or SIGINT (exit 0 after draining). A failure to start exits 1 with the reason.
  */
 export function runServiceMain(module: ServiceModule): void {
-  const log = pino({ name: module.name, level: envString(process.env, "LOG_LEVEL", "info") });
+  const log = pino({ name: module.name, level: envString(process.env, "LOG_LEVEL", "info"), mixin: traceLogFields });
+  initMetrics(module.name);
   const fail = (error: unknown): never => {
     log.fatal({ err: error }, "cannot start");
     process.exit(1);
@@ -197,7 +235,7 @@ export function runServiceMain(module: ServiceModule): void {
         }
         log.info({ signal }, "draining");
         service.stop().then(
-          () => process.exit(0),
+          () => shutdownTracing().then(() => process.exit(0)),
           (error: unknown) => {
             log.error({ err: error }, "error while stopping");
             process.exit(1);

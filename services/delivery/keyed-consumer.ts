@@ -18,6 +18,8 @@ import {
 } from "nats";
 import type { Logger } from "pino";
 import { ensureWorkConsumer, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
+import { watchConsumer } from "../../lib/observability/metrics.js";
+import { consumerSpan } from "../../lib/observability/trace-nats.js";
 
 export interface KeyedConsumerOptions {
   readonly stream: string;
@@ -50,6 +52,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamManager, options: KeyedConsumerOptions): Promise<RunningConsumer> {
   await ensureWorkConsumer(jsm, options);
+  const unwatch = watchConsumer(jsm, options.stream, options.durable);
   const errorDelayMs = options.errorDelayMs ?? 1_000;
   const restartDelayMs = options.restartDelayMs ?? 1_000;
   const { log } = options;
@@ -63,7 +66,10 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
   let slotFreed: (() => void) | undefined;
 
   const settle = async (msg: JsMsg): Promise<void> => {
-    const outcome = await options.handle(msg).catch((error: unknown): WorkOutcome => {
+    const outcome = await consumerSpan(msg.subject, msg.headers, () => options.handle(msg), {
+      template: options.stream,
+      attributes: { "messaging.consumer.group.name": options.durable, "messaging.nats.delivery_count": msg.info.redeliveryCount },
+    }).catch((error: unknown): WorkOutcome => {
       log.warn({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "message handling failed; will retry");
       return retry(errorDelayMs, (error as Error)?.message ?? String(error));
     });
@@ -118,6 +124,7 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
   return {
     async stop(timeoutMs = 5_000) {
       stopped = true;
+      unwatch();
       messages?.stop();
       const settled = Promise.allSettled([loop, ...inFlight]);
       await Promise.race([settled, delay(timeoutMs)]);

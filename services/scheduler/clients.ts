@@ -4,9 +4,9 @@ import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_se
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { PackageService } from "../../gen/dronedelivery/package/v1/package_service_pb.js";
 import { ThirdPartyTransportService } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
-import { createClient, type Client } from "../../lib/grpc/index.js";
+import type { CommsLayer } from "../../lib/comms/layer.js";
+import type { Client } from "../../lib/grpc/index.js";
 import { envInt, type Env } from "../../lib/service/config.js";
-import { serviceAddress } from "../../lib/service/ports.js";
 
 export interface DomainClients {
   accounts: Client<typeof AccountService>;
@@ -17,15 +17,18 @@ export interface DomainClients {
   close(): void;
 }
 
-/** Clients at `<NAME>_ADDRESS` (default 127.0.0.1:<default port>), each call bounded by CALL_TIMEOUT_MS. */
-export function createDomainClients(env: Env): DomainClients {
+/**
+ * Clients through the caller's communication layer, at `<NAME>_ADDRESS` (default
+ * 127.0.0.1:<default port>), each call bounded by CALL_TIMEOUT_MS when it sets no other limit.
+ */
+export function createDomainClients(comms: CommsLayer, env: Env): DomainClients {
   const defaultTimeoutMs = envInt(env, "CALL_TIMEOUT_MS", 5_000, { min: 10 });
   const clients = {
-    accounts: createClient(AccountService, { address: serviceAddress(env, "account"), defaultTimeoutMs }),
-    packages: createClient(PackageService, { address: serviceAddress(env, "package"), defaultTimeoutMs }),
-    drones: createClient(DroneSchedulerService, { address: serviceAddress(env, "drone"), defaultTimeoutMs }),
-    thirdParty: createClient(ThirdPartyTransportService, { address: serviceAddress(env, "thirdparty"), defaultTimeoutMs }),
-    deliveries: createClient(DeliveryService, { address: serviceAddress(env, "delivery"), defaultTimeoutMs }),
+    accounts: comms.client(AccountService, "account", { defaultTimeoutMs }),
+    packages: comms.client(PackageService, "package", { defaultTimeoutMs }),
+    drones: comms.client(DroneSchedulerService, "drone", { defaultTimeoutMs }),
+    thirdParty: comms.client(ThirdPartyTransportService, "thirdparty", { defaultTimeoutMs }),
+    deliveries: comms.client(DeliveryService, "delivery", { defaultTimeoutMs }),
   };
   return {
     ...clients,

@@ -17,10 +17,10 @@ export const schedulerModule: ServiceModule = {
   name: "scheduler",
   defaultPort: DEFAULT_PORTS.scheduler,
   services: [],
-  async create({ js, jsm, env, log }) {
+  async create({ js, jsm, env, log, comms }) {
     await ensureStreams(jsm);
     const store = await openWorkflowStore(js);
-    const clients = createDomainClients(env);
+    const clients = createDomainClients(comms, env);
     const maxDeliver = envInt(env, "SCHEDULER_MAX_DELIVER", 10, { min: 2, max: 1000 });
     const handle = createCommandHandler({ store, clients }, js, log, {
       maxDeliver,

@@ -22,11 +22,11 @@ export const supervisorModule: ServiceModule = {
   name: "supervisor",
   defaultPort: DEFAULT_PORTS.supervisor,
   services: [],
-  async create({ js, jsm, env, log }) {
+  async create({ js, jsm, env, log, comms }) {
     await ensureStreams(jsm);
     const compensations = await openCompensationStore(js);
     const workflows = await openWorkflowStore(js);
-    const clients = createDomainClients(env);
+    const clients = createDomainClients(comms, env);
     const retryBaseMs = envInt(env, "SUPERVISOR_RETRY_BASE_MS", 1_000, { min: 1 });
     const retryMaxMs = envInt(env, "SUPERVISOR_RETRY_MAX_MS", 60_000, { min: 1 });
     const consumer = await startWorkConsumer(js, jsm, {

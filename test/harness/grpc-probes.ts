@@ -5,15 +5,21 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { waitForHealth as probe } from "../../lib/service/health-probe.js";
+import { healthStatus as askHealth, waitForHealth as probe } from "../../lib/service/health-probe.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { createClient } from "../../lib/grpc/index.js";
 
-export { healthStatus } from "../../lib/service/health-probe.js";
+/** The probes' setting: services under test run without mutual TLS (see services.ts). */
+const PROBE_ENV = { INTERNAL_TLS: "off" };
+
+/** The health status of a service ("" = the whole server); throws when unreachable. */
+export function healthStatus(address: string, service = ""): Promise<string> {
+  return askHealth(address, service, 2_000, PROBE_ENV);
+}
 
 /** Polls health until it reports `want` (default SERVING); throws after `timeoutMs`. */
 export async function waitForHealth(address: string, want = "SERVING", timeoutMs = 10_000): Promise<void> {
-  const result = await probe(address, { want, timeoutMs, intervalMs: 50 });
+  const result = await probe(address, { want, timeoutMs, intervalMs: 50, env: PROBE_ENV });
   if (!result.ok) throw new Error(`health of ${address} is ${result.last}, not ${want}, after ${timeoutMs} ms`);
 }
 

@@ -47,7 +47,9 @@ export async function startPlatform(
 ): Promise<TestPlatform> {
   const services = new Map<ServiceName, RunningService>();
   const ports = new Map<ServiceName, number>();
-  const env: Record<string, string | undefined> = { ...options.env };
+  // Mutual TLS is off unless the test turns it on (see services.ts); processes a test starts
+  // beside the platform get the same setting through `env`.
+  const env: Record<string, string | undefined> = { INTERNAL_TLS: "off", ...options.env };
   const names = START_ORDER.filter((n) => !options.only || options.only.includes(n));
 
   const start = async (name: ServiceName): Promise<RunningService> => {

@@ -1,0 +1,82 @@
+/**
+ * What the gateway reports about the requests it serves: a server span per RPC (Connect, gRPC,
+ * gRPC-Web) and per REST call, continued by every internal call it makes, and the HTTP request
+ * metrics of both ports.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Interceptor } from "@connectrpc/connect";
+import { recordHttpRequest } from "../lib/observability/metrics.js";
+import { startServerSpan, type ServerSpan } from "../lib/observability/trace-grpc.js";
+
+const SERVICE = "gateway";
+
+/** A server span around every RPC; for a stream, until its last message. */
+export function tracingInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const span = startServerSpan(`/${req.service.typeName}/${req.method.name}`, req.header, {
+      service: SERVICE,
+      system: "connect_rpc",
+    });
+    try {
+      const res = await span.run(() => next(req));
+      if (!res.stream) {
+        span.end();
+        return res;
+      }
+      return { ...res, message: tracedStream(res.message, span) };
+    } catch (err) {
+      span.end(err);
+      throw err;
+    }
+  };
+}
+
+async function* tracedStream<T>(messages: AsyncIterable<T>, span: ServerSpan): AsyncGenerator<T> {
+  const iterator = messages[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      const next = await span.run(() => iterator.next());
+      if (next.done === true) break;
+      yield next.value;
+    }
+    done = true;
+    span.end();
+  } catch (err) {
+    done = true;
+    span.end(err);
+    throw err;
+  } finally {
+    span.end(); // the client went away: not an error of the handler
+    if (!done) await iterator.return?.();
+  }
+}
+
+export type RouteKind = "rest" | "connect" | "grpc-web" | "grpc" | "other";
+
+/** The protocol of a request, by its path and content type. */
+export function routeKindOf(req: IncomingMessage, restPrefixes: readonly string[]): RouteKind {
+  const url = req.url ?? "";
+  if (restPrefixes.some((prefix) => url.startsWith(prefix))) return "rest";
+  const type = req.headers["content-type"] ?? "";
+  if (type.startsWith("application/grpc-web")) return "grpc-web";
+  if (type.startsWith("application/grpc")) return "grpc";
+  if (url.startsWith("/dronedelivery.")) return "connect";
+  return "other";
+}
+
+/** Records every request's kind, method, status and duration once its response is done. */
+export function withRequestMetrics(
+  restPrefixes: readonly string[],
+  next: (req: IncomingMessage, res: ServerResponse) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const kind = routeKindOf(req, restPrefixes);
+    res.once("close", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      recordHttpRequest(kind, req.method ?? "GET", res.statusCode, seconds);
+    });
+    next(req, res);
+  };
+}
