@@ -8,11 +8,11 @@ import { shutdownTracing } from "../lib/observability/tracing.js";
 import { DEFAULT_DEV_SECRET_FILE } from "./config.js";
 import { startGateway } from "./module.js";
 
-const log = pino({ name: "gateway", mixin: traceLogFields });
+const log = pino({ name: "gateway", level: process.env["LOG_LEVEL"]?.trim() || "info", mixin: traceLogFields });
 initMetrics("gateway");
 
 async function main(): Promise<void> {
-  const gateway = await startGateway();
+  const gateway = await startGateway({ log });
   log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl }, "gateway listening");
   if (gateway.usesDevSecret) {
     log.warn(

@@ -1,6 +1,7 @@
 /**
  * Starting and stopping the gateway: settings, signing secret, internal clients and listeners.
  */
+import type { Logger } from "pino";
 import type { Env } from "../lib/service/config.js";
 import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
@@ -20,6 +21,8 @@ import { API_VERSIONS } from "./versions.js";
 export interface StartGatewayOptions {
   /** Settings as environment variables (see config.ts); defaults to process.env. */
   readonly env?: Env;
+  /** Request and error lines; none when unset. */
+  readonly log?: Logger;
   /** Overrides of single settings, e.g. `{ port: 0, grpcPort: 0 }` in tests. */
   readonly config?: Partial<GatewayConfig>;
 }
@@ -75,6 +78,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         for (const { version, handlers } of versions) router.service(version.service, handlers);
       },
       rest,
+      ...(options.log ? { log: options.log } : {}),
       edge: {
         cors: { origins: config.corsOrigins },
         rateLimit: { requests: config.rateLimitRequests, windowSeconds: config.rateLimitWindowSeconds },

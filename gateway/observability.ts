@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import { recordHttpRequest } from "../lib/observability/metrics.js";
 import { startServerSpan, type ServerSpan } from "../lib/observability/trace-grpc.js";
 
@@ -65,10 +66,15 @@ export function routeKindOf(req: IncomingMessage, restPrefixes: readonly string[
   return "other";
 }
 
-/** Records every request's kind, method, status and duration once its response is done. */
+/**
+ * Records every request's kind, method, status and duration once its response is done, and logs
+ * one line for it: debug, or warn when the gateway failed it (5xx). The line names the path
+ * without its query; headers (the bearer token) and bodies are never logged.
+ */
 export function withRequestMetrics(
   restPrefixes: readonly string[],
   next: (req: IncomingMessage, res: ServerResponse) => void,
+  log?: Logger,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const started = process.hrtime.bigint();
@@ -76,6 +82,17 @@ export function withRequestMetrics(
     res.once("close", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       recordHttpRequest(kind, req.method ?? "GET", res.statusCode, seconds);
+      if (!log) return;
+      const line = {
+        kind,
+        method: req.method,
+        path: (req.url ?? "").split("?")[0],
+        status: res.statusCode,
+        grpcStatus: res.getHeader("grpc-status"),
+        ms: Math.round(seconds * 1000),
+      };
+      if (res.statusCode >= 500) log.warn(line, "request failed");
+      else log.debug(line, "request");
     });
     next(req, res);
   };

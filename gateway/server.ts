@@ -9,6 +9,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { withEdge, type EdgePolicy, type NodeHandler } from "./edge/index.js";
 import { withRequestMetrics } from "./observability.js";
@@ -22,6 +23,8 @@ export interface ListenOptions {
   readonly edge: EdgePolicy;
   /** REST endpoints on the HTTP/1.1 port, by path prefix; other paths go to the Connect router. */
   readonly rest?: readonly RestMount[];
+  /** Where request lines go (debug; 5xx at warn). */
+  readonly log?: Logger;
   /** Plain GET endpoints by exact path, answered without authentication or limits. */
   readonly endpoints?: Readonly<Record<string, NodeHandler>>;
 }
@@ -98,9 +101,9 @@ export async function startListeners(options: ListenOptions): Promise<Listeners>
     (mount ? mount.handler : connect)(req, res);
   });
   const restPrefixes = rest.map((m) => m.prefix);
-  const httpServer = http.createServer(withRequestMetrics(restPrefixes, http1));
+  const httpServer = http.createServer(withRequestMetrics(restPrefixes, http1, options.log));
   // The compatibility API gives HTTP/2 requests the shape of HTTP/1.1 ones.
-  const h2Server = http2.createServer(withRequestMetrics(restPrefixes, front(options, connect)) as unknown as (
+  const h2Server = http2.createServer(withRequestMetrics(restPrefixes, front(options, connect), options.log) as unknown as (
     req: http2.Http2ServerRequest,
     res: http2.Http2ServerResponse,
   ) => void);

@@ -1,28 +1,30 @@
 /**
- * `npm run sample`: submits a sample delivery request through the Ingestion gRPC API of a running
- * platform (`make run`) and follows it until the workflow has scheduled it (or failed it),
- * printing the workflow's progress and the resulting delivery.
+ * `npm run sample`: submits a sample delivery request through the public API of a running
+ * platform (`make run`: the gateway, as the account's client would, with a token minted for it)
+ * and follows it until the workflow has scheduled it (or failed it), printing the workflow's
+ * progress and the resulting delivery.
  *
  *   npm run sample                                   # acct-demo, a small parcel
  *   npm run sample -- --owner acct-suspended         # watch the workflow fail and be compensated
  *   npm run sample -- --weight 40                    # too heavy for a drone: a third-party carrier
  *   npm run sample -- --key my-key                   # repeat with the same idempotency key
  *
- * Environment: INGESTION_ADDRESS, DELIVERY_ADDRESS (defaults from lib/service/ports.ts), NATS_URL
- * (the saga log is read from the `workflows` bucket).
+ * Environment: GATEWAY_URL (default http://127.0.0.1:8080), GATEWAY_JWT_SECRET (default the
+ * development secret of `make run`), NATS_URL (the saga log is read from the `workflows` bucket).
  */
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/package_info_pb.js";
-import { DeliverySchema } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
-import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { IngestionService } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
+import { ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
+import { ConfirmationType, DeliverySchema, PackageSize } from "../gen/dronedelivery/api/v1/resources_pb.js";
 import { WorkflowState, WorkflowStep } from "../gen/dronedelivery/workflow/v1/workflow_pb.js";
-import { createClient, RpcError } from "../lib/grpc/index.js";
+import { DEFAULT_DEV_SECRET_FILE } from "../gateway/config.js";
+import { loadOrCreateDevSecret } from "../gateway/dev-secret.js";
+import { mintToken } from "../gateway/tokens.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
-import { serviceAddress } from "../lib/service/ports.js";
 import { openWorkflowStore } from "../services/scheduler/workflow-store.js";
 
 const { values } = parseArgs({
@@ -34,24 +36,30 @@ const { values } = parseArgs({
   },
 });
 
-const ingestion = createClient(IngestionService, { address: serviceAddress(process.env, "ingestion"), defaultTimeoutMs: 5_000 });
-const deliveries = createClient(DeliveryService, { address: serviceAddress(process.env, "delivery"), defaultTimeoutMs: 5_000 });
+const secret = process.env["GATEWAY_JWT_SECRET"]?.trim() || loadOrCreateDevSecret(process.env["GATEWAY_DEV_SECRET_FILE"] ?? DEFAULT_DEV_SECRET_FILE);
+const api = createClient(
+  DeliveryApiService,
+  createConnectTransport({ baseUrl: process.env["GATEWAY_URL"]?.trim() || "http://127.0.0.1:8080", httpVersion: "1.1" }),
+);
+const callOptions = { headers: { authorization: `Bearer ${await mintToken(values.owner, secret, 600)}` }, timeoutMs: 5_000 };
 const nc = await connectNats({ name: "sample" });
 const workflows = await openWorkflowStore(nc.jetstream());
 
 try {
   const key = values.key ?? `sample-${randomUUID()}`;
   const weightKg = Number(values.weight);
-  const accepted = await ingestion.scheduleDelivery({
-    idempotencyKey: key,
-    ownerId: values.owner,
-    pickup: { latitude: 47.6097, longitude: -122.3331 },
-    dropoff: { latitude: 47.6205, longitude: -122.3493 },
-    deadline: timestampFromDate(new Date(Date.now() + 3 * 3_600_000)),
-    confirmationRequired: ConfirmationType.NONE,
-    packages: [{ packageId: `pkg-${key}`, size: weightKg > 10 ? PackageSize.LARGE : PackageSize.SMALL, weightKg, tag: "sample" }],
-  });
-  console.log(`accepted: delivery ${accepted.deliveryId}${accepted.duplicate ? " (repeat of an accepted request)" : ""}`);
+  const accepted = await api.scheduleDelivery(
+    {
+      idempotencyKey: key,
+      pickup: { latitude: 47.6097, longitude: -122.3331 },
+      dropoff: { latitude: 47.6205, longitude: -122.3493 },
+      deadline: timestampFromDate(new Date(Date.now() + 3 * 3_600_000)),
+      confirmationRequired: ConfirmationType.NONE,
+      packageInfo: { packageId: `pkg-${key}`, size: weightKg > 10 ? PackageSize.LARGE : PackageSize.SMALL, weightKg, tag: "sample" },
+    },
+    callOptions,
+  );
+  console.log(`accepted: delivery ${accepted.deliveryId}`);
 
   const until = Date.now() + Number(values["timeout-s"]) * 1000;
   let shown = "";
@@ -74,14 +82,12 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
   try {
-    const { delivery } = await deliveries.getDelivery({ deliveryId: accepted.deliveryId });
+    const { delivery } = await api.getDelivery({ deliveryId: accepted.deliveryId }, callOptions);
     if (delivery) console.log(JSON.stringify(toJson(DeliverySchema, delivery), null, 2));
   } catch (error) {
-    if (error instanceof RpcError) console.log(`delivery: ${error.codeName} (${error.message})`);
+    if (error instanceof ConnectError) console.log(`delivery: ${error.message}`);
     else throw error;
   }
 } finally {
-  ingestion.close();
-  deliveries.close();
   await drainQuietly(nc);
 }

@@ -44,7 +44,14 @@ export class CallScope {
   ) {
     this.path = methodPath(method);
     this.trace = startServerSpan(this.path, call.metadata, { service: options.serviceName });
-    this.recordCall = startServerCallTimer(this.path);
+    const timer = startServerCallTimer(this.path);
+    const started = performance.now();
+    this.recordCall = (code) => {
+      timer(code);
+      // Within the call's span, so that a log line written here carries its trace id.
+      const durationMs = performance.now() - started;
+      this.trace.run(() => this.options.onCallEnd?.(this.ctx, typeof code === "number" ? code : status.UNKNOWN, durationMs));
+    };
     const deadline = toDate(call.getDeadline());
     this.ctx = {
       service: method.parent,

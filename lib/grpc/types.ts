@@ -81,6 +81,8 @@ export interface AddServiceOptions {
   readonly onError?: (error: unknown, ctx: HandlerContext) => void;
   /** The serving service's name, for its spans (tracing) when several share a process. */
   readonly serviceName?: string;
+  /** Called once per call when its status is sent (or it is cancelled): the code and duration. */
+  readonly onCallEnd?: (ctx: HandlerContext, code: number, durationMs: number) => void;
 }
 
 // ---------------------------------------------------------------------------------------------

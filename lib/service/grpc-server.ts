@@ -32,6 +32,8 @@ export interface GrpcServerOptions {
   onInternalError?: (error: unknown, path: string) => void;
   /** The serving service's name, for its spans when several services share a process. */
   serviceName?: string;
+  /** Called once per call with its final code and duration (request logs). */
+  onCallEnd?: (path: string, code: number, durationMs: number) => void;
   /** Credentials and interceptors (mutual TLS, caller authorization); default plaintext, open. */
   security?: ServerSecurity;
 }
@@ -65,6 +67,9 @@ export async function startGrpcServer(registrations: readonly Registration[], op
     addService(server, service, impl as ServiceImpl<DescService>, {
       onError: (error, ctx) => options.onInternalError?.(error, ctx.path),
       ...(options.serviceName === undefined ? {} : { serviceName: options.serviceName }),
+      ...(options.onCallEnd === undefined
+        ? {}
+        : { onCallEnd: (ctx, code, durationMs) => options.onCallEnd?.(ctx.path, code, durationMs) }),
     });
   }
   const names = ["", ...registrations.map((r) => r.service.typeName)];

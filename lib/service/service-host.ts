@@ -10,6 +10,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import pino, { type Logger } from "pino";
+import { status as grpcStatus } from "@grpc/grpc-js";
 import { unavailable } from "../grpc/errors.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
 import { envInt, envPrefix, envString, type Env } from "./config.js";
@@ -82,6 +83,16 @@ export interface RunningService {
 }
 
 /** Handlers that answer UNAVAILABLE until the real ones are installed. */
+/** Codes that say the platform failed a call, rather than answered it. */
+const PLATFORM_FAILURES: ReadonlySet<number> = new Set([
+  grpcStatus.UNKNOWN,
+  grpcStatus.DEADLINE_EXCEEDED,
+  grpcStatus.UNIMPLEMENTED,
+  grpcStatus.INTERNAL,
+  grpcStatus.UNAVAILABLE,
+  grpcStatus.DATA_LOSS,
+]);
+
 function deferredImpl(service: DescService, current: () => object | undefined): object {
   const impl: Record<string, unknown> = {};
   for (const method of service.methods) {
@@ -137,6 +148,13 @@ export async function startService(module: ServiceModule, options: StartServiceO
     port,
     maxMessageBytes,
     onInternalError: (error, path) => log.error({ err: error, path }, "handler failed"),
+    // One line per call: debug when it succeeded or answered about the request, warn when the
+    // platform failed it. Only the method, code and duration: never the request's content.
+    onCallEnd: (path, code, durationMs) => {
+      const line = { method: path, code: grpcStatus[code] ?? code, ms: Math.round(durationMs) };
+      if (PLATFORM_FAILURES.has(code)) log.warn(line, "call failed");
+      else log.debug(line, "call");
+    },
     serviceName: module.name,
   });
   log.info({ address: grpc.address }, "gRPC server bound; NOT_SERVING until ready");
