@@ -1,36 +1,75 @@
-// One trace over the schedule path: a call to Ingestion, the JetStream publish, the Scheduler's
-// consumer and every domain service it calls share one trace id (in-memory exporter).
-import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+// One trace over the whole schedule path, as production runs it (mutual TLS, the caller table):
+// a REST POST to the gateway, its call to Ingestion, the JetStream publish, the Scheduler's
+// consumer, every domain service it calls and the status event the Delivery service publishes,
+// all under the trace id the gateway started (asserted from the in-memory exporter).
 import { SpanKind } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/package_info_pb.js";
-import { IngestionService, ScheduleDeliveryRequestSchema } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
-import { createClient } from "../lib/grpc/index.js";
-import { shutdownTracing, useInMemoryTracing, withService } from "../lib/observability/tracing.js";
-import { startNatsServer, type TestNatsServer } from "./harness/nats-server.js";
-import { startPlatform, type TestPlatform } from "./harness/platform.js";
+import { startGatewayStack, type GatewayStack } from "../gateway/test-stack.js";
+import { shutdownTracing, useInMemoryTracing } from "../lib/observability/tracing.js";
 
 const memory = useInMemoryTracing();
-let nats: TestNatsServer; let platform: TestPlatform;
-beforeAll(async () => { nats = await startNatsServer(); platform = await startPlatform(nats.url, { env: { DRONE_FLEET_SIZE: "3" } }); });
-afterAll(async () => { await platform?.stop(); await nats?.stop(); await shutdownTracing(); });
+let stack: GatewayStack;
 
-it("one trace from ingestion through the scheduler to the domain services", async () => {
-  const ingestion = createClient(IngestionService, { address: platform.address("ingestion") });
-  memory.reset();
-  const { deliveryId } = await withService("gateway", () => ingestion.scheduleDelivery(create(ScheduleDeliveryRequestSchema, {
-    idempotencyKey: "trace-1", ownerId: "acct-demo",
-    pickup: { latitude: 47.61, longitude: -122.33 }, dropoff: { latitude: 47.63, longitude: -122.36 },
-    deadline: timestampFromDate(new Date(Date.now() + 86_400_000)), confirmationRequired: ConfirmationType.NONE,
-    packages: [{ packageId: "pkg-trace-1", size: PackageSize.SMALL, weightKg: 1.2 }],
-  })));
-  const root = memory.spans().find((s) => s.kind === SpanKind.CLIENT && s.resource.attributes["service.name"] === "gateway")!;
-  const traceId = root.spanContext().traceId;
-  await vi.waitFor(() => {
-    const services = new Set(memory.spans().filter((s) => s.spanContext().traceId === traceId && s.kind === SpanKind.SERVER).map((s) => s.resource.attributes["service.name"]));
-    expect([...services].sort()).toEqual(expect.arrayContaining(["account", "delivery", "drone", "ingestion", "package"]));
-  }, { timeout: 20_000, interval: 100 });
-  const inTrace = memory.spans().filter((s) => s.spanContext().traceId === traceId);
-  ingestion.close();
+beforeAll(async () => {
+  stack = await startGatewayStack("trace-test-secret-trace-test");
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await shutdownTracing();
+});
+
+const serviceOf = (span: ReadableSpan) => span.resource.attributes["service.name"];
+
+it("follows a delivery request from the gateway through every service under one trace id", async () => {
+  const res = await fetch(`${stack.gateway.url}/v1/deliveryrequests`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.demoToken}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      pickup: { latitude: 47.61, longitude: -122.33 },
+      dropoff: { latitude: 47.63, longitude: -122.36 },
+      deadline: new Date(Date.now() + 86_400_000).toISOString(),
+      packageInfo: { packageId: "pkg-traced", size: "PACKAGE_SIZE_SMALL", weightKg: 1 },
+    }),
+  });
+  expect(res.status).toBe(202);
+
+  const root = memory
+    .spans()
+    .find((s) => s.kind === SpanKind.SERVER && serviceOf(s) === "gateway" && s.name.endsWith("/ScheduleDelivery"));
+  expect(root).toBeDefined();
+  const traceId = root!.spanContext().traceId;
+  const inTrace = () => memory.spans().filter((s) => s.spanContext().traceId === traceId);
+
+  await vi.waitFor(
+    () => {
+      const spans = inTrace();
+      const servers = new Set(spans.filter((s) => s.kind === SpanKind.SERVER).map(serviceOf));
+      expect([...servers]).toEqual(expect.arrayContaining(["gateway", "ingestion", "account", "package", "drone", "delivery"]));
+      // Ingestion's publish and the Scheduler's consumption of it.
+      expect(spans.some((s) => s.kind === SpanKind.PRODUCER && serviceOf(s) === "ingestion")).toBe(true);
+      expect(spans.some((s) => s.kind === SpanKind.CONSUMER && serviceOf(s) === "scheduler")).toBe(true);
+      // The Scheduler's calls, each a client span of the scheduler.
+      const called = new Set(spans.filter((s) => s.kind === SpanKind.CLIENT && serviceOf(s) === "scheduler").map((s) => s.name.split("/")[0]));
+      expect([...called]).toEqual(
+        expect.arrayContaining([
+          "dronedelivery.account.v1.AccountService",
+          "dronedelivery.package.v1.PackageService",
+          "dronedelivery.drone.v1.DroneSchedulerService",
+          "dronedelivery.delivery.v1.DeliveryService",
+        ]),
+      );
+      // The status event of the new delivery.
+      expect(spans.some((s) => s.kind === SpanKind.PRODUCER && serviceOf(s) === "delivery")).toBe(true);
+    },
+    { timeout: 20_000, interval: 100 },
+  );
+  // Every span of the trace has its parent in the trace, except the gateway's root.
+  const spans = inTrace();
+  const ids = new Set(spans.map((s) => s.spanContext().spanId));
+  for (const span of spans) {
+    if (span === root) continue;
+    expect(ids.has(span.parentSpanContext?.spanId ?? "")).toBe(true);
+  }
 });
