@@ -30,6 +30,8 @@
  *                              on <NAME>_PORT + 100 (i-1), and callers balance over all of them
  *   INTERNAL_TLS=on            mutual TLS between services (off: plaintext, for debugging only)
  *   INTERNAL_PKI_DIR           development CA and certificates (default <RUN_DIR>/pki)
+ *   NATS_AUTH=on               one NATS user per service with its subject permissions (off: none)
+ *   NATS_AUTH_DIR              the generated NATS users (default <RUN_DIR>/nats-auth)
  * Each service instance serves Prometheus metrics on its gRPC port + 1000 (/metrics); the gateway
  * on its own port.
  *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
@@ -45,6 +47,7 @@ import {
   type RunningNatsServer,
 } from "../lib/devtools/nats-server.js";
 import { startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
+import { ensureNatsAuth, natsAuthEnabled } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES, tlsEnabled } from "../lib/security/index.js";
@@ -262,6 +265,8 @@ async function main(): Promise<void> {
   const logDir = path.join(runDir, "logs");
   mkdirSync(natsDir, { recursive: true });
   mkdirSync(logDir, { recursive: true });
+  const natsAuthDirectory = path.resolve(repoRoot, process.env["NATS_AUTH_DIR"]?.trim() || path.join(runDir, "nats-auth"));
+  const natsAuth = natsAuthEnabled(process.env) ? await ensureNatsAuth(natsAuthDirectory) : undefined;
 
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -279,6 +284,7 @@ async function main(): Promise<void> {
       serverName: "drone-delivery-dev",
       logFile: natsLog,
       onParentExit: "SIGTERM",
+      ...(natsAuth ? { auth: natsAuth } : {}),
     });
   } catch (err) {
     if (err instanceof NatsServerStartError && /address already in use/i.test(err.logTail)) {
@@ -301,7 +307,12 @@ async function main(): Promise<void> {
     void shutdown(1);
   });
 
-  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0 });
+  say(
+    natsAuth
+      ? `NATS authorization on: one user per service, credentials in ${shown(natsAuthDirectory)}`
+      : "NATS_AUTH=off: every NATS connection may do everything (debugging only)",
+  );
+  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
   let streams: EnsureStreamResult[];
   try {
     streams = await ensureStreams(await nc.jetstreamManager());
@@ -324,7 +335,12 @@ async function main(): Promise<void> {
   // Mutual TLS between the services (on unless INTERNAL_TLS=off): the development CA and every
   // identity's certificate are made once here, before the services start.
   const pkiDirectory = process.env["INTERNAL_PKI_DIR"]?.trim() || path.join(runDir, "pki");
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env, NATS_URL: server.url, INTERNAL_PKI_DIR: pkiDirectory };
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    NATS_URL: server.url,
+    NATS_AUTH_DIR: natsAuthDirectory,
+    INTERNAL_PKI_DIR: pkiDirectory,
+  };
   if (tlsEnabled(baseEnv)) {
     const pki = await ensureDevPki(pkiDirectory, PKI_IDENTITIES);
     const made = pki.changes.length > 0 ? `, ${pki.changes.length} made or renewed` : "";

@@ -24,7 +24,7 @@ import { WorkflowState, WorkflowStep } from "../gen/dronedelivery/workflow/v1/wo
 import { DEFAULT_DEV_SECRET_FILE } from "../gateway/config.js";
 import { loadOrCreateDevSecret } from "../gateway/dev-secret.js";
 import { mintToken } from "../gateway/tokens.js";
-import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { connectNatsAs, drainQuietly } from "../lib/nats/connection.js";
 import { openWorkflowStore } from "../services/scheduler/workflow-store.js";
 
 const { values } = parseArgs({
@@ -42,7 +42,7 @@ const api = createClient(
   createConnectTransport({ baseUrl: process.env["GATEWAY_URL"]?.trim() || "http://127.0.0.1:8080", httpVersion: "1.1" }),
 );
 const callOptions = { headers: { authorization: `Bearer ${await mintToken(values.owner, secret, 600)}` }, timeoutMs: 5_000 };
-const nc = await connectNats({ name: "sample" });
+const nc = await connectNatsAs("admin", process.env, { name: "sample" });
 const workflows = await openWorkflowStore(nc.jetstream());
 
 try {

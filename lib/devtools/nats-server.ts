@@ -1,10 +1,18 @@
 /**
  * Finding and launching a local nats-server with JetStream, for `make run` (scripts/run.ts) and the
  * test harness (test/harness/nats-server.ts). Services never start a server themselves.
+ *
+ * With `auth` (lib/nats/auth.ts) the server runs from a configuration file holding the JetStream
+ * settings and the `authorization` block: one user per identity, each with its permissions.
+ * Without it, it runs from command-line flags alone and anyone may connect and do anything.
  */
 import { accessSync, constants as fsConstants, statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { connect } from "nats";
+import { connect, type ConnectionOptions } from "nats";
+import type { NatsAuth, NatsCredentials } from "../nats/auth.js";
+import { ADMIN_IDENTITY } from "../nats/permissions.js";
+import { writeFileAtomic } from "../security/file-lock.js";
 import { startSupervisedChild, type ChildExit, type SupervisedChild } from "./supervised-child.js";
 
 /** Where nats-server is looked for after PATH (Debian puts it in /usr/sbin, often not on PATH). */
@@ -93,6 +101,13 @@ export interface NatsServerLaunchOptions {
   onParentExit?: "SIGTERM" | "SIGKILL";
   /** See SupervisedChildOptions.keepParentAlive. Default true. */
   keepParentAlive?: boolean;
+  /**
+   * Users and permissions (ensureNatsAuth): the server then requires credentials, and runs from a
+   * configuration file. Default: no authorization.
+   */
+  auth?: NatsAuth;
+  /** Where the configuration file is written when `auth` is given. Default `<auth.dir>/nats-server.conf`. */
+  configFile?: string;
 }
 
 export interface RunningNatsServer {
@@ -104,6 +119,10 @@ export interface RunningNatsServer {
   readonly httpPort: number | undefined;
   readonly monitorUrl: string | undefined;
   readonly storeDir: string;
+  /** The configuration file the server runs from (with `auth`), else undefined. */
+  readonly configFile: string | undefined;
+  /** The users and permissions it was started with, else undefined. */
+  readonly auth: NatsAuth | undefined;
   /** Process id of nats-server itself (not of its supervising wrapper). */
   readonly serverPid: number | undefined;
   /** The supervised process (wrapper pid, exit promise). */
@@ -127,13 +146,30 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Succeeds once a client can connect and reach the JetStream API. */
-async function probeJetStream(url: string): Promise<void> {
-  const nc = await connect({ servers: url, reconnect: false, timeout: 2_000, name: "nats-server-readiness-probe" });
+async function probeJetStream(url: string, credentials: NatsCredentials | undefined): Promise<void> {
+  const options: ConnectionOptions = { servers: url, reconnect: false, timeout: 2_000, name: "nats-server-readiness-probe" };
+  const nc = await connect(credentials ? { ...options, user: credentials.user, pass: credentials.pass } : options);
   try {
     await nc.jetstreamManager({ timeout: 2_000 });
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * The configuration file of a server with authorization: JetStream with its store directory, and
+ * the users. Listening address and port stay on the command line.
+ */
+export function natsServerConfigText(storeDir: string, auth: NatsAuth): string {
+  return [
+    "# nats-server configuration of the drone delivery platform (lib/devtools/nats-server.ts).",
+    "# Client address and port are given on the command line. Holds passwords: keep it private.",
+    "jetstream {",
+    `  store_dir: ${JSON.stringify(path.resolve(storeDir))}`,
+    "}",
+    "",
+    auth.configText,
+  ].join("\n");
 }
 
 /**
@@ -144,7 +180,18 @@ async function probeJetStream(url: string): Promise<void> {
 export async function launchNatsServer(options: NatsServerLaunchOptions): Promise<RunningNatsServer> {
   const bin = options.bin ?? resolveNatsServerBin();
   const host = options.host ?? "127.0.0.1";
-  const args = ["-a", host, "-p", String(options.port ?? -1), "-js", "-sd", options.storeDir];
+  const args = ["-a", host, "-p", String(options.port ?? -1)];
+  const auth = options.auth;
+  let configFile: string | undefined;
+  if (auth) {
+    // JetStream settings then live in the file: nats-server refuses `-sd` next to a store_dir.
+    configFile = path.resolve(options.configFile ?? path.join(auth.dir, "nats-server.conf"));
+    await mkdir(path.dirname(configFile), { recursive: true });
+    await writeFileAtomic(configFile, natsServerConfigText(options.storeDir, auth), 0o600);
+    args.push("-c", configFile);
+  } else {
+    args.push("-js", "-sd", options.storeDir);
+  }
   if (options.httpPort !== undefined) args.push("-m", String(options.httpPort));
   if (options.serverName) args.push("-n", options.serverName);
   args.push(...(options.extraArgs ?? []));
@@ -204,7 +251,7 @@ export async function launchNatsServer(options: NatsServerLaunchOptions): Promis
   for (;;) {
     if (child.hasExited()) return fail("exited during startup");
     try {
-      await probeJetStream(url);
+      await probeJetStream(url, auth?.credentialsOf(ADMIN_IDENTITY));
       break;
     } catch (err) {
       lastError = err;
@@ -225,6 +272,8 @@ export async function launchNatsServer(options: NatsServerLaunchOptions): Promis
     httpPort: finalHttpPort,
     monitorUrl: finalHttpPort !== undefined ? `http://${host}:${finalHttpPort}` : undefined,
     storeDir: options.storeDir,
+    configFile,
+    auth,
     serverPid,
     process: child,
     exited: child.exited,

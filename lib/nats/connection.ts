@@ -1,7 +1,10 @@
 /**
- * Connecting to NATS with the platform's defaults, and closing gracefully.
+ * Connecting to NATS with the platform's defaults, as an identity (its credentials from the
+ * environment, see auth.ts), and closing gracefully.
  */
 import { connect, type ConnectionOptions, type NatsConnection } from "nats";
+import type { Env } from "../service/config.js";
+import { natsCredentialsFromEnv } from "./auth.js";
 
 /** Used when neither the caller nor the environment (NATS_URL) names a server. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -41,6 +44,28 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
     ...rest,
     servers: serverList(url),
     name,
+  });
+}
+
+export interface ConnectNatsAsOptions extends Omit<ConnectNatsOptions, "name"> {
+  /** Connection name; default the identity. */
+  name?: string;
+}
+
+/**
+ * connectNats as `identity` ("delivery", "admin", ...): the user, password and inbox prefix come
+ * from natsCredentialsFromEnv(env, identity) (nothing when NATS_AUTH is off or no credentials are
+ * found), the URL from `options.url`, else NATS_URL in `env`, else the default. Options given
+ * override the credentials found.
+ */
+export async function connectNatsAs(identity: string, env: Env = process.env, options: ConnectNatsAsOptions = {}): Promise<NatsConnection> {
+  const { name, url, ...rest } = options;
+  const envUrl = env["NATS_URL"]?.trim();
+  return connectNats({
+    ...natsCredentialsFromEnv(env, identity),
+    ...rest,
+    name: name ?? identity,
+    ...(url !== undefined ? { url } : envUrl ? { url: envUrl } : {}),
   });
 }
 

@@ -12,6 +12,7 @@ import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import pino, { type Logger } from "pino";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { unavailable } from "../grpc/errors.js";
+import { natsCredentialsFromEnv } from "../nats/auth.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
 import { envInt, envPrefix, envString, type Env } from "./config.js";
 import { initMetrics } from "../observability/metrics.js";
@@ -164,6 +165,8 @@ export async function startService(module: ServiceModule, options: StartServiceO
     nc = await connectNats({
       name: module.name,
       ...(options.natsUrl ? { url: options.natsUrl } : {}),
+      // Its own NATS user, allowed only the subjects it owns (lib/nats/permissions.ts).
+      ...natsCredentialsFromEnv(env, module.name),
       waitOnFirstConnect: true,
     });
   } catch (error) {

@@ -11,13 +11,26 @@
  * process is killed, a watchdog next to the server does the same (see
  * lib/devtools/supervised-child.ts).
  *
+ * With `{ auth: true }` the server requires credentials: one user per identity with the
+ * permissions of lib/nats/permissions.ts, passwords made in the temporary directory. Connect as
+ * an identity with `connectAs("delivery")`, or give services `serviceEnv` (NATS_URL and
+ * NATS_AUTH_DIR) so that natsCredentialsFromEnv finds their credentials:
+ *
+ *   const nats = await startNatsServer({ auth: true });
+ *   const admin = await nats.connectAs("admin");
+ *
  * Environment: NATS_SERVER_BIN chooses the binary (else PATH, /usr/sbin, /usr/bin).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { NatsConnection } from "nats";
 import { launchNatsServer, type RunningNatsServer } from "../../lib/devtools/nats-server.js";
+import { ensureNatsAuth, type NatsAuth, type NatsCredentials } from "../../lib/nats/auth.js";
+import { connectNatsAs, type ConnectNatsAsOptions } from "../../lib/nats/connection.js";
+import type { NatsIdentity } from "../../lib/nats/permissions.js";
+import type { Env } from "../../lib/service/config.js";
 
 export interface StartNatsServerOptions {
   /** Also serve HTTP monitoring on a free port (see monitorUrl). Default false. */
@@ -30,6 +43,8 @@ export interface StartNatsServerOptions {
   extraArgs?: readonly string[];
   /** Binary to run (default: NATS_SERVER_BIN, PATH, /usr/sbin, /usr/bin). */
   bin?: string;
+  /** Require credentials: a user per identity with its permissions. Default false. */
+  auth?: boolean;
 }
 
 export interface TestNatsServer {
@@ -42,6 +57,17 @@ export interface TestNatsServer {
   readonly monitorUrl: string | undefined;
   /** Process id of the current nats-server (changes on restart). */
   readonly pid: number | undefined;
+  /** Folder holding nats-users.json when started with `auth: true`, else undefined. */
+  readonly authDir: string | undefined;
+  /**
+   * What a service needs to reach this server as itself: NATS_URL, and NATS_AUTH_DIR with auth
+   * (NATS_AUTH=off without). Merge it into a service's environment.
+   */
+  readonly serviceEnv: Env;
+  /** User and password of an identity with auth; undefined without. */
+  credentials(identity: NatsIdentity): NatsCredentials | undefined;
+  /** Connects to this server as an identity (its credentials and inbox prefix when auth is on). */
+  connectAs(identity: NatsIdentity, options?: ConnectNatsAsOptions): Promise<NatsConnection>;
   /** The server's last log lines. */
   logTail(lines?: number): string;
   /** Stops the server and removes its temporary directory. Idempotent. */
@@ -77,8 +103,10 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   installExitHook();
   liveRoots.set(root, () => current?.process.kill());
 
+  let auth: NatsAuth | undefined;
   const launch = (port: number, httpPort: number | undefined) =>
     launchNatsServer({
+      auth,
       storeDir,
       port,
       httpPort,
@@ -96,6 +124,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   };
 
   try {
+    if (options.auth) auth = await ensureNatsAuth(path.join(root, "auth"));
     current = await launch(-1, options.monitoring ? -1 : undefined);
   } catch (err) {
     await removeRoot();
@@ -103,12 +132,18 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   }
   const port = current.port;
   const httpPort = current.httpPort;
+  const url = current.url;
+  const serviceEnv: Env = auth ? { NATS_URL: url, NATS_AUTH: "on", NATS_AUTH_DIR: auth.dir } : { NATS_URL: url, NATS_AUTH: "off" };
 
   return {
-    url: current.url,
+    url,
     port,
     storeDir,
     monitorUrl: current.monitorUrl,
+    authDir: auth?.dir,
+    serviceEnv,
+    credentials: (identity) => auth?.credentialsOf(identity),
+    connectAs: (identity, connectOptions = {}) => connectNatsAs(identity, serviceEnv, { url, ...connectOptions }),
     get pid() {
       return current?.serverPid;
     },
