@@ -5,7 +5,7 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
-import { reschedulePaths } from "../shared-mapping.js";
+import { relayWatch, rescheduleCommand } from "../shared-handlers.js";
 import { ConfirmationType as PublicConfirmationType } from "../../gen/dronedelivery/api/v1/resources_pb.js";
 import { ConfirmationType } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { accountOf } from "../auth.js";
@@ -61,20 +61,7 @@ export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWai
 
     async rescheduleDelivery(request, ctx) {
       const account = await owner(request.deliveryId, ctx);
-      const paths = reschedulePaths(request);
-      const answer = await relay(() =>
-        ingestion.rescheduleDelivery(
-          {
-            deliveryId: request.deliveryId,
-            ownerId: account,
-            dropoff: paths.includes("dropoff") ? locationToInternal(request.dropoff) : undefined,
-            pickupTime: paths.includes("pickup_time") ? request.pickupTime : undefined,
-            deadline: paths.includes("deadline") ? request.deadline : undefined,
-            updateMask: { paths },
-          },
-          options(ctx),
-        ),
-      );
+      const answer = await relay(() => ingestion.rescheduleDelivery(rescheduleCommand(request, account), options(ctx)));
       return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
     },
 
@@ -143,17 +130,7 @@ export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWai
         { deliveryId: request.deliveryId, afterSequence: request.afterSequence, includePositions: request.includePositions },
         streamCallOptions(ctx),
       );
-      const iterator = updates[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = await relay(() => iterator.next());
-          if (next.done) return;
-          const update = watchUpdateFromInternal(next.value);
-          if (update) yield update;
-        }
-      } finally {
-        await iterator.return?.();
-      }
+      yield* relayWatch(updates, watchUpdateFromInternal);
     },
   };
 }

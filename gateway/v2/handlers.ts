@@ -19,7 +19,8 @@ import { streamCallOptions, unaryCallOptions } from "../call-options.js";
 import { relay, toConnectError } from "../errors.js";
 import type { HandlerDeps } from "../handler-deps.js";
 import { resolveIdempotencyKey } from "../idempotency.js";
-import { locationToInternal, reschedulePaths } from "../shared-mapping.js";
+import { relayWatch, rescheduleCommand } from "../shared-handlers.js";
+import { locationToInternal } from "../shared-mapping.js";
 import { awaitOwnDelivery, requireOwnDelivery } from "../v1/ownership.js";
 import {
   confirmationTypeToInternal,
@@ -96,20 +97,7 @@ export function deliveryApiV2Handlers({ clients, callTimeoutMs, pendingDeliveryW
 
     async rescheduleDelivery(request, ctx) {
       const account = await owner(request.deliveryId, ctx);
-      const paths = reschedulePaths(request);
-      const answer = await relay(() =>
-        ingestion.rescheduleDelivery(
-          {
-            deliveryId: request.deliveryId,
-            ownerId: account,
-            dropoff: paths.includes("dropoff") ? locationToInternal(request.dropoff) : undefined,
-            pickupTime: paths.includes("pickup_time") ? request.pickupTime : undefined,
-            deadline: paths.includes("deadline") ? request.deadline : undefined,
-            updateMask: { paths },
-          },
-          options(ctx),
-        ),
-      );
+      const answer = await relay(() => ingestion.rescheduleDelivery(rescheduleCommand(request, account), options(ctx)));
       return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
     },
 
@@ -156,17 +144,7 @@ export function deliveryApiV2Handlers({ clients, callTimeoutMs, pendingDeliveryW
         { deliveryId: request.deliveryId, afterSequence: request.afterSequence, includePositions: request.includePositions },
         streamCallOptions(ctx),
       );
-      const iterator = updates[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = await relay(() => iterator.next());
-          if (next.done) return;
-          const update = watchUpdateFromInternal(next.value);
-          if (update) yield update;
-        }
-      } finally {
-        await iterator.return?.();
-      }
+      yield* relayWatch(updates, watchUpdateFromInternal);
     },
   };
 }
