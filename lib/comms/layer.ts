@@ -9,7 +9,7 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { credentials, ServerCredentials, type ChannelCredentials, type ServerInterceptor } from "@grpc/grpc-js";
-import { balancingChannelOptions } from "../grpc/load-balancing.js";
+import { balancingChannelOptions, readBalancingConfig } from "../grpc/load-balancing.js";
 import { createClient, type Client } from "../grpc/index.js";
 import { recordBulkheadRejection, recordRetry, setCircuitState } from "../observability/metrics.js";
 import { createTargetPolicies, readResilienceConfig, type TargetPolicies } from "../resilience/policy.js";
@@ -74,6 +74,7 @@ export async function createCommsLayer(options: CommsLayerOptions): Promise<Comm
     onStateChange: (target, state) => setCircuitState(target, state),
     onBulkheadRejected: (target) => recordBulkheadRejection(target),
   });
+  const balancing = balancingChannelOptions(readBalancingConfig(options.env));
   const clients = new Set<{ close(): void }>();
   /** The target's policy; its circuit state is reported from the first client on. */
   const policyOf = (target: ServiceName) => {
@@ -93,7 +94,7 @@ export async function createCommsLayer(options: CommsLayerOptions): Promise<Comm
         address: settings.address ?? serviceAddress(options.env, target),
         target,
         credentials: credentialsFor(target),
-        channelOptions: { ...balancingChannelOptions(), ...(material ? DEV_TLS_CHANNEL_OPTIONS : {}) },
+        channelOptions: { ...balancing, ...(material ? DEV_TLS_CHANNEL_OPTIONS : {}) },
         ...(settings.defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs: settings.defaultTimeoutMs }),
         ...(settings.observe === false ? { observe: false } : {}),
         ...(settings.resilience === false ? {} : { policy: policyOf(target) }),

@@ -4,6 +4,7 @@
 // whose calls keep failing while its peers succeed, taking it back after a growing pause.
 
 import type { ChannelOptions } from "@grpc/grpc-js";
+import { envInt, type Env } from "../service/config.js";
 
 /** The grpc-js target of an address: a comma-separated list becomes an `ipv4:`/`ipv6:` list. */
 export function channelTarget(address: string): string {
@@ -40,6 +41,16 @@ export const DEFAULT_BALANCING: BalancingConfig = {
   failurePercent: 50,
   minimumCalls: 10,
 };
+
+/** The balancing settings from RPC_OUTLIER_* environment variables, over the defaults. */
+export function readBalancingConfig(env: Env): BalancingConfig {
+  return {
+    intervalMs: envInt(env, "RPC_OUTLIER_INTERVAL_MS", DEFAULT_BALANCING.intervalMs, { min: 10 }),
+    baseEjectionMs: envInt(env, "RPC_OUTLIER_BASE_EJECTION_MS", DEFAULT_BALANCING.baseEjectionMs, { min: 10 }),
+    failurePercent: envInt(env, "RPC_OUTLIER_FAILURE_PERCENT", DEFAULT_BALANCING.failurePercent, { min: 1, max: 100 }),
+    minimumCalls: envInt(env, "RPC_OUTLIER_MIN_CALLS", DEFAULT_BALANCING.minimumCalls, { min: 1 }),
+  };
+}
 
 /**
  * Channel options for round robin with outlier detection. At most half the instances are ejected
