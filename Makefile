@@ -25,6 +25,7 @@ test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks
 bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on request errors.
 	@$(BIN)/tsx bench/telemetry.ts
 	@$(BIN)/tsx bench/gateway.ts
+	@$(BIN)/tsx bench/layer.ts
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 

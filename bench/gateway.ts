@@ -5,9 +5,9 @@
  * deliveries.
  *
  * The REST read does more than forward: it passes the edge checks (CORS, body size, rate limit),
- * verifies the bearer token, asks the Delivery service for the delivery's owner (GetDeliveryOwner)
- * before reading it (GetDelivery), and maps the internal delivery onto the public JSON. The direct
- * read is the single internal call, binary protobuf.
+ * verifies the bearer token, reads the delivery (GetDelivery) and checks from it that the caller
+ * owns it, and maps the internal delivery onto the public JSON. The direct read is the same
+ * internal call, binary protobuf.
  *
  * Everything runs on loopback in this process: a private nats-server (a child process), every
  * service, the gateway and the load generator. The HTTP client is node:http with a keep-alive
@@ -27,6 +27,7 @@ import { mintToken } from "../gateway/tokens.js";
 import { createClient, type Client } from "../lib/grpc/index.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
+import { emptyResult, reportErrors, run, type PathResult } from "./load.js";
 import { percentile, printTable } from "./report.js";
 
 const REQUESTS = Number(process.env["BENCH_GATEWAY_REQUESTS"] ?? 5000);
@@ -59,48 +60,6 @@ function httpRequest(agent: http.Agent, url: URL, options: { method: string; hea
     req.on("error", reject);
     req.end(options.body);
   });
-}
-
-/** What the measured runs of one path add up to. */
-interface PathResult {
-  requests: number;
-  errors: number;
-  elapsedMs: number;
-  latenciesMs: number[];
-  /** The first error seen, to name in the report. */
-  firstError: string | undefined;
-}
-
-function emptyResult(): PathResult {
-  return { requests: 0, errors: 0, elapsedMs: 0, latenciesMs: [], firstError: undefined };
-}
-
-/**
- * Calls `read(i)` for i = 0..count-1 with `concurrency` calls in flight until all are done or
- * `maxMs` has passed, adding requests, errors, wall time and each call's latency (process.hrtime)
- * to `into`. `read` resolves when the answer is the expected one and throws otherwise.
- */
-async function run(read: (i: number) => Promise<void>, count: number, concurrency: number, maxMs: number, into: PathResult): Promise<void> {
-  let next = 0;
-  const start = process.hrtime.bigint();
-  const stopAt = start + BigInt(Math.round(Math.max(0, maxMs) * 1e6));
-  const worker = async () => {
-    for (;;) {
-      if (next >= count || process.hrtime.bigint() >= stopAt) return;
-      const i = next++;
-      const t0 = process.hrtime.bigint();
-      try {
-        await read(i);
-        into.latenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      } catch (error) {
-        into.errors++;
-        into.firstError ??= error instanceof Error ? error.message : String(error);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  into.requests += next;
-  into.elapsedMs += Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 async function main(): Promise<number> {
@@ -202,16 +161,10 @@ async function main(): Promise<number> {
         columns([`${result.requests}${capped ? "*" : ""}`, rate.toFixed(0), p50.toFixed(2), p99.toFixed(2), String(result.errors)]),
       ]),
       ["gateway / direct", `req/s ${(gw.rate / grpc.rate).toFixed(2)}x, p50 ${(gw.p50 / grpc.p50).toFixed(2)}x, p99 ${(gw.p99 / grpc.p99).toFixed(2)}x`],
-      ["REST read does", "edge checks + JWT check + GetDeliveryOwner + GetDelivery + public JSON"],
+      ["REST read does", "edge checks + JWT check + span + GetDelivery (owner checked) + public JSON"],
     ]);
     if (figures.some((f) => f.capped)) console.log(`  * stopped by the ${MAX_S} s cap before ${REQUESTS} requests`);
-    let failed = false;
-    for (const { name, result } of figures) {
-      if (result.errors === 0) continue;
-      failed = true;
-      console.error(`${name}: ${result.errors} errors, first: ${result.firstError}`);
-    }
-    return failed ? 1 : 0;
+    return reportErrors(figures);
   } finally {
     direct?.close();
     agent.destroy();

@@ -23,7 +23,7 @@ import {
   statusFromInternal,
   watchUpdateFromInternal,
 } from "./mapping.js";
-import { awaitOwnDelivery, requireOwnDelivery } from "./ownership.js";
+import { awaitOwnDelivery, getOwnDelivery, requireOwnDelivery } from "./ownership.js";
 
 export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWaitMs }: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
   const { ingestion, delivery } = clients;
@@ -74,9 +74,8 @@ export function deliveryApiHandlers({ clients, callTimeoutMs, pendingDeliveryWai
     },
 
     async getDelivery(request, ctx) {
-      await owner(request.deliveryId, ctx);
-      const answer = await relay(() => delivery.getDelivery({ deliveryId: request.deliveryId }, options(ctx)));
-      return { delivery: answer.delivery && deliveryFromInternal(answer.delivery) };
+      const found = await getOwnDelivery(delivery, request.deliveryId, accountOf(ctx), options(ctx));
+      return { delivery: found && deliveryFromInternal(found) };
     },
 
     async getDeliveryOwner(request, ctx) {

@@ -21,7 +21,7 @@ import type { HandlerDeps } from "../handler-deps.js";
 import { resolveIdempotencyKey } from "../idempotency.js";
 import { relayWatch, rescheduleCommand } from "../shared-handlers.js";
 import { locationToInternal } from "../shared-mapping.js";
-import { awaitOwnDelivery, requireOwnDelivery } from "../v1/ownership.js";
+import { awaitOwnDelivery, getOwnDelivery, requireOwnDelivery } from "../v1/ownership.js";
 import {
   confirmationTypeToInternal,
   deliveryFromInternal,
@@ -82,9 +82,8 @@ export function deliveryApiV2Handlers({ clients, callTimeoutMs, pendingDeliveryW
     },
 
     async getDelivery(request, ctx) {
-      await owner(request.deliveryId, ctx);
-      const answer = await relay(() => delivery.getDelivery({ deliveryId: request.deliveryId }, options(ctx)));
-      return { delivery: answer.delivery && deliveryFromInternal(answer.delivery) };
+      const found = await getOwnDelivery(delivery, request.deliveryId, accountOf(ctx), options(ctx));
+      return { delivery: found && deliveryFromInternal(found) };
     },
 
     async listDeliveries(request, ctx) {
