@@ -20,8 +20,9 @@ function isGrpc(req: IncomingMessage): boolean {
 
 export function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void {
   for (const [name, value] of Object.entries(refusal.headers ?? {})) res.setHeader(name, value);
-  // The body is not read: close the connection after answering so it is not drained.
-  res.setHeader("connection", "close");
+  // The body is not read: close an HTTP/1.1 connection after answering so it is not drained
+  // (HTTP/2 has no such header: the stream is reset instead).
+  if (req.httpVersionMajor < 2) res.setHeader("connection", "close");
   if (isGrpc(req)) {
     res.statusCode = 200;
     res.setHeader("content-type", req.headers["content-type"] ?? "application/grpc");
