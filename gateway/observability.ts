@@ -6,10 +6,21 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { ConnectError } from "@connectrpc/connect";
+import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { recordHttpRequest } from "../lib/observability/metrics.js";
 import { startServerSpan, type ServerSpan } from "../lib/observability/trace-grpc.js";
 
 const SERVICE = "gateway";
+
+/** The response header naming the trace of a request, for support and for the request log. */
+export const TRACE_ID_HEADER = "x-trace-id";
+
+/** The trace id of a started server span; undefined while tracing is off. */
+export function traceIdOf(span: ServerSpan): string | undefined {
+  const spanContext = trace.getSpanContext(span.context);
+  return spanContext !== undefined && isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+}
 
 /** A server span around every RPC; for a stream, until its last message. */
 export function tracingInterceptor(): Interceptor {
@@ -18,8 +29,10 @@ export function tracingInterceptor(): Interceptor {
       service: SERVICE,
       system: "connect_rpc",
     });
+    const traceId = traceIdOf(span);
     try {
       const res = await span.run(() => next(req));
+      if (traceId) res.header.set(TRACE_ID_HEADER, traceId);
       if (!res.stream) {
         span.end();
         return res;
@@ -27,6 +40,7 @@ export function tracingInterceptor(): Interceptor {
       return { ...res, message: tracedStream(res.message, span) };
     } catch (err) {
       span.end(err);
+      if (traceId && err instanceof ConnectError) err.metadata.set(TRACE_ID_HEADER, traceId);
       throw err;
     }
   };
@@ -89,6 +103,7 @@ export function withRequestMetrics(
         path: (req.url ?? "").split("?")[0],
         status: res.statusCode,
         grpcStatus: res.getHeader("grpc-status"),
+        trace_id: res.getHeader(TRACE_ID_HEADER),
         ms: Math.round(seconds * 1000),
       };
       if (res.statusCode >= 500) log.warn(line, "request failed");

@@ -40,6 +40,8 @@ it("follows a delivery request from the gateway through every service under one 
     .find((s) => s.kind === SpanKind.SERVER && serviceOf(s) === "gateway" && s.name.endsWith("/ScheduleDelivery"));
   expect(root).toBeDefined();
   const traceId = root!.spanContext().traceId;
+  // The caller learns the trace id, to quote it when asking about the request.
+  expect(res.headers.get("x-trace-id")).toBe(traceId);
   const inTrace = () => memory.spans().filter((s) => s.spanContext().traceId === traceId);
 
   await vi.waitFor(

@@ -7,7 +7,7 @@ import { cors } from "@connectrpc/connect";
 
 /** Headers REST clients send or read beyond those of the Connect protocols. */
 const REST_REQUEST_HEADERS = ["Authorization", "Idempotency-Key", "Last-Event-ID"];
-const REST_RESPONSE_HEADERS = ["Location", "Retry-After"];
+const REST_RESPONSE_HEADERS = ["Location", "Retry-After", "X-Trace-Id"];
 
 const ALLOWED_METHODS = [...new Set([...cors.allowedMethods, "GET", "POST", "PATCH", "PUT", "DELETE"])].join(", ");
 const ALLOWED_HEADERS = [...cors.allowedHeaders, ...REST_REQUEST_HEADERS].join(", ");

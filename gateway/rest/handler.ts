@@ -14,6 +14,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { startServerSpan } from "../../lib/observability/trace-grpc.js";
+import { TRACE_ID_HEADER, traceIdOf } from "../observability.js";
 import { errorResponse } from "./error-body.js";
 import { headersOf, readJsonBody, writeJson } from "./request-io.js";
 import { matchRoute, restRoutes, type RestRoute } from "./routes.js";
@@ -82,6 +83,8 @@ export function restHandler(options: RestOptions): RestHandler {
       system: "http",
       attributes: { "http.request.method": route.httpMethod },
     });
+    const traceId = traceIdOf(span);
+    if (traceId) res.setHeader(TRACE_ID_HEADER, traceId);
     try {
       await span.run(() => serveRoute(req, res, url, route, variables, headers));
       span.end();
