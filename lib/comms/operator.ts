@@ -12,9 +12,22 @@ export interface OperatorChannel {
   readonly channelOptions: ChannelOptions;
 }
 
+/** Made once per PKI folder: probes poll, and the certificate files need not be read each time. */
+const channels = new Map<string, Promise<OperatorChannel>>();
+
 /** The operator's channel settings: mutual TLS unless INTERNAL_TLS=off. */
-export async function operatorChannel(env: Env = process.env): Promise<OperatorChannel> {
-  if (!tlsEnabled(env)) return { credentials: credentials.createInsecure(), channelOptions: {} };
-  const material = (await ensureDevPki(pkiDir(env), [OPERATOR_IDENTITY])).material(OPERATOR_IDENTITY);
-  return { credentials: channelCredentials(material), channelOptions: DEV_TLS_CHANNEL_OPTIONS };
+export function operatorChannel(env: Env = process.env): Promise<OperatorChannel> {
+  if (!tlsEnabled(env)) return Promise.resolve({ credentials: credentials.createInsecure(), channelOptions: {} });
+  const dir = pkiDir(env);
+  let channel = channels.get(dir);
+  if (channel === undefined) {
+    channel = ensureDevPki(dir, [OPERATOR_IDENTITY]).then((pki) => ({
+      credentials: channelCredentials(pki.material(OPERATOR_IDENTITY)),
+      channelOptions: DEV_TLS_CHANNEL_OPTIONS,
+    }));
+    // A failure (an unreadable folder) is not kept: the next probe tries again.
+    channel.catch(() => channels.delete(dir));
+    channels.set(dir, channel);
+  }
+  return channel;
 }

@@ -3,10 +3,10 @@
  * looked up and another account's delivery answers NOT_FOUND exactly like a missing one.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Delivery as InternalDelivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
-import type { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import type { CallOptions, Client } from "../../lib/grpc/types.js";
-import { relay } from "../errors.js";
+import type { Delivery as InternalDelivery } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import type { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import type { CallOptions, Client } from "../lib/grpc/types.js";
+import { relay } from "./errors.js";
 
 export async function requireOwnDelivery(
   delivery: Client<typeof DeliveryService>,
