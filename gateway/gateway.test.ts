@@ -3,7 +3,7 @@
 // nats-server.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -13,6 +13,7 @@ import {
 import { ConfirmationType, DeliveryStage, PackageSize } from "../gen/dronedelivery/api/v1/resources_pb.js";
 import { BadRequestSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { RunningGateway } from "./module.js";
+import { connectError } from "./test-calls.js";
 import { startGatewayStack, type GatewayStack } from "./test-stack.js";
 import { mintToken } from "./tokens.js";
 
@@ -48,14 +49,6 @@ function request(key: string): MessageInitShape<typeof ScheduleDeliveryRequestSc
   };
 }
 
-async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
-  return promise.then(
-    () => {
-      throw new Error("the call succeeded");
-    },
-    (e: unknown) => ConnectError.from(e),
-  );
-}
 
 /** Waits until the workflow has created the delivery and the gateway can read it. */
 async function created(client: Api, deliveryId: string) {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { RunningGateway } from "./module.js";
 import { startGatewayStack, type GatewayStack } from "./test-stack.js";
+import { badRequestFields as fieldsOf, restCall, type Json, type RestCallOptions } from "./test-calls.js";
 import { mintToken } from "./tokens.js";
 
 const SECRET = "rest-test-secret";
@@ -11,7 +12,6 @@ let gateway: RunningGateway;
 let demoToken: string;
 let contosoToken: string;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function scheduleBody(packageId: string): Json {
   return {
@@ -23,18 +23,6 @@ function scheduleBody(packageId: string): Json {
   };
 }
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${gateway.url}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: (text ? JSON.parse(text) : undefined) as Json };
-}
 
 async function schedule(key: string): Promise<string> {
   const res = await call("POST", "/v1/deliveryrequests", {
@@ -58,12 +46,8 @@ async function created(deliveryId: string): Promise<Json> {
   );
 }
 
-function fieldsOf(body: Json): string[] {
-  return (body.details ?? [])
-    .filter((d: Json) => d.type === "google.rpc.BadRequest")
-    .flatMap((d: Json) => d.fieldViolations.map((v: Json) => v.field))
-    .sort();
-}
+
+const call = (method: string, path: string, options?: RestCallOptions) => restCall(gateway.url, method, path, options);
 
 let stack: GatewayStack | undefined;
 

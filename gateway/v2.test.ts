@@ -2,7 +2,7 @@
 // Server-Sent Events), Connect and gRPC clients of v2, and the same deliveries read through v1,
 // in front of the whole platform running in-process over a private nats-server.
 import { durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeliveryApiService } from "../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
@@ -15,6 +15,7 @@ import {
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { RunningGateway } from "./module.js";
 import { startGatewayStack, type GatewayStack } from "./test-stack.js";
+import { badRequestFields as fieldsOf, connectError, restCall, type Json, type RestCallOptions } from "./test-calls.js";
 
 const SECRET = "v2-test-secret";
 
@@ -22,7 +23,6 @@ let gateway: RunningGateway;
 let demoToken: string;
 let contosoToken: string;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 type ApiV2 = Client<typeof DeliveryApiService>;
 
 const PICKUP = { latitude: 47.61, longitude: -122.33 };
@@ -44,18 +44,6 @@ function scheduleBody(key: string, overrides: Json = {}): Json {
   };
 }
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${gateway.url}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: (text ? JSON.parse(text) : undefined) as Json };
-}
 
 /** Schedules over REST v2 with an idempotency key; the new delivery's id. */
 async function schedule(key: string, overrides: Json = {}): Promise<string> {
@@ -80,23 +68,11 @@ async function readWhenCreated(path: string): Promise<Json> {
   );
 }
 
-function fieldsOf(body: Json): string[] {
-  return (body.details ?? [])
-    .filter((d: Json) => d.type === "google.rpc.BadRequest")
-    .flatMap((d: Json) => d.fieldViolations.map((v: Json) => v.field))
-    .sort();
-}
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
-  return promise.then(
-    () => {
-      throw new Error("the call succeeded");
-    },
-    (e: unknown) => ConnectError.from(e),
-  );
-}
+
+const call = (method: string, path: string, options?: RestCallOptions) => restCall(gateway.url, method, path, options);
 
 let stack: GatewayStack | undefined;
 let connectV2: ApiV2;
