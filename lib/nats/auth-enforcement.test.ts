@@ -14,6 +14,7 @@ import {
   RescheduleDeliveryCommandSchema,
   ScheduleDeliveryCommandSchema,
 } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
+import { CarrierStage, CarrierStatusEventSchema } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_events_pb.js";
 import { WorkflowFailedEventSchema } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { ACCOUNTS_BUCKET } from "../../services/account/store.js";
 import { HISTORY_BUCKET } from "../../services/delivery/history.js";
@@ -53,6 +54,7 @@ const SAMPLES = {
   reschedule: sample("DELIVERY_REQUESTS", subjects.rescheduleRequest("d-auth"), RescheduleDeliveryCommandSchema, { deliveryId: "d-auth" }),
   cancel: sample("DELIVERY_REQUESTS", subjects.cancelRequest("d-auth"), CancelDeliveryCommandSchema, { deliveryId: "d-auth" }),
   failure: sample("WORKFLOW_FAILURES", subjects.workflowFailed("d-auth"), WorkflowFailedEventSchema, { deliveryId: "d-auth", reason: "test" }),
+  carrier: sample("CARRIER_STATUS", subjects.carrierStatus("d-auth"), CarrierStatusEventSchema, { deliveryId: "d-auth", trackingId: "CF-1", stage: CarrierStage.BOOKED, sequence: 1n }),
 } as const;
 
 /** From the services' code: what each publishes (the Supervisor's stale sweep publishes failures too). */
@@ -60,7 +62,7 @@ const PUBLISHES_IN_CODE: Record<ServiceName, Sample[]> = {
   account: [],
   package: [],
   drone: [SAMPLES.location],
-  thirdparty: [],
+  thirdparty: [SAMPLES.carrier],
   delivery: [SAMPLES.status],
   ingestion: [SAMPLES.schedule, SAMPLES.reschedule, SAMPLES.cancel],
   scheduler: [SAMPLES.failure],
@@ -332,6 +334,17 @@ describe("consumers", () => {
       }),
     );
     expect(seen).toEqual([`${subject}#1`, `${subject}#2`]);
+  });
+
+  it("lets Delivery take carrier status events from the Third-party service", async () => {
+    const subject = subjects.carrierStatus("d-carrier");
+    const seen = await work("delivery", "CARRIER_STATUS", "delivery-carrier-status", subject, () =>
+      publishMessage(js("thirdparty"), subject, CarrierStatusEventSchema, create(CarrierStatusEventSchema, { deliveryId: "d-carrier", stage: CarrierStage.PICKED_UP, sequence: 3n }), {
+        msgId: "d-carrier:PICKED_UP",
+      }),
+    );
+    expect(seen).toEqual([`${subject}#1`, `${subject}#2`]);
+    await refused((async () => (await jsm("drone")).consumers.add("CARRIER_STATUS", { durable_name: "drone-steals" }))());
   });
 
   it("lets Delivery consume drone telemetry and status events, follow a delivery, and read its last status", async () => {

@@ -50,6 +50,7 @@ describe("the NATS permission table", () => {
     expect(writersOf("DELIVERY_REQUESTS")).toEqual(["ingestion"]);
     expect(writersOf("DRONE_TELEMETRY")).toEqual(["drone"]);
     expect(writersOf("DELIVERY_STATUS")).toEqual(["delivery"]);
+    expect(writersOf("CARRIER_STATUS")).toEqual(["thirdparty"]);
     expect(writersOf("WORKFLOW_FAILURES")).toEqual(["scheduler", "supervisor"]);
   });
 
@@ -68,6 +69,10 @@ describe("the NATS permission table", () => {
     expect(drone.publish).toContain("drone.*.location");
     expect(drone.publish).toContain("$KV.drones.>");
     expect(drone.publish).not.toContain("delivery.*.status");
+    expect(drone.publish).not.toContain("thirdparty.*.status");
+    expect(natsPermissionsOf("thirdparty").publish).toContain("thirdparty.*.status");
+    expect(natsPermissionsOf("delivery").publish).toContain("$JS.API.CONSUMER.MSG.NEXT.CARRIER_STATUS.*");
+    expect(natsPermissionsOf("delivery").publish).not.toContain("thirdparty.*.status");
     expect(natsPermissionsOf("ingestion").publish).toEqual(expect.arrayContaining([...STREAMS.DELIVERY_REQUESTS.subjects]));
     for (const service of SERVICE_NATS_IDENTITIES) {
       const { publish, subscribe } = natsPermissionsOf(service);

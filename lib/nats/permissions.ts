@@ -51,13 +51,14 @@ export const NATS_GRANTS: Readonly<Record<ServiceName, NatsGrant>> = {
   account: { ...nothing, buckets: ["accounts"] },
   package: { ...nothing, buckets: ["packages"] },
   drone: { ...nothing, writes: ["DRONE_TELEMETRY"], buckets: ["drones"] },
-  thirdparty: { ...nothing, buckets: ["thirdparty-pickups"] },
+  thirdparty: { ...nothing, writes: ["CARRIER_STATUS"], buckets: ["thirdparty-pickups"] },
   delivery: {
     ...nothing,
     writes: ["DELIVERY_STATUS"],
     buckets: ["deliveries", "delivery-history"],
-    consumes: ["DRONE_TELEMETRY", "DELIVERY_STATUS"],
-    reads: ["DELIVERY_STATUS"],
+    consumes: ["DRONE_TELEMETRY", "DELIVERY_STATUS", "CARRIER_STATUS"],
+    // Reads a just-accepted schedule request whose workflow has not opened the delivery yet.
+    reads: ["DELIVERY_STATUS", "DELIVERY_REQUESTS"],
     // WatchDelivery follows the assigned drone's positions live, outside the durable consumer.
     listens: ["drone.*.location"],
   },

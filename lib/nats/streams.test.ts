@@ -29,6 +29,7 @@ describe("subjects", () => {
       [subjects.deliveryStatus("x"), "DELIVERY_STATUS"],
       // `delivery.request.>` would match this one too; JetStream refuses such overlapping streams.
       [subjects.deliveryStatus("request"), "DELIVERY_STATUS"],
+      [subjects.carrierStatus("x"), "CARRIER_STATUS"],
     ] as const;
     const matches = (pattern: string, subject: string): boolean => {
       const p = pattern.split(".");
@@ -62,13 +63,14 @@ describe("ensureStreams", () => {
     await server?.stop();
   });
 
-  it("creates the four streams as defined, then leaves them unchanged", async () => {
+  it("creates the streams as defined, then leaves them unchanged", async () => {
     const first = await ensureStreams(jsm);
     expect(first.map((r) => [r.name, r.action])).toEqual([
       ["DELIVERY_REQUESTS", "created"],
       ["WORKFLOW_FAILURES", "created"],
       ["DRONE_TELEMETRY", "created"],
       ["DELIVERY_STATUS", "created"],
+      ["CARRIER_STATUS", "created"],
     ]);
 
     const requests = await jsm.streams.info("DELIVERY_REQUESTS");
@@ -85,6 +87,9 @@ describe("ensureStreams", () => {
     expect(telemetry.config.retention).toBe(RetentionPolicy.Limits);
     expect(telemetry.config.max_age).toBe(nanos(STREAMS.DRONE_TELEMETRY.maxAgeMs));
     expect((await jsm.streams.info("DELIVERY_STATUS")).config.max_age).toBe(nanos(7 * 24 * 3_600_000));
+    const carrier = await jsm.streams.info("CARRIER_STATUS");
+    expect(carrier.config.retention).toBe(RetentionPolicy.Limits);
+    expect(carrier.config.subjects).toEqual(["thirdparty.*.status"]);
 
     const second = await ensureStreams(jsm);
     expect(second.every((r) => r.action === "unchanged")).toBe(true);

@@ -77,6 +77,15 @@ export const STREAMS = {
     maxAgeMs: 7 * DAY,
     duplicateWindowMs: 2 * MINUTE,
   },
+  CARRIER_STATUS: {
+    name: "CARRIER_STATUS",
+    description: "Outside carriers' progress with bookings; written by the third-party service, read by delivery.",
+    subjects: ["thirdparty.*.status"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 2 * MINUTE,
+  },
 } as const satisfies Record<string, StreamDefinition>;
 
 export type StreamName = keyof typeof STREAMS;
@@ -107,6 +116,7 @@ export const subjects = {
   workflowFailed: (deliveryId: string) => `workflow.failed.${assertSubjectToken(deliveryId, "delivery id")}`,
   droneLocation: (droneId: string) => `drone.${assertSubjectToken(droneId, "drone id")}.location`,
   deliveryStatus: (deliveryId: string) => `delivery.${assertSubjectToken(deliveryId, "delivery id")}.status`,
+  carrierStatus: (deliveryId: string) => `thirdparty.${assertSubjectToken(deliveryId, "delivery id")}.status`,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
