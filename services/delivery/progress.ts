@@ -108,10 +108,34 @@ export interface Arrivals {
 }
 
 /**
- * The ETAs from a drone's position: the remaining distance (to the pickup and on to the drop-off,
- * or to the drop-off) over `speedMps`, from the time the position was measured.
+ * The ETAs of a location event: the drone's own (`pickup_eta`, `dropoff_eta`, from its flight
+ * plan, in the clock the flight is flown in, so exact at any time scale) when the event carries
+ * them; else estimated from its position: the remaining distance (to the pickup and on to the
+ * drop-off, or to the drop-off) over `speedMps`, from the time the position was measured.
  */
 export function estimateArrivals(route: Route, event: DroneLocationEvent, speedMps: number, now: Date): Arrivals {
+  const estimated = estimateFromPosition(route, event, speedMps, now);
+  switch (event.stage) {
+    case FlightStage.HEADED_TO_PICKUP:
+    case FlightStage.PICKING_UP:
+      return withDefined({ pickupEta: event.pickupEta ?? estimated.pickupEta, deliveryEta: event.dropoffEta ?? estimated.deliveryEta });
+    case FlightStage.HEADED_TO_DROPOFF:
+    case FlightStage.DROPPING_OFF:
+      return withDefined({ deliveryEta: event.dropoffEta ?? estimated.deliveryEta });
+    default:
+      return {};
+  }
+}
+
+function withDefined(arrivals: { pickupEta?: Timestamp | undefined; deliveryEta?: Timestamp | undefined }): Arrivals {
+  return {
+    ...(arrivals.pickupEta ? { pickupEta: arrivals.pickupEta } : {}),
+    ...(arrivals.deliveryEta ? { deliveryEta: arrivals.deliveryEta } : {}),
+  };
+}
+
+/** The ETAs estimated from the event's position, time and `speedMps` (see estimateArrivals). */
+function estimateFromPosition(route: Route, event: DroneLocationEvent, speedMps: number, now: Date): Arrivals {
   const { position } = event;
   const { pickup, dropoff } = route;
   if (!position || !pickup || !dropoff || !(speedMps > 0)) return {};

@@ -4,6 +4,10 @@
  * published twice (a restart, a hand-over between instances) is stored once:
  *   - a stage change: `<droneId>:<flightNumber>:<STAGE>`
  *   - a tick:         `<droneId>:<sequence>`
+ *
+ * Events of a delivery flight carry the drone's own ETAs from its plan (the clock the flight is
+ * flown in, durations already divided by the time scale): the arrival at the pickup while headed
+ * there or loading, the drop-off up to and including the DROPPING_OFF event.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -13,7 +17,17 @@ import { DroneLocationEventSchema, type DroneLocationEvent } from "../../gen/dro
 import { publishMessage } from "../../lib/nats/messages.js";
 import { STREAMS, subjects } from "../../lib/nats/streams.js";
 import { toLocation } from "./drone-record.js";
-import { altitudeAt, positionAt, speedAt, stageAt, transitionMs, transitionPoint, transitionStage, type Flight } from "./flight.js";
+import {
+  altitudeAt,
+  positionAt,
+  speedAt,
+  stageAt,
+  transitionMs,
+  transitionOf,
+  transitionPoint,
+  transitionStage,
+  type Flight,
+} from "./flight.js";
 import { tickSequence, transitionSequence } from "./sequence.js";
 
 export interface OutgoingEvent {
@@ -27,6 +41,21 @@ const stageName = (stage: FlightStage): string => FlightStage[stage] ?? String(s
 
 export function stageMsgId(droneId: string, flight: Flight, stage: FlightStage): string {
   return `${droneId}:${flight.number}:${stageName(stage)}`;
+}
+
+const BEFORE_PICKUP: ReadonlySet<FlightStage> = new Set([FlightStage.HEADED_TO_PICKUP, FlightStage.PICKING_UP]);
+const UNTIL_DROPOFF: ReadonlySet<FlightStage> = new Set([...BEFORE_PICKUP, FlightStage.HEADED_TO_DROPOFF, FlightStage.DROPPING_OFF]);
+
+/** The ETAs an event in `stage` of the flight carries (see the file comment). */
+export function flightEtas(flight: Flight, stage: FlightStage): Pick<DroneLocationEvent, "pickupEta" | "dropoffEta"> {
+  if (flight.deliveryId === "") return {};
+  const at = (s: FlightStage) => {
+    const i = transitionOf(flight, s);
+    return i === undefined ? undefined : timestampFromMs(transitionMs(flight, i));
+  };
+  const pickupEta = BEFORE_PICKUP.has(stage) ? at(FlightStage.PICKING_UP) : undefined;
+  const dropoffEta = UNTIL_DROPOFF.has(stage) ? at(FlightStage.DROPPING_OFF) : undefined;
+  return { ...(pickupEta ? { pickupEta } : {}), ...(dropoffEta ? { dropoffEta } : {}) };
 }
 
 /** The event of transition `i` of the flight: the new stage, where and when it began. */
@@ -45,6 +74,7 @@ export function transitionEvent(drone: Drone, flight: Flight, i: number): Outgoi
       eventTime: timestampFromMs(atMs),
       speedMps: speedAt(flight, atMs),
       sequence: BigInt(transitionSequence(flight, i)),
+      ...flightEtas(flight, stage),
     }),
   };
 }
@@ -66,6 +96,7 @@ export function tickEvent(drone: Drone, flight: Flight, k: number): OutgoingEven
       eventTime: timestampFromMs(atMs),
       speedMps: speedAt(flight, atMs),
       sequence: BigInt(sequence),
+      ...flightEtas(flight, stage),
     }),
   };
 }

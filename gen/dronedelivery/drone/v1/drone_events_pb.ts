@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/drone/v1/drone_events.proto.
  */
 export const file_dronedelivery_drone_v1_drone_events: GenFile = /*@__PURE__*/
-  fileDesc("Cilkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX2V2ZW50cy5wcm90bxIWZHJvbmVkZWxpdmVyeS5kcm9uZS52MSKSAgoSRHJvbmVMb2NhdGlvbkV2ZW50EhAKCGRyb25lX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEjMKCHBvc2l0aW9uGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoFc3RhZ2UYBCABKA4yIy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkZsaWdodFN0YWdlEhcKD2JhdHRlcnlfcGVyY2VudBgFIAEoARIuCgpldmVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzcGVlZF9tcHMYByABKAESEAoIc2VxdWVuY2UYCCABKARiBnByb3RvMw", [file_dronedelivery_common_v1_location, file_dronedelivery_drone_v1_drone, file_google_protobuf_timestamp]);
+  fileDesc("Cilkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX2V2ZW50cy5wcm90bxIWZHJvbmVkZWxpdmVyeS5kcm9uZS52MSLzAgoSRHJvbmVMb2NhdGlvbkV2ZW50EhAKCGRyb25lX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEjMKCHBvc2l0aW9uGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoFc3RhZ2UYBCABKA4yIy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkZsaWdodFN0YWdlEhcKD2JhdHRlcnlfcGVyY2VudBgFIAEoARIuCgpldmVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzcGVlZF9tcHMYByABKAESEAoIc2VxdWVuY2UYCCABKAQSLgoKcGlja3VwX2V0YRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZHJvcG9mZl9ldGEYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_drone_v1_drone, file_google_protobuf_timestamp]);
 
 /**
  * The position of a drone in flight, published by the Drone service on the subject
@@ -84,6 +84,26 @@ export type DroneLocationEvent = Message<"dronedelivery.drone.v1.DroneLocationEv
    * @generated from field: uint64 sequence = 8;
    */
   sequence: bigint;
+
+  /**
+   * When the drone arrives (or arrived) at the pickup location by its flight plan, in the same
+   * clock as `event_time` (flight durations already divided by the service's time scale). Set on
+   * the events of a delivery flight while the drone is headed to the pickup or loading there;
+   * unset otherwise (parcels on board, or a flight without a delivery).
+   *
+   * @generated from field: google.protobuf.Timestamp pickup_eta = 9;
+   */
+  pickupEta?: Timestamp | undefined;
+
+  /**
+   * When the drone reaches the drop-off location and releases the parcels by its flight plan, in
+   * the same clock as `event_time`. Set on the events of a delivery flight up to and including the
+   * drop-off (stage DROPPING_OFF); unset afterwards and on flights without a delivery. A flight
+   * re-planned to another drop-off reports the new one.
+   *
+   * @generated from field: google.protobuf.Timestamp dropoff_eta = 10;
+   */
+  dropoffEta?: Timestamp | undefined;
 };
 
 /**
