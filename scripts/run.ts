@@ -12,10 +12,16 @@
  *    grpc.health.v1 (RUN_READY_TIMEOUT_MS), then prints a table of service, address and health, and
  *    waits.
  *
+ * It then supervises, like a process manager: a service instance or the gateway that exits on its
+ * own is started again after a back-off (RUN_RESTART_MIN_MS doubling up to RUN_RESTART_MAX_MS, back
+ * to the minimum once an instance has run RUN_RESTART_RESET_MS), and so is nats-server, on the same
+ * port, configuration, users and store; the services reconnect to it by themselves. Every restart
+ * is logged with the instance, how it ended and when it comes back. <RUN_DIR>/pids.json lists the
+ * process id of every child (rewritten on every restart; removed on a clean stop).
+ *
  * Ctrl-C (SIGINT) or SIGTERM stops the services first (SIGTERM, then SIGKILL after
  * RUN_STOP_TIMEOUT_MS), then nats-server, and exits 0; a second Ctrl-C kills everything at once.
- * If nats-server dies, everything is stopped and the exit status is 1. No child outlives this
- * process, even if it is killed (see lib/devtools/supervised-child.ts).
+ * No child outlives this process, even if it is killed (see lib/devtools/supervised-child.ts).
  *
  * Environment (defaults):
  *   NATS_PORT=4222             NATS client port
@@ -23,7 +29,11 @@
  *   RUN_DIR=.run               data directory (relative to the repository root)
  *   RUN_SERVICES_DIR=services  where services are looked for (relative to the repository root)
  *   RUN_STOP_TIMEOUT_MS=10000  how long a service or nats-server gets to stop before SIGKILL
- *   RUN_READY_TIMEOUT_MS=30000 how long services get to report SERVING
+ *   RUN_READY_TIMEOUT_MS=30000 how long services get to report SERVING before the table is printed
+ *                              anyway (the token and curl commands follow once the gateway is up)
+ *   RUN_RESTART_MIN_MS=500     first back-off before a child that exited is started again
+ *   RUN_RESTART_MAX_MS=10000   back-off cap (it doubles on every exit in a row)
+ *   RUN_RESTART_RESET_MS=20000 a child that ran this long is healthy again: back-off from the start
  *   RUN_EXIT_AFTER_READY       when 1 (or true): start everything, print the table, stop, exit 0
  *   <NAME>_PORT                a service's gRPC port (default: its module's defaultPort)
  *   <NAME>_INSTANCES=1         how many instances of a service to run (1-9); instance i listens
@@ -36,7 +46,7 @@
  * on its own port.
  *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
  */
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -46,16 +56,15 @@ import {
   resolveNatsServerBin,
   type RunningNatsServer,
 } from "../lib/devtools/nats-server.js";
-import { startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
-import { ensureNatsAuth, natsAuthEnabled } from "../lib/nats/auth.js";
+import { commandPidOf, startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
+import { ensureNatsAuth, natsAuthEnabled, type NatsAuth } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES, tlsEnabled } from "../lib/security/index.js";
 import { envPrefix } from "../lib/service/config.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import type { ServiceModule } from "../lib/service/service-host.js";
-import { DEFAULT_DEV_SECRET_FILE } from "../gateway/config.js";
-import { readDevSecret } from "../gateway/dev-secret.js";
+import { loadOrCreateDevSecret } from "../gateway/dev-secret.js";
 import { mintToken } from "../gateway/tokens.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -95,11 +104,40 @@ function describeExit(exit: ChildExit): string {
   return exit.signal ? `signal ${exit.signal}` : `status ${exit.code}`;
 }
 
+/** Back-off of restarts: from `minMs`, doubling on every exit in a row, at most `maxMs`. */
+interface RestartPolicy {
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** A child that ran at least this long starts the back-off from the minimum again. */
+  readonly resetMs: number;
+}
+
+/** What a supervised slot (a service instance, the gateway or nats-server) keeps across restarts. */
+interface Restarts {
+  /** Exits in a row, each after less than resetMs of running. */
+  failures: number;
+  /** Restarts so far. */
+  count: number;
+  startedAt: number;
+  timer?: NodeJS.Timeout | undefined;
+}
+
+/** The delay before the next start, and the updated count of failures in a row. */
+function nextRestartDelay(policy: RestartPolicy, restarts: Restarts, now: number): number {
+  if (now - restarts.startedAt >= policy.resetMs) restarts.failures = 0;
+  const delay = Math.min(policy.maxMs, policy.minMs * 2 ** restarts.failures);
+  restarts.failures++;
+  return delay;
+}
+
 interface Service {
   name: string;
   main: string;
   logFile: string;
   child: SupervisedChild;
+  restarts: Restarts;
+  /** Starts a fresh process for this instance. */
+  spawn: () => SupervisedChild;
   /** host:port of its gRPC server, when its module.ts describes one. */
   address?: string;
   /** Its health once started: SERVING, or what it answered instead. */
@@ -142,13 +180,58 @@ interface InstancePlan {
 }
 
 let nats: RunningNatsServer | undefined;
+const natsRestarts: Restarts = { failures: 0, count: 0, startedAt: Date.now() };
 const services: Service[] = [];
 let stopping = false;
 let stopTimeoutMs = 10_000;
+let restartPolicy: RestartPolicy = { minMs: 500, maxMs: 10_000, resetMs: 20_000 };
+let pidFile: string | undefined;
+
+/** Writes <RUN_DIR>/pids.json: the process ids of every child, for tools (make chaos) and people. */
+function writePidFile(): void {
+  if (!pidFile || stopping) return;
+  const file = pidFile;
+  const instances: Record<string, unknown> = {};
+  for (const s of services) {
+    instances[s.name] = {
+      service: s.name.replace(/#\d+$/, ""),
+      pid: s.child.hasExited() ? null : (commandPidOf(s.child) ?? null),
+      pgid: s.child.hasExited() ? null : s.child.pid,
+      address: s.address ?? null,
+      restarts: s.restarts.count,
+    };
+  }
+  const server = nats;
+  const content = {
+    run: process.pid,
+    updated: new Date().toISOString(),
+    nats:
+      server && !server.process.hasExited()
+        ? { pid: server.serverPid ?? commandPidOf(server.process) ?? null, pgid: server.process.pid, url: server.url, restarts: natsRestarts.count }
+        : { pid: null, pgid: null, url: server?.url ?? null, restarts: natsRestarts.count },
+    instances,
+  };
+  try {
+    const temp = `${file}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify(content, null, 2) + "\n");
+    renameSync(temp, file);
+  } catch (error) {
+    complain(`could not write ${shown(file)}: ${(error as Error).message}`);
+  }
+}
+
+/** Writes the pid file now and again shortly (a child's own pid shows once its wrapper has started it). */
+function refreshPidFile(): void {
+  writePidFile();
+  setTimeout(writePidFile, 300).unref();
+  setTimeout(writePidFile, 1_500).unref();
+}
 
 async function shutdown(exitCode: number): Promise<never> {
   if (stopping) return new Promise<never>(() => {});
   stopping = true;
+  clearTimeout(natsRestarts.timer);
+  for (const s of services) clearTimeout(s.restarts.timer);
   const running = services.filter((s) => !s.child.hasExited());
   if (running.length > 0) {
     say(`stopping ${running.map((s) => s.name).join(", ")} ...`);
@@ -164,6 +247,7 @@ async function shutdown(exitCode: number): Promise<never> {
     const exit = await nats.stop({ timeoutMs: stopTimeoutMs });
     if (exit.signal === "SIGKILL") complain(`nats-server did not stop within ${stopTimeoutMs} ms and was killed`);
   }
+  if (pidFile) rmSync(pidFile, { force: true });
   say(exitCode === 0 ? "stopped" : `stopped (exit status ${exitCode})`);
   process.exit(exitCode);
 }
@@ -171,6 +255,7 @@ async function shutdown(exitCode: number): Promise<never> {
 function killEverything(): void {
   for (const s of services) s.child.kill();
   nats?.process.kill();
+  if (pidFile) rmSync(pidFile, { force: true });
 }
 
 function onSignal(signal: NodeJS.Signals): void {
@@ -184,6 +269,50 @@ function onSignal(signal: NodeJS.Signals): void {
   void shutdown(0);
 }
 
+function clock(at: number): string {
+  return new Date(at).toISOString().slice(11, 23);
+}
+
+/** Asks an instance for its health until SERVING (gRPC health, or the gateway's /healthz). */
+async function waitUntilServing(s: Service, timeoutMs: number, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; last: string }> {
+  if (!s.address) return { ok: true, last: "n/a" };
+  return s.name === "gateway"
+    ? waitForHttp(`http://${s.address}/healthz`, timeoutMs)
+    : waitForHealth(s.address, { timeoutMs, intervalMs: 200, env });
+}
+
+/** Watches one process of an instance; when it exits on its own, starts another after a back-off. */
+function superviseInstance(s: Service, child: SupervisedChild, env: NodeJS.ProcessEnv, readyTimeoutMs: number): void {
+  void child.exited.then((exit) => {
+    if (stopping || s.child !== child) return;
+    const now = Date.now();
+    const ranMs = now - s.restarts.startedAt;
+    const delay = nextRestartDelay(restartPolicy, s.restarts, now);
+    s.health = "restarting";
+    complain(
+      `${s.name} (pid ${child.pid}) exited unexpectedly at ${clock(now)} (${describeExit(exit)}) after ${(ranMs / 1000).toFixed(1)} s; ` +
+        `restarting it in ${(delay / 1000).toFixed(1)} s, at ${clock(now + delay)} (restart ${s.restarts.count + 1}); see ${shown(s.logFile)}`,
+    );
+    writePidFile();
+    s.restarts.timer = setTimeout(() => {
+      if (stopping) return;
+      s.restarts.count++;
+      s.restarts.startedAt = Date.now();
+      const next = s.spawn();
+      s.child = next;
+      superviseInstance(s, next, env, readyTimeoutMs);
+      say(`${s.name} restarted (pid ${next.pid}, restart ${s.restarts.count})`);
+      refreshPidFile();
+      void waitUntilServing(s, readyTimeoutMs, env).then((result) => {
+        if (stopping || s.child !== next || next.hasExited()) return;
+        s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
+        if (result.ok) say(`${s.name} is SERVING again (pid ${next.pid})`);
+        else complain(`${s.name} is not SERVING ${readyTimeoutMs} ms after its restart: ${result.last}; see ${shown(s.logFile)}`);
+      });
+    }, delay);
+  });
+}
+
 function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: string, servicesDir: string): void {
   if (!nats) return;
   const rows: [string, string][] = [
@@ -192,6 +321,7 @@ function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: stri
     ["streams", streams.map((s) => s.name).join(", ")],
     ["logs", shown(logDir)],
   ];
+  if (pidFile) rows.push(["pids", shown(pidFile)]);
   if (services.length === 0) {
     rows.push(["services", `none yet (a service is ${shown(servicesDir)}/<name>/main.ts)`]);
   } else {
@@ -217,27 +347,39 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<{ ok: boolea
   let last = "no answer";
   for (;;) {
     try {
-      const response = await fetch(url);
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
       if (response.ok) return { ok: true, last: "SERVING" };
       last = `HTTP ${response.status}`;
     } catch (error) {
       last = (error as Error).message;
     }
-    if (Date.now() >= until) return { ok: false, last };
+    if (Date.now() >= until || stopping) return { ok: false, last };
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-/** Where to point a client, with a ready token for the demo account. */
-async function printGatewayHowTo(): Promise<void> {
-  const gateway = services.find((s) => s.name === "gateway" && s.health === "SERVING");
-  if (!gateway?.address) return;
-  const secret = process.env["GATEWAY_JWT_SECRET"]?.trim() || readDevSecret(path.join(repoRoot, process.env["GATEWAY_DEV_SECRET_FILE"] ?? DEFAULT_DEV_SECRET_FILE));
-  if (!secret) return;
+/**
+ * Where to point a client, with a ready token for the demo account: printed once the gateway
+ * answers /healthz, however long that takes (a slow first start included).
+ */
+async function printGatewayHowTo(secret: string | undefined): Promise<void> {
+  const gateway = services.find((s) => s.name === "gateway");
+  if (!gateway?.address || !secret) return;
+  if (gateway.health !== "SERVING") {
+    say("the token and curl commands follow once the gateway is SERVING");
+    while (!stopping) {
+      const result = await waitForHttp(`http://${gateway.address}/healthz`, 60_000);
+      if (result.ok) break;
+    }
+    if (stopping) return;
+    gateway.health = "SERVING";
+    say("gateway is SERVING");
+  }
   const token = await mintToken("acct-demo", secret, 12 * 3600);
   const grpcPort = process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081";
   const url = `http://${gateway.address}`;
   const lines = [
+    "",
     `Public API (REST + JSON, Connect, gRPC-Web): ${url}    gRPC (h2c): ${HOST}:${grpcPort}`,
     "A token for the demo account acct-demo (12 h; more with: npm run -s mint-token <account>):",
     `  export TOKEN=${token}`,
@@ -255,37 +397,116 @@ async function printGatewayHowTo(): Promise<void> {
   process.stdout.write(lines.join("\n") + "\n");
 }
 
+interface NatsLaunch {
+  bin: string;
+  port: number;
+  httpPort: number;
+  natsDir: string;
+  natsLog: string;
+  natsAuth: NatsAuth | undefined;
+}
+
+async function startNats(launch: NatsLaunch): Promise<RunningNatsServer> {
+  return launchNatsServer({
+    bin: launch.bin,
+    host: HOST,
+    port: launch.port,
+    httpPort: launch.httpPort,
+    storeDir: launch.natsDir,
+    serverName: "drone-delivery-dev",
+    logFile: launch.natsLog,
+    onParentExit: "SIGTERM",
+    ...(launch.natsAuth ? { auth: launch.natsAuth } : {}),
+  });
+}
+
+/** Creates or updates the streams as the admin user. */
+async function setUpStreams(server: RunningNatsServer, natsAuth: NatsAuth | undefined): Promise<EnsureStreamResult[]> {
+  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
+  try {
+    return await ensureStreams(await nc.jetstreamManager());
+  } finally {
+    await drainQuietly(nc);
+  }
+}
+
+/** Watches nats-server; when it dies, starts it again on the same port, configuration and store. */
+function superviseNats(server: RunningNatsServer, launch: NatsLaunch): void {
+  void server.exited.then((exit) => {
+    if (stopping || nats !== server) return;
+    complain(`nats-server exited unexpectedly at ${clock(Date.now())} (${describeExit(exit)}); last lines of ${shown(launch.natsLog)}:`);
+    process.stderr.write(server.logTail(10) + "\n");
+    writePidFile();
+    scheduleNatsRestart(launch);
+  });
+}
+
+function scheduleNatsRestart(launch: NatsLaunch): void {
+  const now = Date.now();
+  const delay = nextRestartDelay(restartPolicy, natsRestarts, now);
+  complain(
+    `restarting nats-server in ${(delay / 1000).toFixed(1)} s, at ${clock(now + delay)} (restart ${natsRestarts.count + 1}), ` +
+      `on ${HOST}:${launch.port} with the same store and users; the services reconnect by themselves`,
+  );
+  natsRestarts.timer = setTimeout(() => {
+    if (stopping) return;
+    natsRestarts.count++;
+    natsRestarts.startedAt = Date.now();
+    startNats(launch).then(
+      async (server) => {
+        if (stopping) {
+          await server.stop({ timeoutMs: stopTimeoutMs });
+          return;
+        }
+        nats = server;
+        superviseNats(server, launch);
+        say(`nats-server restarted (pid ${server.serverPid ?? server.process.pid}, restart ${natsRestarts.count}) on ${server.url}`);
+        refreshPidFile();
+        await setUpStreams(server, launch.natsAuth).catch((error: unknown) => complain(`streams after the restart: ${(error as Error).message}`));
+      },
+      (error: unknown) => {
+        if (stopping) return;
+        complain(`nats-server did not start again: ${(error as Error).message.split("\n")[0]}`);
+        scheduleNatsRestart(launch);
+      },
+    );
+  }, delay);
+}
+
 async function main(): Promise<void> {
   const natsPort = intFromEnv("NATS_PORT", 4222, 1, 65535);
   const httpPort = intFromEnv("NATS_HTTP_PORT", 8222, 1, 65535);
   stopTimeoutMs = intFromEnv("RUN_STOP_TIMEOUT_MS", 10_000, 100, 600_000);
+  const restartMinMs = intFromEnv("RUN_RESTART_MIN_MS", 500, 10, 600_000);
+  restartPolicy = {
+    minMs: restartMinMs,
+    maxMs: intFromEnv("RUN_RESTART_MAX_MS", 10_000, restartMinMs, 3_600_000),
+    resetMs: intFromEnv("RUN_RESTART_RESET_MS", 20_000, 0, 3_600_000),
+  };
   const runDir = path.resolve(repoRoot, process.env["RUN_DIR"]?.trim() || ".run");
   const servicesDir = path.resolve(repoRoot, process.env["RUN_SERVICES_DIR"]?.trim() || "services");
   const natsDir = path.join(runDir, "nats");
   const logDir = path.join(runDir, "logs");
   mkdirSync(natsDir, { recursive: true });
   mkdirSync(logDir, { recursive: true });
+  pidFile = path.join(runDir, "pids.json");
   const natsAuthDirectory = path.resolve(repoRoot, process.env["NATS_AUTH_DIR"]?.trim() || path.join(runDir, "nats-auth"));
   const natsAuth = natsAuthEnabled(process.env) ? await ensureNatsAuth(natsAuthDirectory) : undefined;
 
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const bin = resolveNatsServerBin();
-  const natsLog = path.join(logDir, "nats-server.log");
-  say(`starting nats-server on ${HOST}:${natsPort} (log: ${shown(natsLog)})`);
+  const launch: NatsLaunch = {
+    bin: resolveNatsServerBin(),
+    port: natsPort,
+    httpPort,
+    natsDir,
+    natsLog: path.join(logDir, "nats-server.log"),
+    natsAuth,
+  };
+  say(`starting nats-server on ${HOST}:${natsPort} (log: ${shown(launch.natsLog)})`);
   try {
-    nats = await launchNatsServer({
-      bin,
-      host: HOST,
-      port: natsPort,
-      httpPort,
-      storeDir: natsDir,
-      serverName: "drone-delivery-dev",
-      logFile: natsLog,
-      onParentExit: "SIGTERM",
-      ...(natsAuth ? { auth: natsAuth } : {}),
-    });
+    nats = await startNats(launch);
   } catch (err) {
     if (err instanceof NatsServerStartError && /address already in use/i.test(err.logTail)) {
       complain(err.message);
@@ -300,25 +521,15 @@ async function main(): Promise<void> {
   }
   if (stopping) return;
   const server = nats;
-  void server.exited.then((exit) => {
-    if (stopping) return;
-    complain(`nats-server exited unexpectedly (${describeExit(exit)}); last lines of ${shown(natsLog)}:`);
-    process.stderr.write(server.logTail(30) + "\n");
-    void shutdown(1);
-  });
+  natsRestarts.startedAt = Date.now();
+  superviseNats(server, launch);
 
   say(
     natsAuth
       ? `NATS authorization on: one user per service, credentials in ${shown(natsAuthDirectory)}`
       : "NATS_AUTH=off: every NATS connection may do everything (debugging only)",
   );
-  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
-  let streams: EnsureStreamResult[];
-  try {
-    streams = await ensureStreams(await nc.jetstreamManager());
-  } finally {
-    await drainQuietly(nc);
-  }
+  const streams = await setUpStreams(server, natsAuth);
   const summary = (["created", "updated", "unchanged"] as const)
     .map((action) => [action, streams.filter((s) => s.action === action).map((s) => s.name)] as const)
     .filter(([, names]) => names.length > 0)
@@ -335,12 +546,20 @@ async function main(): Promise<void> {
   // Mutual TLS between the services (on unless INTERNAL_TLS=off): the development CA and every
   // identity's certificate are made once here, before the services start.
   const pkiDirectory = process.env["INTERNAL_PKI_DIR"]?.trim() || path.join(runDir, "pki");
+  // The gateway's development signing secret lives in the run directory too (unless
+  // GATEWAY_JWT_SECRET or GATEWAY_DEV_SECRET_FILE say otherwise); made here so that the token
+  // printed below is signed with the secret the gateway checks.
+  const devSecretFile = path.resolve(repoRoot, process.env["GATEWAY_DEV_SECRET_FILE"]?.trim() || path.join(runDir, "gateway-dev-secret"));
   const baseEnv: NodeJS.ProcessEnv = {
     ...process.env,
     NATS_URL: server.url,
     NATS_AUTH_DIR: natsAuthDirectory,
     INTERNAL_PKI_DIR: pkiDirectory,
+    GATEWAY_DEV_SECRET_FILE: devSecretFile,
   };
+  const gatewaySecret = existsSync(gatewayMain)
+    ? process.env["GATEWAY_JWT_SECRET"]?.trim() || loadOrCreateDevSecret(devSecretFile)
+    : undefined;
   if (tlsEnabled(baseEnv)) {
     const pki = await ensureDevPki(pkiDirectory, PKI_IDENTITIES);
     const made = pki.changes.length > 0 ? `, ${pki.changes.length} made or renewed` : "";
@@ -374,6 +593,7 @@ async function main(): Promise<void> {
         .join(",");
   }
 
+  const readyTimeoutMs = intFromEnv("RUN_READY_TIMEOUT_MS", 30_000, 100, 600_000);
   const width = Math.max(0, ...plans.map((p) => p.label.length));
   for (const plan of plans) {
     const { name, label, main: mainFile, port } = plan;
@@ -385,39 +605,39 @@ async function main(): Promise<void> {
           ...(plan.module ? { [`${envPrefix(name)}METRICS_PORT`]: String(port + METRICS_PORT_OFFSET) } : {}),
         }
       : {};
-    const child = startSupervisedChild({
-      name: label,
-      command: process.execPath,
-      args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
-      cwd: repoRoot,
-      env: { ...baseEnv, ...addresses, SERVICE_NAME: name, ...own },
-      logFile,
-      onLine: (line) => process.stdout.write(prefix + line + "\n"),
-      onParentExit: "SIGTERM",
-      orphanStopTimeoutMs: stopTimeoutMs,
-    });
-    services.push({
+    const spawn = (): SupervisedChild =>
+      startSupervisedChild({
+        name: label,
+        command: process.execPath,
+        args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
+        cwd: repoRoot,
+        env: { ...baseEnv, ...addresses, SERVICE_NAME: name, ...own },
+        logFile,
+        onLine: (line) => process.stdout.write(prefix + line + "\n"),
+        onParentExit: "SIGTERM",
+        orphanStopTimeoutMs: stopTimeoutMs,
+      });
+    const service: Service = {
       name: label,
       main: mainFile,
       logFile,
-      child,
+      child: spawn(),
+      spawn,
+      restarts: { failures: 0, count: 0, startedAt: Date.now() },
       ...(port ? { address: `${HOST}:${port}` } : {}),
       ...(port && plan.module ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
       ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${port}/metrics` } : {}),
-    });
-    void child.exited.then((exit) => {
-      if (!stopping) complain(`${label} exited unexpectedly (${describeExit(exit)}); see ${shown(logFile)}`);
-    });
+    };
+    services.push(service);
+    superviseInstance(service, service.child, baseEnv, readyTimeoutMs);
   }
+  refreshPidFile();
   if (services.length > 0) say(`started ${services.map((s) => s.name).join(", ")}; waiting until they are SERVING`);
-  const readyTimeoutMs = intFromEnv("RUN_READY_TIMEOUT_MS", 30_000, 100, 600_000);
   await Promise.all(
     services.map(async (s) => {
       if (!s.address) return;
-      const result =
-        s.name === "gateway"
-          ? await waitForHttp(`http://${s.address}/healthz`, readyTimeoutMs)
-          : await waitForHealth(s.address, { timeoutMs: readyTimeoutMs, intervalMs: 200, env: baseEnv });
+      const result = await waitUntilServing(s, readyTimeoutMs, baseEnv);
+      if (s.health === "restarting") return;
       s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
       if (!result.ok) complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
     }),
@@ -425,7 +645,7 @@ async function main(): Promise<void> {
   if (stopping) return;
 
   printTable(streams, natsDir, logDir, servicesDir);
-  await printGatewayHowTo();
+  await printGatewayHowTo(gatewaySecret);
 
   if (flagFromEnv("RUN_EXIT_AFTER_READY")) {
     say("RUN_EXIT_AFTER_READY is set: stopping again");

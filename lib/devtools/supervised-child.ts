@@ -16,7 +16,7 @@
  * Not used by the services themselves; POSIX only.
  */
 import { spawn } from "node:child_process";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 
@@ -253,6 +253,29 @@ class SupervisedChildImpl implements SupervisedChild {
     this.tail.push(line);
     if (this.tail.length > this.tailLimit) this.tail.splice(0, this.tail.length - this.tailLimit);
   }
+}
+
+/**
+ * The process id of the command a supervised child runs (not of its wrapper), read from /proc
+ * (Linux): the wrapper's child whose command line is not the wrapper's own (its other child is the
+ * watchdog, a copy of the wrapper). Undefined when it cannot be told (yet, or any more).
+ */
+export function commandPidOf(child: Pick<SupervisedChild, "pid" | "hasExited">): number | undefined {
+  if (child.hasExited()) return undefined;
+  try {
+    const own = readFileSync(`/proc/${child.pid}/cmdline`, "utf8");
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    for (const pid of children) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8") !== own) return Number(pid);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  } catch {
+    // Not Linux, or the wrapper is gone.
+  }
+  return undefined;
 }
 
 /** Starts `command` under the supervising wrapper described above. */
