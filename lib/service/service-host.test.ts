@@ -10,6 +10,7 @@ import { AccountStatus } from "../../gen/dronedelivery/account/v1/account_pb.js"
 import { AccountService } from "../../gen/dronedelivery/account/v1/account_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { healthStatus, waitForHealth } from "../../test/harness/grpc-probes.js";
+import { hermeticEnv } from "../../test/harness/hermetic.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { createClient, RpcError } from "../grpc/index.js";
 import { registration } from "./grpc-server.js";
@@ -61,7 +62,7 @@ describe("service host", () => {
     const service = await startService(slowModule(storeReady.promise, Promise.resolve(), () => {}), {
       natsUrl: nats.url,
       port: 0,
-      env: { INTERNAL_TLS: "off" },
+      env: { INTERNAL_TLS: "off", ...hermeticEnv() },
       log: pino({ level: "silent" }),
     });
     const client = createClient(AccountService, { address: service.address });
@@ -88,7 +89,7 @@ describe("service host", () => {
     const service = await startService(slowModule(Promise.resolve(), release.promise, entered.resolve), {
       natsUrl: nats.url,
       port: 0,
-      env: { INTERNAL_TLS: "off" },
+      env: { INTERNAL_TLS: "off", ...hermeticEnv() },
       log: pino({ level: "silent" }),
     });
     await service.ready;
@@ -117,7 +118,7 @@ describe("service host", () => {
     const root = join(import.meta.dirname, "..", "..");
     const child = spawn(process.execPath, ["--import", "tsx", "services/account/main.ts"], {
       cwd: root,
-      env: { ...process.env, NATS_URL: nats.url, ACCOUNT_PORT: "0", LOG_LEVEL: "info", INTERNAL_TLS: "off" },
+      env: { ...process.env, ...hermeticEnv(), NATS_URL: nats.url, ACCOUNT_PORT: "0", LOG_LEVEL: "info", INTERNAL_TLS: "off" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

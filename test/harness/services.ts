@@ -5,10 +5,12 @@
 import pino from "pino";
 import type { Env } from "../../lib/service/config.js";
 import { startService, type RunningService, type ServiceModule } from "../../lib/service/service-host.js";
+import { hermeticEnv } from "./hermetic.js";
 
 export interface TestServiceOptions {
   /**
-   * Extra environment (e.g. a fleet size); merged over an empty environment. Mutual TLS is off
+   * Extra environment (e.g. a fleet size); merged over an empty environment (with no NATS
+   * credentials: see hermetic.ts, never the repository's .run/). Mutual TLS is off
    * (INTERNAL_TLS=off) unless this turns it on: service tests call the handlers directly; the
    * gateway's tests and lib/security's run the platform with it on.
    */
@@ -20,7 +22,7 @@ export interface TestServiceOptions {
 /** Starts `module` against `natsUrl` and waits until it is SERVING. */
 export async function startTestService(module: ServiceModule, natsUrl: string, options: TestServiceOptions = {}): Promise<RunningService> {
   const service = await startService(module, {
-    env: { SHUTDOWN_GRACE_MS: "2000", SHUTDOWN_DRAIN_DELAY_MS: "0", INTERNAL_TLS: "off", ...options.env },
+    env: { SHUTDOWN_GRACE_MS: "2000", SHUTDOWN_DRAIN_DELAY_MS: "0", INTERNAL_TLS: "off", ...hermeticEnv(), ...options.env },
     natsUrl,
     port: options.port ?? 0,
     log: pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" }),
