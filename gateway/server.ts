@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { badInputGate } from "./bad-input.js";
 import { withEdge, type EdgePolicy, type NodeHandler } from "./edge/index.js";
 import { withRequestMetrics } from "./observability.js";
 
@@ -92,6 +93,8 @@ export async function startListeners(options: ListenOptions): Promise<Listeners>
     routes: options.routes,
     interceptors: options.interceptors,
     readMaxBytes: options.edge.maxBodyBytes,
+    // Undecodable requests answer INVALID_ARGUMENT, not INTERNAL (bad-input.ts).
+    requestGate: badInputGate,
     fallback: notFound as NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>,
   });
   const rest = options.rest ?? [];
