@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/thirdparty/v1/thirdparty_service.proto.
  */
 export const file_dronedelivery_thirdparty_v1_thirdparty_service: GenFile = /*@__PURE__*/
-  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L3RoaXJkcGFydHkvdjEvdGhpcmRwYXJ0eV9zZXJ2aWNlLnByb3RvEhtkcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEirwQKBlBpY2t1cBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRIPCgdjYXJyaWVyGAMgASgJEhMKC3RyYWNraW5nX2lkGAQgASgJEjkKBnN0YXR1cxgFIAEoDjIpLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5QaWNrdXBTdGF0dXMSLgoKcGlja3VwX2V0YRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcnlfZXRhGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhcnJhbmdlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jYW5jZWxfcmVhc29uGAogASgJEjEKBnBpY2t1cBgLIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjIKB2Ryb3BvZmYYDCABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhJACg1jYXJyaWVyX3N0YWdlGA0gASgOMikuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLkNhcnJpZXJTdGFnZRIYChBjYXJyaWVyX3NlcXVlbmNlGA4gASgEIsYCChRBcnJhbmdlUGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRIxCgZwaWNrdXAYAyABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIyCgdkcm9wb2ZmGAQgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SNgoIcGFja2FnZXMYBSADKAsyJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlSW5mbxI6Cg1waWNrdXBfd2luZG93GAYgASgLMiMuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuVGltZVdpbmRvdxIsCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTAoVQXJyYW5nZVBpY2t1cFJlc3BvbnNlEjMKBnBpY2t1cBgBIAEoCzIjLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5QaWNrdXAiOgoTQ2FuY2VsUGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiXgoUQ2FuY2VsUGlja3VwUmVzcG9uc2USMwoGcGlja3VwGAEgASgLMiMuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLlBpY2t1cBIRCgljYW5jZWxsZWQYAiABKAgiJwoQR2V0UGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJIChFHZXRQaWNrdXBSZXNwb25zZRIzCgZwaWNrdXAYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuUGlja3VwKmYKDFBpY2t1cFN0YXR1cxIdChlQSUNLVVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWUElDS1VQX1NUQVRVU19BUlJBTkdFRBABEhsKF1BJQ0tVUF9TVEFUVVNfQ0FOQ0VMTEVEEAIyhAMKGlRoaXJkUGFydHlUcmFuc3BvcnRTZXJ2aWNlEnsKDUFycmFuZ2VQaWNrdXASMS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQXJyYW5nZVBpY2t1cFJlcXVlc3QaMi5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQXJyYW5nZVBpY2t1cFJlc3BvbnNlIgOQAgISeAoMQ2FuY2VsUGlja3VwEjAuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLkNhbmNlbFBpY2t1cFJlcXVlc3QaMS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQ2FuY2VsUGlja3VwUmVzcG9uc2UiA5ACAhJvCglHZXRQaWNrdXASLS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuR2V0UGlja3VwUmVxdWVzdBouLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5HZXRQaWNrdXBSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_thirdparty_v1_thirdparty_events, file_google_protobuf_timestamp]);
+  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L3RoaXJkcGFydHkvdjEvdGhpcmRwYXJ0eV9zZXJ2aWNlLnByb3RvEhtkcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEi0wMKBlBpY2t1cBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRIPCgdjYXJyaWVyGAMgASgJEhMKC3RyYWNraW5nX2lkGAQgASgJEjkKBnN0YXR1cxgFIAEoDjIpLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5QaWNrdXBTdGF0dXMSLgoKcGlja3VwX2V0YRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcnlfZXRhGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhcnJhbmdlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NhbmNlbF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jYW5jZWxfcmVhc29uGAogASgJEjEKBnBpY2t1cBgLIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjIKB2Ryb3BvZmYYDCABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbiK5AQoPQ2FycmllclByb2dyZXNzEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhMKC3RyYWNraW5nX2lkGAIgASgJEjgKBXN0YWdlGAMgASgOMikuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLkNhcnJpZXJTdGFnZRIQCghzZXF1ZW5jZRgEIAEoBBIwCgxwdWJsaXNoX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsYCChRBcnJhbmdlUGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRIxCgZwaWNrdXAYAyABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIyCgdkcm9wb2ZmGAQgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SNgoIcGFja2FnZXMYBSADKAsyJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlSW5mbxI6Cg1waWNrdXBfd2luZG93GAYgASgLMiMuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuVGltZVdpbmRvdxIsCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTAoVQXJyYW5nZVBpY2t1cFJlc3BvbnNlEjMKBnBpY2t1cBgBIAEoCzIjLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5QaWNrdXAiOgoTQ2FuY2VsUGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiXgoUQ2FuY2VsUGlja3VwUmVzcG9uc2USMwoGcGlja3VwGAEgASgLMiMuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLlBpY2t1cBIRCgljYW5jZWxsZWQYAiABKAgiJwoQR2V0UGlja3VwUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJIChFHZXRQaWNrdXBSZXNwb25zZRIzCgZwaWNrdXAYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuUGlja3VwKmYKDFBpY2t1cFN0YXR1cxIdChlQSUNLVVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWUElDS1VQX1NUQVRVU19BUlJBTkdFRBABEhsKF1BJQ0tVUF9TVEFUVVNfQ0FOQ0VMTEVEEAIyhAMKGlRoaXJkUGFydHlUcmFuc3BvcnRTZXJ2aWNlEnsKDUFycmFuZ2VQaWNrdXASMS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQXJyYW5nZVBpY2t1cFJlcXVlc3QaMi5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQXJyYW5nZVBpY2t1cFJlc3BvbnNlIgOQAgISeAoMQ2FuY2VsUGlja3VwEjAuZHJvbmVkZWxpdmVyeS50aGlyZHBhcnR5LnYxLkNhbmNlbFBpY2t1cFJlcXVlc3QaMS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuQ2FuY2VsUGlja3VwUmVzcG9uc2UiA5ACAhJvCglHZXRQaWNrdXASLS5kcm9uZWRlbGl2ZXJ5LnRoaXJkcGFydHkudjEuR2V0UGlja3VwUmVxdWVzdBouLmRyb25lZGVsaXZlcnkudGhpcmRwYXJ0eS52MS5HZXRQaWNrdXBSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_thirdparty_v1_thirdparty_events, file_google_protobuf_timestamp]);
 
 /**
  * A booking with an outside carrier.
@@ -114,21 +114,6 @@ export type Pickup = Message<"dronedelivery.thirdparty.v1.Pickup"> & {
    * @generated from field: dronedelivery.common.v1.Location dropoff = 12;
    */
   dropoff?: Location | undefined;
-
-  /**
-   * The last stage of the carrier's progress published for the booking (a CarrierStatusEvent);
-   * unspecified before the first.
-   *
-   * @generated from field: dronedelivery.thirdparty.v1.CarrierStage carrier_stage = 13;
-   */
-  carrierStage: CarrierStage;
-
-  /**
-   * The sequence of that event: how many stage events were published for the booking.
-   *
-   * @generated from field: uint64 carrier_sequence = 14;
-   */
-  carrierSequence: bigint;
 };
 
 /**
@@ -137,6 +122,57 @@ export type Pickup = Message<"dronedelivery.thirdparty.v1.Pickup"> & {
  */
 export const PickupSchema: GenMessage<Pickup> = /*@__PURE__*/
   messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 0);
+
+/**
+ * How far the carrier's progress with a booking was published: the Third-party service's own
+ * record, kept beside the booking (key `progress.<delivery_id>` of its bucket), so each stage is
+ * published once and none is skipped across restarts and instances.
+ *
+ * @generated from message dronedelivery.thirdparty.v1.CarrierProgress
+ */
+export type CarrierProgress = Message<"dronedelivery.thirdparty.v1.CarrierProgress"> & {
+  /**
+   * The delivery the booking serves.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * The booking's tracking number.
+   *
+   * @generated from field: string tracking_id = 2;
+   */
+  trackingId: string;
+
+  /**
+   * The last stage published (a CarrierStatusEvent).
+   *
+   * @generated from field: dronedelivery.thirdparty.v1.CarrierStage stage = 3;
+   */
+  stage: CarrierStage;
+
+  /**
+   * The sequence of that event: how many stage events were published for the booking.
+   *
+   * @generated from field: uint64 sequence = 4;
+   */
+  sequence: bigint;
+
+  /**
+   * When it was published.
+   *
+   * @generated from field: google.protobuf.Timestamp publish_time = 5;
+   */
+  publishTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message dronedelivery.thirdparty.v1.CarrierProgress.
+ * Use `create(CarrierProgressSchema)` to create a new message.
+ */
+export const CarrierProgressSchema: GenMessage<CarrierProgress> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 1);
 
 /**
  * The delivery to book a carrier for.
@@ -199,7 +235,7 @@ export type ArrangePickupRequest = Message<"dronedelivery.thirdparty.v1.ArrangeP
  * Use `create(ArrangePickupRequestSchema)` to create a new message.
  */
 export const ArrangePickupRequestSchema: GenMessage<ArrangePickupRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 1);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 2);
 
 /**
  * The booking made, or the one already made for the delivery.
@@ -220,7 +256,7 @@ export type ArrangePickupResponse = Message<"dronedelivery.thirdparty.v1.Arrange
  * Use `create(ArrangePickupResponseSchema)` to create a new message.
  */
 export const ArrangePickupResponseSchema: GenMessage<ArrangePickupResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 2);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 3);
 
 /**
  * The booking to cancel.
@@ -248,7 +284,7 @@ export type CancelPickupRequest = Message<"dronedelivery.thirdparty.v1.CancelPic
  * Use `create(CancelPickupRequestSchema)` to create a new message.
  */
 export const CancelPickupRequestSchema: GenMessage<CancelPickupRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 3);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 4);
 
 /**
  * The outcome of a cancel.
@@ -276,7 +312,7 @@ export type CancelPickupResponse = Message<"dronedelivery.thirdparty.v1.CancelPi
  * Use `create(CancelPickupResponseSchema)` to create a new message.
  */
 export const CancelPickupResponseSchema: GenMessage<CancelPickupResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 4);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 5);
 
 /**
  * The booking to read.
@@ -297,7 +333,7 @@ export type GetPickupRequest = Message<"dronedelivery.thirdparty.v1.GetPickupReq
  * Use `create(GetPickupRequestSchema)` to create a new message.
  */
 export const GetPickupRequestSchema: GenMessage<GetPickupRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 5);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 6);
 
 /**
  * The booking read.
@@ -318,7 +354,7 @@ export type GetPickupResponse = Message<"dronedelivery.thirdparty.v1.GetPickupRe
  * Use `create(GetPickupResponseSchema)` to create a new message.
  */
 export const GetPickupResponseSchema: GenMessage<GetPickupResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 6);
+  messageDesc(file_dronedelivery_thirdparty_v1_thirdparty_service, 7);
 
 /**
  * The state of a third-party booking.
