@@ -13,7 +13,7 @@ import {
 } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
 import { failedPrecondition, type RpcError } from "../../lib/grpc/errors.js";
 import { chooseCarrier, newTrackingId } from "./carriers.js";
-import type { ThirdPartyConfig } from "./config.js";
+import { scaledMs, type ThirdPartyConfig } from "./config.js";
 import { greatCircleKm, travelMs } from "./route.js";
 
 /** PreconditionFailure type of a delivery whose booking was cancelled. */
@@ -23,19 +23,19 @@ export const DEADLINE_UNREACHABLE = "DEADLINE_UNREACHABLE";
 
 /**
  * When the carrier collects: at the start of the pickup window (or now, when the window is already
- * open); without a window, the configured lead time after now.
+ * open); without a window, the configured lead time after now (under the time scale).
  */
 export function pickupEtaMs(request: ArrangePickupRequest, config: ThirdPartyConfig, nowMs: number): number {
   const start = request.pickupWindow?.startTime;
   if (start) return Math.max(timestampMs(start), nowMs);
-  return nowMs + config.pickupLeadMinutes * 60_000;
+  return nowMs + scaledMs(config.pickupLeadMinutes, config);
 }
 
-/** When the carrier hands over: pickup, plus the drive at road speed, plus handling time. */
+/** When the carrier hands over: pickup, plus the drive at road speed, plus handling time (under the time scale). */
 export function deliveryEtaMs(request: ArrangePickupRequest, config: ThirdPartyConfig, pickupMs: number): number {
   if (!request.pickup || !request.dropoff) throw new TypeError("deliveryEtaMs: pickup and dropoff are required");
-  const drive = travelMs(greatCircleKm(request.pickup, request.dropoff), config.speedKmh);
-  return Math.round(pickupMs + drive + config.handlingMinutes * 60_000);
+  const drive = travelMs(greatCircleKm(request.pickup, request.dropoff), config.speedKmh) / config.timeScale;
+  return Math.round(pickupMs + drive + scaledMs(config.handlingMinutes, config));
 }
 
 /** A new booking for a validated request, with a fresh tracking number. */
@@ -51,6 +51,8 @@ export function planPickup(request: ArrangePickupRequest, config: ThirdPartyConf
     pickupEta: timestampFromMs(pickupMs),
     deliveryEta: timestampFromMs(deliveryEtaMs(request, config, pickupMs)),
     arrangeTime: timestampFromMs(now.getTime()),
+    pickup: request.pickup,
+    dropoff: request.dropoff,
   });
 }
 

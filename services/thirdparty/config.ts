@@ -18,6 +18,28 @@ export interface ThirdPartyConfig {
   readonly speedKmh: number;
   /** Time a carrier adds for sorting and hand-over, besides driving. */
   readonly handlingMinutes: number;
+  /**
+   * Divides every duration of a booking (lead time, drive, handling, approach): 1 is real time,
+   * 600 makes an hour's booking last 6 s. `THIRDPARTY_TIME_SCALE`, else `DRONE_TIME_SCALE`, so
+   * one knob speeds drones and carriers alike.
+   */
+  readonly timeScale: number;
+  /** How long before the pickup the carrier sets off towards it (before the time scale). */
+  readonly approachMinutes: number;
+  /** The carrier simulator's leader lease: one instance at a time publishes the carriers' progress. */
+  readonly simulatorLeaseMs: number;
+}
+
+/** The time scale: `THIRDPARTY_TIME_SCALE`, else `DRONE_TIME_SCALE`, else 1. */
+export function readTimeScale(env: Env): number {
+  const range = { min: 0.001, max: 1_000_000 };
+  if (env["THIRDPARTY_TIME_SCALE"]?.trim()) return envNumber(env, "THIRDPARTY_TIME_SCALE", 1, range);
+  return envNumber(env, "DRONE_TIME_SCALE", 1, range);
+}
+
+/** `minutes` of booking time in real milliseconds, under the time scale. */
+export function scaledMs(minutes: number, config: Pick<ThirdPartyConfig, "timeScale">): number {
+  return (minutes * 60_000) / config.timeScale;
 }
 
 /** Parses a comma-separated carrier list; blank entries are ignored, duplicates refused. */
@@ -46,5 +68,8 @@ export function readThirdPartyConfig(env: Env): ThirdPartyConfig {
     pickupLeadMinutes: envInt(env, "THIRDPARTY_PICKUP_LEAD_MINUTES", 60, { min: 0, max: 7 * 24 * 60 }),
     speedKmh: envNumber(env, "THIRDPARTY_SPEED_KMH", 40, { min: 1, max: 1000 }),
     handlingMinutes: envInt(env, "THIRDPARTY_HANDLING_MINUTES", 30, { min: 0, max: 7 * 24 * 60 }),
+    timeScale: readTimeScale(env),
+    approachMinutes: envInt(env, "THIRDPARTY_APPROACH_MINUTES", 15, { min: 0, max: 7 * 24 * 60 }),
+    simulatorLeaseMs: envInt(env, "THIRDPARTY_SIMULATOR_LEASE_MS", 5_000, { min: 200, max: 600_000 }),
   };
 }

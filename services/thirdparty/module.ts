@@ -1,7 +1,13 @@
-/** The Third-party service: bookings with outside carriers for parcels no drone can carry. */
+/**
+ * The Third-party service: bookings with outside carriers for parcels no drone can carry, and the
+ * carriers' progress with them (the carrier simulator).
+ */
+import { randomUUID } from "node:crypto";
+import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import { ThirdPartyTransportService } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
+import { CarrierSimulator } from "./carrier-simulator.js";
 import { readThirdPartyConfig } from "./config.js";
 import { thirdPartyRegistration } from "./server.js";
 import { openPickupStore } from "./store.js";
@@ -10,10 +16,24 @@ export const thirdPartyModule: ServiceModule = {
   name: "thirdparty",
   defaultPort: DEFAULT_PORTS.thirdparty,
   services: [ThirdPartyTransportService],
-  async create({ js, env, log }) {
+  async create({ js, jsm, env, log }) {
     const config = readThirdPartyConfig(env);
+    await ensureStreams(jsm, { streams: [STREAMS.CARRIER_STATUS] });
     const store = await openPickupStore(js);
     log.info(config, "carrier booking settings");
-    return { registrations: [thirdPartyRegistration(store, config)] };
+    const simulator = new CarrierSimulator(store, js, {
+      instanceId: randomUUID(),
+      leaseMs: config.simulatorLeaseMs,
+      plan: config,
+      now: () => Date.now(),
+      log,
+    });
+    simulator.start();
+    return {
+      registrations: [thirdPartyRegistration(store, config)],
+      async close() {
+        await simulator.stop();
+      },
+    };
   },
 };

@@ -118,7 +118,14 @@ describe("carrier choice and configuration", () => {
       pickupLeadMinutes: 60,
       speedKmh: 40,
       handlingMinutes: 30,
+      timeScale: 1,
+      approachMinutes: 15,
+      simulatorLeaseMs: 5_000,
     });
+    expect(readThirdPartyConfig({ DRONE_TIME_SCALE: "60" }).timeScale).toBe(60);
+    expect(readThirdPartyConfig({ DRONE_TIME_SCALE: "60", THIRDPARTY_TIME_SCALE: "120" }).timeScale).toBe(120);
+    expect(() => readThirdPartyConfig({ THIRDPARTY_TIME_SCALE: "0" })).toThrow(/THIRDPARTY_TIME_SCALE/);
+    expect(() => readThirdPartyConfig({ DRONE_TIME_SCALE: "fast" })).toThrow(/DRONE_TIME_SCALE/);
     expect(parseCarriers(" One ,, Two Trucks ")).toEqual(["One", "Two Trucks"]);
     expect(() => parseCarriers(" , ")).toThrow(ConfigError);
     expect(() => parseCarriers("One,one")).toThrow(/listed twice/);
