@@ -15,14 +15,17 @@ import { verifyToken } from "./tokens.js";
 
 const ACCOUNT = createContextKey<string>("", { description: "authenticated account" });
 
-/** The account named by a valid `Authorization: Bearer <jwt>` header; Unauthenticated otherwise. */
-export async function authenticate(headers: Headers, secret: string): Promise<string> {
+/**
+ * The account named by a valid `Authorization: Bearer <jwt>` header; Unauthenticated otherwise
+ * (also for a token without `exp` or living longer than `maxLifetimeS`).
+ */
+export async function authenticate(headers: Headers, secret: string, maxLifetimeS?: number): Promise<string> {
   const header = headers.get("authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
   if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);
   let account: string;
   try {
-    account = await verifyToken(match[1], secret);
+    account = await verifyToken(match[1], secret, maxLifetimeS);
   } catch {
     throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
   }
@@ -38,9 +41,9 @@ export function setAccount(values: ContextValues, account: string): void {
 }
 
 /** Rejects calls without a valid `Authorization: Bearer <jwt>` header with Unauthenticated. */
-export function authInterceptor(secret: string): Interceptor {
+export function authInterceptor(secret: string, maxLifetimeS?: number): Interceptor {
   return (next) => async (req) => {
-    setAccount(req.contextValues, await authenticate(req.header, secret));
+    setAccount(req.contextValues, await authenticate(req.header, secret, maxLifetimeS));
     return next(req);
   };
 }

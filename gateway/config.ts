@@ -4,6 +4,7 @@
  */
 import { envInt, envString, type Env } from "../lib/service/config.js";
 import { serviceAddress } from "../lib/service/ports.js";
+import { DEFAULT_MAX_TOKEN_LIFETIME_S } from "./tokens.js";
 
 export interface GatewayConfig {
   /** Interface both listeners bind to. */
@@ -14,8 +15,12 @@ export interface GatewayConfig {
   readonly grpcPort: number;
   /** Timeout of each internal call when the caller sets none. */
   readonly callTimeoutMs: number;
-  /** How long a watch waits for a delivery accepted but not yet created. */
-  readonly pendingDeliveryWaitMs: number;
+  /** Admin port (HTTP/1.1, loopback by default): `/metrics`. 0 picks a free port. */
+  readonly adminPort: number;
+  /** Interface the admin port binds to. */
+  readonly adminHost: string;
+  /** Longest accepted bearer-token lifetime (`exp - iat`), in seconds. */
+  readonly maxTokenLifetimeS: number;
   /** Secret of the HS256 bearer tokens; undefined means the development secret. */
   readonly jwtSecret: string | undefined;
   /** Where the development secret is kept. */
@@ -33,14 +38,23 @@ export interface GatewayConfig {
 
 export const DEFAULT_DEV_SECRET_FILE = ".run/gateway-dev-secret";
 
+/** The public HTTP/1.1 port by default. */
+export const DEFAULT_GATEWAY_PORT = 8080;
+
+/** The admin port is the public port + 1000 by default, as services serve metrics on their gRPC port + 1000. */
+export const ADMIN_PORT_OFFSET = 1000;
+
 export function readGatewayConfig(env: Env): GatewayConfig {
   const secret = env.GATEWAY_JWT_SECRET?.trim();
+  const port = envInt(env, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT, { min: 0, max: 65535 });
   return {
     host: envString(env, "GATEWAY_HOST", "127.0.0.1"),
-    port: envInt(env, "GATEWAY_PORT", 8080, { min: 0, max: 65535 }),
+    port,
     grpcPort: envInt(env, "GATEWAY_GRPC_PORT", 8081, { min: 0, max: 65535 }),
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
-    pendingDeliveryWaitMs: envInt(env, "GATEWAY_WATCH_PENDING_MS", 15_000, { min: 0 }),
+    adminPort: envInt(env, "GATEWAY_ADMIN_PORT", port === 0 || port + ADMIN_PORT_OFFSET > 65535 ? 0 : port + ADMIN_PORT_OFFSET, { min: 0, max: 65535 }),
+    adminHost: envString(env, "GATEWAY_ADMIN_HOST", "127.0.0.1"),
+    maxTokenLifetimeS: envInt(env, "GATEWAY_MAX_TOKEN_LIFETIME_S", DEFAULT_MAX_TOKEN_LIFETIME_S, { min: 1 }),
     jwtSecret: secret ? secret : undefined,
     devSecretFile: envString(env, "GATEWAY_DEV_SECRET_FILE", DEFAULT_DEV_SECRET_FILE),
     corsOrigins: (env.GATEWAY_CORS_ORIGINS ?? "")

@@ -20,7 +20,7 @@ import { relay, type FieldPathMapper } from "./errors.js";
 import type { HandlerDeps } from "./handler-deps.js";
 import { resolveIdempotencyKey } from "./idempotency.js";
 import { locationToInternal, reschedulePaths, type LocationFields } from "./shared-mapping.js";
-import { awaitOwnDelivery, getOwnDelivery, requireOwnDelivery } from "./ownership.js";
+import { getOwnDelivery, requireOwnDelivery } from "./ownership.js";
 
 /** A new delivery, in the internal contract's terms, without the owner (always the caller). */
 export interface ScheduleFields {
@@ -75,7 +75,7 @@ export function rescheduleCommand(
   };
 }
 
-export function deliveryOperations({ clients, callTimeoutMs, pendingDeliveryWaitMs }: HandlerDeps) {
+export function deliveryOperations({ clients, callTimeoutMs }: HandlerDeps) {
   const { ingestion, delivery } = clients;
   const options = (ctx: HandlerContext) => unaryCallOptions(ctx, callTimeoutMs);
 
@@ -149,8 +149,9 @@ export function deliveryOperations({ clients, callTimeoutMs, pendingDeliveryWait
     },
 
     /**
-     * The internal watch stream as a public one: it first waits for a delivery accepted a moment
-     * ago to exist, then maps each update (empty ones skipped), re-raises internal failures as
+     * The internal watch stream as a public one: an unknown or foreign delivery answers NOT_FOUND
+     * at once (a delivery is readable, at stage REQUESTED, from the moment it is accepted), then
+     * it maps each update (empty ones skipped), re-raises internal failures as
      * public errors, and cancels the internal call when the caller stops.
      */
     async *watch<T>(
@@ -158,7 +159,7 @@ export function deliveryOperations({ clients, callTimeoutMs, pendingDeliveryWait
       ctx: HandlerContext,
       toPublic: (update: WatchDeliveryResponse) => T | undefined,
     ): AsyncGenerator<T> {
-      await awaitOwnDelivery(delivery, request.deliveryId, accountOf(ctx), () => options(ctx), pendingDeliveryWaitMs);
+      await owner(request.deliveryId, ctx);
       const updates = delivery.watchDelivery(
         { deliveryId: request.deliveryId, afterSequence: request.afterSequence, includePositions: request.includePositions },
         streamCallOptions(ctx),

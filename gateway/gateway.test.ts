@@ -1,6 +1,7 @@
 // The public API gateway end to end: Connect (JSON with GET, binary), gRPC-Web and gRPC clients
 // against the gateway, in front of the whole platform running in-process over a private
 // nats-server.
+import http2 from "node:http2";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client, type Transport } from "@connectrpc/connect";
@@ -80,6 +81,42 @@ describe("gateway", () => {
     const res = await fetch(`${gateway.url}/readyz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ready", services: { ingestion: "SERVING", delivery: "SERVING" } });
+  });
+
+  it("serves /metrics on the admin port only, never on the public ones", async () => {
+    const metrics = await fetch(gateway.metricsUrl);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain("http_server_requests_total");
+    expect(new URL(gateway.metricsUrl).port).not.toBe(new URL(gateway.url).port);
+    const res = await fetch(`${gateway.url}/metrics`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toContain("http_server_requests_total");
+    const session = http2.connect(gateway.grpcUrl);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ":method": "GET", ":path": "/metrics" });
+        stream.on("response", (headers) => resolve(Number(headers[":status"])));
+        stream.on("error", reject);
+        stream.resume();
+        stream.end();
+      });
+      expect(status).toBe(404);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("answers NotFound at once for the stream of an unknown or another account's delivery", async () => {
+    const client = api("grpc");
+    const { deliveryId } = await client.scheduleDelivery(request("watch-foreign"), bearer(demoToken));
+    for (const [id, token] of [["dlv-000000000000000000000000", demoToken], [deliveryId, contosoToken]] as const) {
+      const error = await connectError(
+        (async () => {
+          for await (const _ of client.watchDelivery({ deliveryId: id }, bearer(token))) break;
+        })(),
+      );
+      expect(error.code).toBe(Code.NotFound);
+    }
   });
 
   it("treats an unset confirmation type as none required", async () => {

@@ -22,6 +22,10 @@ async function main(args: string[]): Promise<void> {
     process.exit(2);
   }
   const config = readGatewayConfig(process.env);
+  if (ttl > config.maxTokenLifetimeS) {
+    process.stderr.write(`ttl-seconds must be at most ${config.maxTokenLifetimeS} (GATEWAY_MAX_TOKEN_LIFETIME_S), got ${ttl}\n`);
+    process.exit(2);
+  }
   const secret = config.jwtSecret ?? loadOrCreateDevSecret(config.devSecretFile);
   process.stdout.write(`${await mintToken(account, secret, ttl)}\n`);
 }

@@ -10,7 +10,7 @@ import { createInternalClients } from "./internal-clients.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
 import { openApiDocument } from "./openapi/openapi.js";
 import { createCommsLayer } from "../lib/comms/layer.js";
-import { metricsHandler } from "../lib/observability/metrics-server.js";
+import { startMetricsServer } from "../lib/observability/metrics-server.js";
 import { initTracing } from "../lib/observability/tracing.js";
 import { tracingInterceptor } from "./observability.js";
 import { createReadinessProbe } from "./readiness.js";
@@ -32,6 +32,8 @@ export interface RunningGateway {
   readonly url: string;
   /** gRPC (h2c) base URL. */
   readonly grpcUrl: string;
+  /** The admin port's Prometheus scrape URL, e.g. http://127.0.0.1:9080/metrics (never on the public ports). */
+  readonly metricsUrl: string;
   /** True when tokens are checked with the generated development secret. */
   readonly usesDevSecret: boolean;
   close(): Promise<void>;
@@ -54,14 +56,14 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   try {
     // Every version is served side by side; one implementation per version serves both its
     // Connect router entry and its REST routes.
-    const deps = { clients, callTimeoutMs: config.callTimeoutMs, pendingDeliveryWaitMs: config.pendingDeliveryWaitMs };
+    const deps = { clients, callTimeoutMs: config.callTimeoutMs };
     const versions = API_VERSIONS.map((version) => ({ version, handlers: version.handlers(deps) }));
     const rest: RestMount[] = versions.map(({ version, handlers }) => ({
       prefix: version.restPrefix,
       handler: restHandler({
         service: version.service,
         implementation: handlers,
-        authenticate: (headers) => authenticate(headers, secret),
+        authenticate: (headers) => authenticate(headers, secret, config.maxTokenLifetimeS),
         setAccount: (ctx, account) => setAccount(ctx.values, account),
         successOf: version.restSuccess,
         maxBodyBytes: config.maxBodyBytes,
@@ -73,7 +75,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       host: config.host,
       port: config.port,
       grpcPort: config.grpcPort,
-      interceptors: [tracingInterceptor(), authInterceptor(secret)],
+      interceptors: [tracingInterceptor(), authInterceptor(secret, config.maxTokenLifetimeS)],
       routes: (router) => {
         for (const { version, handlers } of versions) router.service(version.service, handlers);
       },
@@ -86,7 +88,6 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       },
       endpoints: {
         [OPENAPI_PATH]: openApi,
-        "/metrics": metricsHandler,
         "/readyz": (req, res) => {
           readiness.check().then((report) => {
             res.statusCode = report.ready ? 200 : 503;
@@ -96,12 +97,21 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         },
       },
     });
+    // Metrics are for the operator, not the public: their own port, like every service's.
+    let admin: Awaited<ReturnType<typeof startMetricsServer>>;
+    try {
+      admin = await startMetricsServer({ host: config.adminHost, port: config.adminPort });
+    } catch (error) {
+      await listeners.close();
+      throw error;
+    }
     return {
       url: listeners.url,
       grpcUrl: listeners.grpcUrl,
+      metricsUrl: admin.url,
       usesDevSecret: config.jwtSecret === undefined,
       async close() {
-        await listeners.close();
+        await Promise.all([listeners.close(), admin.close()]);
         closeClients();
       },
     };

@@ -47,8 +47,6 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
       GATEWAY_GRPC_PORT: "0",
       // Tests and benchmarks send far more than a client's allowance; edge.test.ts covers the limit.
       GATEWAY_RATE_LIMIT_REQUESTS: "0",
-      // A watch of a missing delivery answers NOT_FOUND after this wait.
-      GATEWAY_WATCH_PENDING_MS: "1500",
     },
   });
   return {

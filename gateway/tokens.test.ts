@@ -3,7 +3,16 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadOrCreateDevSecret, readDevSecret } from "./dev-secret.js";
-import { mintToken, verifyToken } from "./tokens.js";
+import { SignJWT } from "jose";
+import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyToken } from "./tokens.js";
+
+/** A token signed with `secret` carrying exactly the given time claims. */
+function signed(secret: string, claims: { iat?: number; exp?: number }): Promise<string> {
+  const jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject("acct-demo").setIssuer(TOKEN_ISSUER);
+  if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+  if (claims.exp !== undefined) jwt.setExpirationTime(claims.exp);
+  return jwt.sign(new TextEncoder().encode(secret));
+}
 
 const dir = mkdtempSync(path.join(tmpdir(), "gateway-secret-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,6 +24,20 @@ describe("tokens", () => {
     await expect(verifyToken(token, "s2")).rejects.toThrow();
     await expect(verifyToken(await mintToken("acct-demo", "s1", -10), "s1")).rejects.toThrow();
     await expect(mintToken(" ", "s1")).rejects.toThrow();
+  });
+
+  it("refuses a token without exp or living longer than the maximum lifetime", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    await expect(verifyToken(await signed("s1", { iat: now }), "s1")).rejects.toThrow();
+    await expect(verifyToken(await signed("s1", {}), "s1")).rejects.toThrow();
+    await expect(verifyToken(await signed("s1", { iat: now, exp: now + DEFAULT_MAX_TOKEN_LIFETIME_S + 60 }), "s1")).rejects.toThrow(/longer/);
+    // Without iat, the lifetime counts from now.
+    await expect(verifyToken(await signed("s1", { exp: now + DEFAULT_MAX_TOKEN_LIFETIME_S + 60 }), "s1")).rejects.toThrow(/longer/);
+    expect(await verifyToken(await signed("s1", { exp: now + 600 }), "s1")).toBe("acct-demo");
+    expect(await verifyToken(await signed("s1", { iat: now, exp: now + DEFAULT_MAX_TOKEN_LIFETIME_S }), "s1")).toBe("acct-demo");
+    // A configured maximum; the default token of mint-token (1 h) stays valid under the default.
+    await expect(verifyToken(await mintToken("acct-demo", "s1", 7200), "s1", 3600)).rejects.toThrow(/longer/);
+    expect(await verifyToken(await mintToken("acct-demo", "s1"), "s1")).toBe("acct-demo");
   });
 
   it("generates the development secret once and keeps it", () => {

@@ -22,9 +22,23 @@ export async function mintToken(accountId: string, secret: string, ttlSeconds = 
     .sign(key(secret));
 }
 
-/** The account a valid token names; throws when the token is malformed, forged or expired. */
-export async function verifyToken(token: string, secret: string): Promise<string> {
-  const { payload } = await jwtVerify(token, key(secret), { algorithms: [ALGORITHM], issuer: TOKEN_ISSUER });
+/** The longest lifetime a token may have by default: 24 h. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_S = 24 * 3600;
+
+/**
+ * The account a valid token names; throws when the token is malformed, forged or expired, has no
+ * `exp`, or lives longer than `maxLifetimeS` (`exp - iat`, or `exp - now` without `iat`), so that a
+ * leaked token is never good for long.
+ */
+export async function verifyToken(token: string, secret: string, maxLifetimeS = DEFAULT_MAX_TOKEN_LIFETIME_S): Promise<string> {
+  const { payload } = await jwtVerify(token, key(secret), {
+    algorithms: [ALGORITHM],
+    issuer: TOKEN_ISSUER,
+    requiredClaims: ["exp"],
+  });
+  if (typeof payload.exp !== "number") throw new Error("the token has no expiry");
+  const from = typeof payload.iat === "number" ? payload.iat : Math.floor(Date.now() / 1000);
+  if (payload.exp - from > maxLifetimeS) throw new Error(`the token lives longer than ${maxLifetimeS} s`);
   if (typeof payload.sub !== "string" || payload.sub === "") throw new Error("the token names no account");
   return payload.sub;
 }

@@ -8,6 +8,7 @@ import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_se
 import { ensureStreams } from "../../lib/nats/streams.js";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
+import { startCarrierStatusConsumer } from "./carrier-status.js";
 import { readConfig } from "./config.js";
 import { DeliveryHistory, openHistoryStore, startHistorySubscriber } from "./history.js";
 import { DeliveryLedger } from "./ledger.js";
@@ -37,6 +38,7 @@ export const deliveryModule: ServiceModule = {
     };
     try {
       running.push(await startTelemetryConsumer(js, jsm, new TelemetryHandler(ledger, config, log), config, log));
+      running.push(await startCarrierStatusConsumer(js, jsm, ledger, env, log));
       running.push(await startHistorySubscriber(js, jsm, history, config, log));
       running.push(outbox.startSweeping(config.outboxIntervalMs));
     } catch (error) {
