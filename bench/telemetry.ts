@@ -4,14 +4,17 @@
  * run, and the latency from a drone's drop-off event to the delivery's Completed status event with
  * 1,000 drones reporting at 1 Hz.
  *
- * Everything runs on loopback: a private nats-server, the Delivery service as its own process,
- * and this process publishing the drones' events. Bounded in count and time; stops by itself.
+ * Everything runs on loopback: a private nats-server, the Delivery service as its own process
+ * (with mutual TLS, as the platform runs it: certificates in a temp folder, deliveries scheduled
+ * as the Scheduler over the communication layer), and this process publishing the drones' events.
+ * Bounded in count and time; stops what it started (the process by its group, also when this one
+ * fails or dies) and removes the temp folder.
  *
  *   BENCH_DRONES=1000  drones (and deliveries)       BENCH_TICKS=10   events per drone in phase 1
  *   BENCH_LIVE_S=12    seconds of live 1 Hz traffic
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
@@ -22,11 +25,13 @@ import { DeliveryStatusEventSchema } from "../gen/dronedelivery/delivery/v1/deli
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { DroneLocationEventSchema } from "../gen/dronedelivery/drone/v1/drone_events_pb.js";
 import { FlightStage } from "../gen/dronedelivery/drone/v1/drone_pb.js";
-import { createClient } from "../lib/grpc/index.js";
+import { createCommsLayer } from "../lib/comms/index.js";
+import { startSupervisedChild, type SupervisedChild } from "../lib/devtools/supervised-child.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { decodeMessage, publishMessage } from "../lib/nats/messages.js";
 import { ensureStreams, STREAMS, subjects } from "../lib/nats/streams.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
+import { hermeticEnv } from "../test/harness/hermetic.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { freePort, percentile, printTable } from "./report.js";
 
@@ -70,42 +75,61 @@ function event(i: number, deliveryId: string, tick: number, dropTick: number) {
   });
 }
 
-function startDelivery(natsUrl: string, port: number): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "services/delivery/main.ts"], {
+/** Mutual TLS as the platform runs it; the certificates live in a temp folder of this run. */
+let tlsEnv: Record<string, string> = {};
+/** The Delivery process running now, if any: stopped in the end whatever happens. */
+let running: SupervisedChild | undefined;
+
+function startDelivery(natsUrl: string, port: number): SupervisedChild {
+  running = startSupervisedChild({
+    name: "delivery",
+    command: process.execPath,
+    args: ["--import", "tsx", "services/delivery/main.ts"],
     cwd: root,
-    env: { ...process.env, NATS_URL: natsUrl, DELIVERY_PORT: String(port), LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, ...hermeticEnv(), ...tlsEnv, NATS_URL: natsUrl, DELIVERY_PORT: String(port), LOG_LEVEL: "warn" },
+    onLine: (line, stream) => {
+      if (stream === "stderr") process.stderr.write(`[delivery] ${line}\n`);
+    },
+    onParentExit: "SIGKILL",
+    orphanStopTimeoutMs: 5_000,
   });
+  return running;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  await Promise.race([exited, sleep(15_000).then(() => child.kill("SIGKILL"))]);
+async function stopProcess(child: SupervisedChild): Promise<void> {
+  await child.stop({ timeoutMs: 15_000 });
+}
+
+async function waitServing(address: string): Promise<void> {
+  const health = await waitForHealth(address, { timeoutMs: 30_000, env: tlsEnv });
+  if (!health.ok) throw new Error(`the Delivery service at ${address} is not SERVING: ${health.last}`);
 }
 
 async function createDeliveries(address: string, prefix: string): Promise<string[]> {
-  const client = createClient(DeliveryService, { address, defaultTimeoutMs: 10_000 });
+  const layer = await createCommsLayer({ identity: "scheduler", env: { ...tlsEnv, DELIVERY_ADDRESS: address } });
+  const client = layer.client(DeliveryService, "delivery", { defaultTimeoutMs: 10_000 });
   const ids = Array.from({ length: DRONES }, (_, i) => `${prefix}-${i}`);
   const deadline = timestampFromDate(new Date(Date.now() + 86_400_000));
-  for (let start = 0; start < ids.length; start += 50) {
-    await Promise.all(
-      ids.slice(start, start + 50).map((deliveryId, k) =>
-        client.scheduleDelivery({
-          deliveryId,
-          ownerId: "acct-bench",
-          pickup: PICKUP,
-          dropoff: DROPOFF,
-          deadline,
-          confirmationRequired: ConfirmationType.NONE,
-          packages: [{ packageId: `pkg-${deliveryId}`, size: PackageSize.SMALL, weightKg: 1 }],
-          carrier: { case: "droneId", value: droneId(start + k) },
-        }),
-      ),
-    );
+  try {
+    for (let start = 0; start < ids.length; start += 50) {
+      await Promise.all(
+        ids.slice(start, start + 50).map((deliveryId, k) =>
+          client.scheduleDelivery({
+            deliveryId,
+            ownerId: "acct-bench",
+            pickup: PICKUP,
+            dropoff: DROPOFF,
+            deadline,
+            confirmationRequired: ConfirmationType.NONE,
+            packages: [{ packageId: `pkg-${deliveryId}`, size: PackageSize.SMALL, weightKg: 1 }],
+            carrier: { case: "droneId", value: droneId(start + k) },
+          }),
+        ),
+      );
+    }
+  } finally {
+    layer.close();
   }
-  client.close();
   return ids;
 }
 
@@ -129,7 +153,7 @@ async function throughput(nc: NatsConnection, natsUrl: string, port: number) {
   const jsm = await nc.jetstreamManager();
   let delivery = startDelivery(natsUrl, port);
   const address = `127.0.0.1:${port}`;
-  await waitForHealth(address, { timeoutMs: 30_000 });
+  await waitServing(address);
   const ids = await createDeliveries(address, "dlv-tp");
   await stopProcess(delivery); // its durable consumer stays and collects what is published next
 
@@ -177,7 +201,7 @@ async function live(nc: NatsConnection, natsUrl: string, port: number) {
   const jsm = await nc.jetstreamManager();
   const delivery = startDelivery(natsUrl, port);
   const address = `127.0.0.1:${port}`;
-  await waitForHealth(address, { timeoutMs: 30_000 });
+  await waitServing(address);
   const ids = await createDeliveries(address, "dlv-live");
   const dropTick = (i: number) => 4 + (i % Math.max(1, LIVE_S - 6));
   const droppedAt = new Map<string, number>();
@@ -218,8 +242,11 @@ async function live(nc: NatsConnection, natsUrl: string, port: number) {
 }
 
 const nats = await startNatsServer({ readyTimeoutMs: 10_000 });
-const nc = await connectNats({ url: nats.url, name: "bench" });
+const pki = await mkdtemp(join(tmpdir(), "bench-telemetry-pki-"));
+tlsEnv = { INTERNAL_TLS: "on", INTERNAL_PKI_DIR: pki };
+let nc: NatsConnection | undefined;
 try {
+  nc = await connectNats({ url: nats.url, name: "bench" });
   await ensureStreams(await nc.jetstreamManager());
   const port = await freePort();
   console.log(`telemetry benchmark: ${DRONES} drones, ${TICKS} events each, then ${LIVE_S} s live at 1 Hz`);
@@ -237,6 +264,8 @@ try {
     ["consumer backlog per second", lv.lag.join(" ")],
   ]);
 } finally {
+  if (running && !running.hasExited()) await running.stop({ timeoutMs: 5_000 });
   await drainQuietly(nc);
   await nats.stop();
+  await rm(pki, { recursive: true, force: true });
 }

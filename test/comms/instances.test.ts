@@ -13,10 +13,11 @@ import { ensureDevPki, PKI_IDENTITIES } from "../../lib/security/index.js";
 import { waitForHealth } from "../../lib/service/health-probe.js";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../harness/platform.js";
+import { hermeticEnv } from "../harness/hermetic.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const SECRET = "instances-test-secret-instances";
-const TLS_ENV = { INTERNAL_TLS: "on", INTERNAL_PKI_DIR: TEST_PKI_DIR };
+const TLS_ENV = { INTERNAL_TLS: "on", INTERNAL_PKI_DIR: TEST_PKI_DIR, ...hermeticEnv() };
 const READS = 500;
 const CONCURRENCY = 8;
 const KILL_AFTER = 150;

@@ -15,6 +15,7 @@ import { packageModule } from "../../services/package/module.js";
 import { schedulerModule } from "../../services/scheduler/module.js";
 import { supervisorModule } from "../../services/supervisor/module.js";
 import { thirdPartyModule } from "../../services/thirdparty/module.js";
+import { hermeticEnv } from "./hermetic.js";
 import { startTestService } from "./services.js";
 
 export const MODULES: Record<ServiceName, ServiceModule> = {
@@ -48,8 +49,9 @@ export async function startPlatform(
   const services = new Map<ServiceName, RunningService>();
   const ports = new Map<ServiceName, number>();
   // Mutual TLS is off unless the test turns it on (see services.ts); processes a test starts
-  // beside the platform get the same setting through `env`.
-  const env: Record<string, string | undefined> = { INTERNAL_TLS: "off", ...options.env };
+  // beside the platform get the same setting through `env`, and no NATS credentials from the
+  // repository's .run/ (hermetic.ts).
+  const env: Record<string, string | undefined> = { INTERNAL_TLS: "off", ...hermeticEnv(), ...options.env };
   const names = START_ORDER.filter((n) => !options.only || options.only.includes(n));
 
   const start = async (name: ServiceName): Promise<RunningService> => {
