@@ -36,10 +36,11 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
     UpdatePackage: NO_CALLER,
     GetPackageSummary: NO_CALLER,
   },
-  // Only the workflow assigns and releases drones: the Scheduler assigns, the Scheduler (on
-  // cancellation) and the Supervisor (compensation) release.
+  // Only the workflow assigns, reroutes and releases drones: the Scheduler assigns and reroutes
+  // (on reschedule), the Scheduler (on cancellation) and the Supervisor (compensation) release.
   "dronedelivery.drone.v1.DroneSchedulerService": {
     AssignDrone: ["scheduler"],
+    RerouteAssignment: ["scheduler"],
     ReleaseAssignment: ["scheduler", "supervisor"],
     GetAssignment: NO_CALLER,
     GetDrone: NO_CALLER,

@@ -1,6 +1,7 @@
 /**
- * Starting flights: the delivery flight of an assignment, and the flight home of a released drone.
- * Each is a change of the drone record (stored by the caller with a revision-checked write).
+ * Starting flights: the delivery flight of an assignment, its re-planned flight when the drop-off
+ * changes, and the flight home of a released drone. Each is a change of the drone record (stored by
+ * the caller with a revision-checked write).
  *
  * A delivery flight is a function of the drone record as it was claimed and of the assignment
  * (start time = the assignment's `assign_time`, start point = where the drone was then), so the
@@ -13,7 +14,8 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
 import { AssignmentState, DroneSchema, type Assignment } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { positionOf, toLocation, type DroneRecord } from "./drone-record.js";
-import { planDeliveryFlight, planReturnFlight, transitionStage, type Flight, type FlightTiming } from "./flight.js";
+import type { LatLon } from "./geo.js";
+import { planDeliveryFlight, planReroute, planReturnFlight, transitionStage, type Flight, type FlightTiming } from "./flight.js";
 import { nextSequenceBase } from "./sequence.js";
 
 export interface Trip {
@@ -101,4 +103,20 @@ export function withReturnFlight(record: DroneRecord, nowMs: number, timing: Fli
     timing,
   );
   return withFlight(record, flight, nowMs);
+}
+
+/**
+ * The record with its delivery flight re-planned at `nowMs` to the drop-off `dropoff` (a new flight
+ * number, its numbering above the replaced flight's); undefined when the drop-off can no longer
+ * change (see planReroute).
+ */
+export function withReroute(record: DroneRecord, dropoff: LatLon, nowMs: number, timing: FlightTiming): DroneRecord | undefined {
+  const current = record.flight;
+  if (!current) return undefined;
+  const flight = planReroute(
+    current,
+    { number: current.number + 1, startMs: nowMs, dropoff, sequenceBase: nextSequenceBase(current, nowMs) },
+    timing,
+  );
+  return flight && withFlight(record, flight, nowMs);
 }

@@ -7,6 +7,9 @@
  * A delivery flight: current position -> pickup (HEADED_TO_PICKUP), dwell (PICKING_UP),
  * pickup -> drop-off (HEADED_TO_DROPOFF), dwell (DROPPING_OFF), drop-off -> home (RETURNING).
  * A return flight (after a release): current position -> home (RETURNING).
+ * A rerouted delivery flight (the drop-off changed while the drone flies): from where the drone is
+ * to the same pickup and on to the new drop-off, or, with the parcels on board, straight to it
+ * (see planReroute).
  *
  * Transitions are numbered 0 to legs.length: transition i < legs.length is the start of legs[i];
  * transition legs.length is the arrival at the home base (stage IDLE).
@@ -44,6 +47,17 @@ export interface Flight {
   readonly legs: readonly Leg[];
   /** The last transition published and stored; -1 before the first. */
   readonly applied: number;
+  /**
+   * Set (by the flying instance, with a revision-checked write) right before the drop-off is
+   * published: from then on the flight can no longer be re-planned to another drop-off. Absent
+   * until then, and on flights without a drop-off.
+   */
+  readonly dropoffCommitted?: boolean;
+  /**
+   * Kilometres flown for the delivery before this flight started (the earlier flights of a
+   * rerouted delivery); absent for 0.
+   */
+  readonly priorKm?: number;
 }
 
 /** How flights are timed, from the configuration. */
@@ -209,4 +223,100 @@ export function nextTransitionMs(flight: Flight): number | undefined {
 /** Kilometres of the moving legs. */
 export function flightDistanceKm(flight: Flight): number {
   return flight.legs.reduce((km, leg) => km + (MOVING_STAGES.has(leg.stage) ? distanceKm(leg.from, leg.to) : 0), 0);
+}
+
+/** Kilometres flown on the moving legs up to `atMs`. */
+export function flownKm(flight: Flight, atMs: number): number {
+  let km = 0;
+  for (const leg of flight.legs) {
+    if (!MOVING_STAGES.has(leg.stage) || leg.startMs >= atMs) continue;
+    km += distanceKm(leg.from, atMs >= leg.endMs ? leg.to : positionAt(flight, atMs));
+  }
+  return km;
+}
+
+/** Kilometres of the whole delivery: flown before this flight, plus this flight's moving legs. */
+export const deliveryDistanceKm = (flight: Flight): number => (flight.priorKm ?? 0) + flightDistanceKm(flight);
+
+/** The drop-off point of a delivery flight; undefined for a flight without one. */
+export function dropoffOf(flight: Flight): Point | undefined {
+  const i = transitionOf(flight, FlightStage.DROPPING_OFF);
+  return i === undefined ? undefined : flight.legs[i]!.from;
+}
+
+/**
+ * True once the drop-off of a delivery flight can no longer change at `atMs`: its time has come by
+ * the plan, the flying instance committed it, or it is applied. (A flight without a drop-off: true.)
+ */
+export function isDropoffFixed(flight: Flight, atMs: number): boolean {
+  const i = transitionOf(flight, FlightStage.DROPPING_OFF);
+  return i === undefined || flight.dropoffCommitted === true || flight.applied >= i || transitionMs(flight, i) <= atMs;
+}
+
+/**
+ * True when the flying instance must commit the drop-off before publishing anything more of the
+ * flight at `atMs`: the drop-off of a delivery flight is due, not applied and not committed yet.
+ */
+export function awaitsDropoffCommit(flight: Flight, atMs: number): boolean {
+  const i = transitionOf(flight, FlightStage.DROPPING_OFF);
+  return flight.deliveryId !== "" && i !== undefined && flight.dropoffCommitted !== true && flight.applied < i && transitionMs(flight, i) <= atMs;
+}
+
+export interface RerouteInput {
+  readonly number: number;
+  /** When the new flight starts: where the current one has the drone then is where it turns. */
+  readonly startMs: number;
+  readonly dropoff: LatLon;
+  readonly sequenceBase: number;
+}
+
+/**
+ * The delivery flight `current` becomes when its drop-off changes at `startMs`: before the pickup,
+ * from where the drone is to the same pickup (the rest of the loading, if it is loading), then to
+ * the new drop-off; with the parcels on board, from where it is straight to the new drop-off; then
+ * home as before. Dwells keep their planned lengths. Undefined once the drop-off is fixed
+ * (isDropoffFixed) or for a flight without a pickup and a drop-off.
+ */
+export function planReroute(current: Flight, input: RerouteInput, timing: FlightTiming): Flight | undefined {
+  const at = Math.round(input.startMs);
+  if (isDropoffFixed(current, at)) return undefined;
+  const pickupLeg = current.legs[transitionOf(current, FlightStage.PICKING_UP) ?? -1];
+  const dropoffLeg = current.legs[transitionOf(current, FlightStage.DROPPING_OFF)!]!;
+  const homeLeg = current.legs[transitionOf(current, FlightStage.RETURNING) ?? -1];
+  const home = homeLeg?.to ?? dropoffLeg.from;
+  const dropoff = point(input.dropoff);
+  const here = positionAt(current, at);
+  const fly = (a: Point, b: Point): number => flyingMs(distanceKm(a, b), current.speedMps, timing);
+  const tail = (from: Point) => [
+    { stage: FlightStage.HEADED_TO_DROPOFF, from, to: dropoff, ms: fly(from, dropoff) },
+    { stage: FlightStage.DROPPING_OFF, from: dropoff, to: dropoff, ms: dropoffLeg.endMs - dropoffLeg.startMs },
+    { stage: FlightStage.RETURNING, from: dropoff, to: home, ms: fly(dropoff, home) },
+  ];
+  const stage = stageAt(current, at);
+  let parts;
+  if (stage === FlightStage.HEADED_TO_PICKUP && pickupLeg) {
+    const pickup = pickupLeg.from;
+    parts = [
+      { stage: FlightStage.HEADED_TO_PICKUP, from: here, to: pickup, ms: fly(here, pickup) },
+      { stage: FlightStage.PICKING_UP, from: pickup, to: pickup, ms: pickupLeg.endMs - pickupLeg.startMs },
+      ...tail(pickup),
+    ];
+  } else if (stage === FlightStage.PICKING_UP && pickupLeg) {
+    const pickup = pickupLeg.from;
+    parts = [{ stage: FlightStage.PICKING_UP, from: pickup, to: pickup, ms: Math.max(0, pickupLeg.endMs - at) }, ...tail(pickup)];
+  } else if (stage === FlightStage.HEADED_TO_DROPOFF) {
+    parts = tail(here);
+  } else {
+    return undefined;
+  }
+  return {
+    number: input.number,
+    deliveryId: current.deliveryId,
+    speedMps: current.speedMps,
+    tickMs: current.tickMs,
+    sequenceBase: input.sequenceBase,
+    applied: -1,
+    priorKm: (current.priorKm ?? 0) + flownKm(current, at),
+    legs: chain(at, parts),
+  };
 }

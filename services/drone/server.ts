@@ -10,6 +10,7 @@ import { droneAt } from "./drone-record.js";
 import type { FlightTiming } from "./flight.js";
 import { listDrones } from "./list-drones.js";
 import { releaseAssignment } from "./release.js";
+import { rerouteAssignment } from "./reroute.js";
 import type { DroneStore } from "./store.js";
 import { ownerUtilization } from "./utilization.js";
 import {
@@ -19,6 +20,7 @@ import {
   validateGetUtilization,
   validateListDrones,
   validateReleaseAssignment,
+  validateRerouteAssignment,
 } from "./validation.js";
 
 export interface DroneServerOptions {
@@ -41,6 +43,11 @@ export function droneRegistration(store: DroneStore, options: DroneServerOptions
     async releaseAssignment(request) {
       validateReleaseAssignment(request);
       return releaseAssignment(store, request.deliveryId, request.reason, now, timing);
+    },
+
+    async rerouteAssignment(request) {
+      validateRerouteAssignment(request);
+      return { assignment: await rerouteAssignment(store, request.deliveryId, request.dropoff!, now, timing) };
     },
 
     async getAssignment(request) {

@@ -11,6 +11,10 @@
  *    published (acknowledged), then stored in the drone record with a revision-checked write. A
  *    record changed meanwhile is read again and the work redone from it; republished stage events
  *    are stored once thanks to their message ids. Reaching the drop-off completes the assignment.
+ *  - The drop-off is committed first: before anything of a due drop-off (its stage change, a tick
+ *    in its stage) is published, the flight is marked `dropoffCommitted` with a revision-checked
+ *    write, so a reroute (reroute.ts) either re-plans the flight before that write (and the old
+ *    drop-off is never published) or finds it committed and refuses.
  *  - Transitions due while no instance was flying (a restart) are published and stored at once.
  *  - An active assignment whose drone has no flight yet (the call that made it stopped before
  *    starting it) gets its flight started.
@@ -21,7 +25,7 @@ import { AssignmentState, FlightStage } from "../../gen/dronedelivery/drone/v1/d
 import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
 import { claimedAtMs, startFlight } from "./claims.js";
 import type { DroneRecord } from "./drone-record.js";
-import { isOver, nextTransitionMs, type FlightTiming } from "./flight.js";
+import { awaitsDropoffCommit, isOver, nextTransitionMs, type FlightTiming } from "./flight.js";
 import { hasFlightFor } from "./flight-start.js";
 import { LeaderLease } from "./leader-lease.js";
 import { hasTick } from "./sequence.js";
@@ -306,6 +310,11 @@ export class FlightSimulator {
     const { record } = tracked;
     const flight = record.flight;
     if (!flight || isOver(flight)) return undefined;
+    if (awaitsDropoffCommit(flight, now)) {
+      // Nothing more of this flight is published until its drop-off is committed.
+      if (tracked.retryAtMs <= now) this.commitDropoff(tracked);
+      return undefined;
+    }
 
     const due = tracked.retryAtMs <= now ? dueTransitions(flight, now) : [];
     const events: OutgoingEvent[] = due.map((i) => transitionEvent(record.drone, flight, i));
@@ -346,6 +355,39 @@ export class FlightSimulator {
         }),
     );
     return undefined;
+  }
+
+  /** Marks the flight's drop-off committed (revision-checked), then looks at the drone again. */
+  private commitDropoff(tracked: Tracked): void {
+    const { record, revision } = tracked;
+    const next: DroneRecord = { ...record, flight: { ...record.flight!, dropoffCommitted: true } };
+    tracked.busy = true;
+    const term = this.term;
+    void this.track(
+      (async () => {
+        try {
+          const written = await this.store.updateDrone(next, revision);
+          if (term === this.term) this.update(tracked, next, written);
+        } catch (error) {
+          if (!isRevisionConflict(error)) throw error;
+          // Changed meanwhile (a reroute, a release, a stage change): fly what is stored now.
+          const fresh = await this.store.getDrone(record.drone.droneId);
+          if (!fresh) tracked.retryAtMs = this.options.now() + RETRY_MS;
+          else if (term === this.term) this.update(tracked, fresh.value, fresh.revision);
+        }
+      })()
+        .catch((error: unknown) => {
+          this.options.log.warn({ err: error, droneId: record.drone.droneId }, "could not commit a drop-off; trying again");
+          tracked.retryAtMs = this.options.now() + RETRY_MS;
+        })
+        .finally(() => {
+          tracked.busy = false;
+          if (term !== this.term) return;
+          tracked.again = false;
+          this.advance(tracked, this.options.now());
+          this.requestSchedule();
+        }),
+    );
   }
 
   private publishFailed(error: unknown): void {

@@ -11,6 +11,7 @@ import type {
   GetUtilizationRequest,
   ListDronesRequest,
   ReleaseAssignmentRequest,
+  RerouteAssignmentRequest,
 } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { TOKEN_ID_PATTERN, Violations } from "../../lib/validation/violations.js";
 import { decodePageToken } from "./page-token.js";
@@ -63,6 +64,12 @@ export function validateAssignDrone(request: AssignDroneRequest): void {
 export function validateReleaseAssignment(request: ReleaseAssignmentRequest): void {
   const v = new Violations();
   checkDeliveryId(v, request.deliveryId).text("reason", request.reason);
+  v.throwIfAny();
+}
+
+export function validateRerouteAssignment(request: RerouteAssignmentRequest): void {
+  const v = new Violations();
+  checkDeliveryId(v, request.deliveryId).location("dropoff", request.dropoff);
   v.throwIfAny();
 }
 

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/drone/v1/drone_scheduler_service.proto.
  */
 export const file_dronedelivery_drone_v1_drone_scheduler_service: GenFile = /*@__PURE__*/
-  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX3NjaGVkdWxlcl9zZXJ2aWNlLnByb3RvEhZkcm9uZWRlbGl2ZXJ5LmRyb25lLnYxIu0BChJBc3NpZ25Ecm9uZVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjYKCHBhY2thZ2VzGAUgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEQoJZXhwZWRpdGVkGAYgASgIInsKE0Fzc2lnbkRyb25lUmVzcG9uc2USNgoKYXNzaWdubWVudBgBIAEoCzIiLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuQXNzaWdubWVudBIsCgVkcm9uZRgCIAEoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUiPwoYUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJlChlSZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQSEAoIcmVsZWFzZWQYAiABKAgiKwoUR2V0QXNzaWdubWVudFJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiTwoVR2V0QXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiIwoPR2V0RHJvbmVSZXF1ZXN0EhAKCGRyb25lX2lkGAEgASgJIkAKEEdldERyb25lUmVzcG9uc2USLAoFZHJvbmUYASABKAsyHS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkRyb25lIm8KEUxpc3REcm9uZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmVTdGF0dXMiXAoSTGlzdERyb25lc1Jlc3BvbnNlEi0KBmRyb25lcxgBIAMoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKFUdldFV0aWxpemF0aW9uUmVxdWVzdBIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aCLbAQoWR2V0VXRpbGl6YXRpb25SZXNwb25zZRIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aBIYChBhc3NpZ25tZW50X2NvdW50GAMgASgDEhcKD2NvbXBsZXRlZF9jb3VudBgEIAEoAxITCgtkaXN0YW5jZV9rbRgFIAEoARI0ChFhc3NpZ25lZF9kdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjK6BQoVRHJvbmVTY2hlZHVsZXJTZXJ2aWNlEmsKC0Fzc2lnbkRyb25lEiouZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Bc3NpZ25Ecm9uZVJlcXVlc3QaKy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbkRyb25lUmVzcG9uc2UiA5ACAhJ9ChFSZWxlYXNlQXNzaWdubWVudBIwLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0GjEuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5SZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlIgOQAgIScQoNR2V0QXNzaWdubWVudBIsLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0QXNzaWdubWVudFJlcXVlc3QaLS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldEFzc2lnbm1lbnRSZXNwb25zZSIDkAIBEmIKCEdldERyb25lEicuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXREcm9uZVJlcXVlc3QaKC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldERyb25lUmVzcG9uc2UiA5ACARJoCgpMaXN0RHJvbmVzEikuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5MaXN0RHJvbmVzUmVxdWVzdBoqLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuTGlzdERyb25lc1Jlc3BvbnNlIgOQAgESdAoOR2V0VXRpbGl6YXRpb24SLS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldFV0aWxpemF0aW9uUmVxdWVzdBouLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0VXRpbGl6YXRpb25SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_drone_v1_drone, file_google_protobuf_duration]);
+  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX3NjaGVkdWxlcl9zZXJ2aWNlLnByb3RvEhZkcm9uZWRlbGl2ZXJ5LmRyb25lLnYxIu0BChJBc3NpZ25Ecm9uZVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjYKCHBhY2thZ2VzGAUgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEQoJZXhwZWRpdGVkGAYgASgIInsKE0Fzc2lnbkRyb25lUmVzcG9uc2USNgoKYXNzaWdubWVudBgBIAEoCzIiLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuQXNzaWdubWVudBIsCgVkcm9uZRgCIAEoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUiPwoYUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJlChlSZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQSEAoIcmVsZWFzZWQYAiABKAgiYwoYUmVyb3V0ZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjIKB2Ryb3BvZmYYAiABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbiJTChlSZXJvdXRlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiKwoUR2V0QXNzaWdubWVudFJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiTwoVR2V0QXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiIwoPR2V0RHJvbmVSZXF1ZXN0EhAKCGRyb25lX2lkGAEgASgJIkAKEEdldERyb25lUmVzcG9uc2USLAoFZHJvbmUYASABKAsyHS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkRyb25lIm8KEUxpc3REcm9uZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmVTdGF0dXMiXAoSTGlzdERyb25lc1Jlc3BvbnNlEi0KBmRyb25lcxgBIAMoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKFUdldFV0aWxpemF0aW9uUmVxdWVzdBIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aCLbAQoWR2V0VXRpbGl6YXRpb25SZXNwb25zZRIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aBIYChBhc3NpZ25tZW50X2NvdW50GAMgASgDEhcKD2NvbXBsZXRlZF9jb3VudBgEIAEoAxITCgtkaXN0YW5jZV9rbRgFIAEoARI0ChFhc3NpZ25lZF9kdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjK5BgoVRHJvbmVTY2hlZHVsZXJTZXJ2aWNlEmsKC0Fzc2lnbkRyb25lEiouZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Bc3NpZ25Ecm9uZVJlcXVlc3QaKy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbkRyb25lUmVzcG9uc2UiA5ACAhJ9ChFSZWxlYXNlQXNzaWdubWVudBIwLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0GjEuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5SZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlIgOQAgISfQoRUmVyb3V0ZUFzc2lnbm1lbnQSMC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLlJlcm91dGVBc3NpZ25tZW50UmVxdWVzdBoxLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVyb3V0ZUFzc2lnbm1lbnRSZXNwb25zZSIDkAICEnEKDUdldEFzc2lnbm1lbnQSLC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldEFzc2lnbm1lbnRSZXF1ZXN0Gi0uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRBc3NpZ25tZW50UmVzcG9uc2UiA5ACARJiCghHZXREcm9uZRInLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0RHJvbmVSZXF1ZXN0GiguZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXREcm9uZVJlc3BvbnNlIgOQAgESaAoKTGlzdERyb25lcxIpLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuTGlzdERyb25lc1JlcXVlc3QaKi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkxpc3REcm9uZXNSZXNwb25zZSIDkAIBEnQKDkdldFV0aWxpemF0aW9uEi0uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRVdGlsaXphdGlvblJlcXVlc3QaLi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldFV0aWxpemF0aW9uUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_drone_v1_drone, file_google_protobuf_duration]);
 
 /**
  * The delivery to assign a drone to.
@@ -164,6 +164,55 @@ export const ReleaseAssignmentResponseSchema: GenMessage<ReleaseAssignmentRespon
   messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 3);
 
 /**
+ * The assignment to reroute and where to.
+ *
+ * @generated from message dronedelivery.drone.v1.RerouteAssignmentRequest
+ */
+export type RerouteAssignmentRequest = Message<"dronedelivery.drone.v1.RerouteAssignmentRequest"> & {
+  /**
+   * The delivery whose drone is rerouted. Required.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * The new drop-off location. Required.
+   *
+   * @generated from field: dronedelivery.common.v1.Location dropoff = 2;
+   */
+  dropoff?: Location | undefined;
+};
+
+/**
+ * Describes the message dronedelivery.drone.v1.RerouteAssignmentRequest.
+ * Use `create(RerouteAssignmentRequestSchema)` to create a new message.
+ */
+export const RerouteAssignmentRequestSchema: GenMessage<RerouteAssignmentRequest> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 4);
+
+/**
+ * The outcome of a reroute.
+ *
+ * @generated from message dronedelivery.drone.v1.RerouteAssignmentResponse
+ */
+export type RerouteAssignmentResponse = Message<"dronedelivery.drone.v1.RerouteAssignmentResponse"> & {
+  /**
+   * The assignment after the call: its drop-off, planned distance and ETAs as now planned.
+   *
+   * @generated from field: dronedelivery.drone.v1.Assignment assignment = 1;
+   */
+  assignment?: Assignment | undefined;
+};
+
+/**
+ * Describes the message dronedelivery.drone.v1.RerouteAssignmentResponse.
+ * Use `create(RerouteAssignmentResponseSchema)` to create a new message.
+ */
+export const RerouteAssignmentResponseSchema: GenMessage<RerouteAssignmentResponse> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 5);
+
+/**
  * The assignment to read.
  *
  * @generated from message dronedelivery.drone.v1.GetAssignmentRequest
@@ -182,7 +231,7 @@ export type GetAssignmentRequest = Message<"dronedelivery.drone.v1.GetAssignment
  * Use `create(GetAssignmentRequestSchema)` to create a new message.
  */
 export const GetAssignmentRequestSchema: GenMessage<GetAssignmentRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 4);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 6);
 
 /**
  * The assignment read.
@@ -203,7 +252,7 @@ export type GetAssignmentResponse = Message<"dronedelivery.drone.v1.GetAssignmen
  * Use `create(GetAssignmentResponseSchema)` to create a new message.
  */
 export const GetAssignmentResponseSchema: GenMessage<GetAssignmentResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 5);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 7);
 
 /**
  * The drone to read.
@@ -224,7 +273,7 @@ export type GetDroneRequest = Message<"dronedelivery.drone.v1.GetDroneRequest"> 
  * Use `create(GetDroneRequestSchema)` to create a new message.
  */
 export const GetDroneRequestSchema: GenMessage<GetDroneRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 6);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 8);
 
 /**
  * The drone read.
@@ -245,7 +294,7 @@ export type GetDroneResponse = Message<"dronedelivery.drone.v1.GetDroneResponse"
  * Use `create(GetDroneResponseSchema)` to create a new message.
  */
 export const GetDroneResponseSchema: GenMessage<GetDroneResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 7);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 9);
 
 /**
  * A page of the fleet.
@@ -280,7 +329,7 @@ export type ListDronesRequest = Message<"dronedelivery.drone.v1.ListDronesReques
  * Use `create(ListDronesRequestSchema)` to create a new message.
  */
 export const ListDronesRequestSchema: GenMessage<ListDronesRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 8);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 10);
 
 /**
  * A page of drones.
@@ -308,7 +357,7 @@ export type ListDronesResponse = Message<"dronedelivery.drone.v1.ListDronesRespo
  * Use `create(ListDronesResponseSchema)` to create a new message.
  */
 export const ListDronesResponseSchema: GenMessage<ListDronesResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 9);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 11);
 
 /**
  * The owner and month to report on.
@@ -336,7 +385,7 @@ export type GetUtilizationRequest = Message<"dronedelivery.drone.v1.GetUtilizati
  * Use `create(GetUtilizationRequestSchema)` to create a new message.
  */
 export const GetUtilizationRequestSchema: GenMessage<GetUtilizationRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 10);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 12);
 
 /**
  * How much an owner used the fleet in a month.
@@ -393,7 +442,7 @@ export type GetUtilizationResponse = Message<"dronedelivery.drone.v1.GetUtilizat
  * Use `create(GetUtilizationResponseSchema)` to create a new message.
  */
 export const GetUtilizationResponseSchema: GenMessage<GetUtilizationResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 11);
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 13);
 
 /**
  * Assigns drones of the fleet to deliveries and reports on the fleet. Called by the Scheduler to
@@ -427,6 +476,23 @@ export const DroneSchedulerService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseAssignmentRequestSchema;
     output: typeof ReleaseAssignmentResponseSchema;
+  },
+  /**
+   * Sends the drone of an active assignment to a new drop-off location (the delivery was
+   * rescheduled): before the pickup it flies to the same pickup and then to the new drop-off;
+   * with the parcels on board it flies from where it is straight to the new drop-off. The
+   * assignment's drop-off, planned distance and ETAs follow the new plan. Rerouting to the
+   * drop-off the drone already flies to (a repeated call) changes nothing and answers the
+   * assignment. NOT_FOUND when the delivery was never assigned; FAILED_PRECONDITION (with a
+   * google.rpc.PreconditionFailure) once the parcels were dropped off or the assignment was
+   * released.
+   *
+   * @generated from rpc dronedelivery.drone.v1.DroneSchedulerService.RerouteAssignment
+   */
+  rerouteAssignment: {
+    methodKind: "unary";
+    input: typeof RerouteAssignmentRequestSchema;
+    output: typeof RerouteAssignmentResponseSchema;
   },
   /**
    * Returns the assignment of a delivery. NOT_FOUND when the delivery was never assigned.
