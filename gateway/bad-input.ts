@@ -88,8 +88,12 @@ export function badInputGate(ctx: HandlerContext): void {
     const refusal = checkGetQuery(ctx.url);
     if (refusal) throw refusal;
   }
-  const abort = ctx.abort.bind(ctx);
-  ctx.abort = (reason?: unknown) => {
+  // The context handlers create is a controller with `abort` (HandlerContextController, not
+  // exported); the gate receives that very object.
+  const controller = ctx as HandlerContext & { abort?: (reason?: unknown) => void };
+  if (typeof controller.abort !== "function") return;
+  const abort = controller.abort.bind(ctx);
+  controller.abort = (reason?: unknown) => {
     relabelDecodingError(reason, ctx.protocolName);
     abort(reason);
   };
