@@ -252,6 +252,11 @@ describe("RerouteAssignment", () => {
     expect(drop.dropoffEta).toEqual(assignment!.dropoffEta);
     const onNewPlan = received.filter((r) => r.event.sequence > BigInt(rerouted.sequenceBase));
     for (const { event } of onNewPlan) expect(event.dropoffEta).toEqual(assignment!.dropoffEta);
+    // The pickup ETA rides along until the parcels are on board.
+    for (const { event } of onNewPlan) {
+      if (event.stage === FlightStage.HEADED_TO_PICKUP) expect(event.pickupEta).toEqual(assignment!.pickupEta);
+      if (event.stage === FlightStage.HEADED_TO_DROPOFF) expect(event.pickupEta).toBeUndefined();
+    }
 
     const done = await completed(deliveryId);
     expect(done.dropoff).toMatchObject(location(newDropoff));
