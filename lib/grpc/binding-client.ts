@@ -27,12 +27,22 @@ import type { CallOptions, Client, ClientOptions } from "./types.js";
 /** Names of the members every client has; a service method with one of these names is refused. */
 export const CLIENT_CONTROL_NAMES: readonly string[] = ["close", "waitForReady", "grpcClient"];
 
+/**
+ * Reconnect backoff of every channel (options may override it). grpc-js's own grows from 1 s to
+ * 120 s, so a dependency that was down for a minute and came back stayed unreachable for up to two
+ * more minutes; capped, a channel tries again at least every second.
+ */
+export const RECONNECT_CHANNEL_OPTIONS = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1_000,
+} as const;
+
 /** Creates a typed client of `service`, with one call function per method (keyed by localName). */
 export function createClient<S extends DescService>(service: S, options: ClientOptions): Client<S> {
   const grpcClient = new GrpcClient(
     channelTarget(options.address),
     options.credentials ?? credentials.createInsecure(),
-    options.channelOptions ?? {},
+    { ...RECONNECT_CHANNEL_OPTIONS, ...options.channelOptions },
   );
   const client: Record<string, unknown> = {
     close: () => grpcClient.close(),

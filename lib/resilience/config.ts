@@ -55,7 +55,7 @@ export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = Object.freeze({
   breakerFailureRatio: 0.5,
   breakerWindowMs: 10_000,
   breakerMinCalls: 20,
-  breakerHalfOpenAfterMs: 5_000,
+  breakerHalfOpenAfterMs: 2_000,
   bulkheadMaxConcurrent: 64,
   bulkheadQueue: 16,
 });
