@@ -160,7 +160,7 @@ async function loadModule(dir: string): Promise<ServiceModule | undefined> {
 function discoverServices(servicesDir: string): { name: string; main: string }[] {
   if (!existsSync(servicesDir)) return [];
   return readdirSync(servicesDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(path.join(servicesDir, d.name, "main.ts")))
+    .filter((d) => (d.isDirectory() || d.isSymbolicLink()) && existsSync(path.join(servicesDir, d.name, "main.ts")))
     .map((d) => ({ name: d.name, main: path.join(servicesDir, d.name, "main.ts") }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -1,10 +1,17 @@
+// scripts/run.ts (`make run`) as a user runs it: its own process group, private ports and a temp
+// RUN_DIR. Every run a test starts is stopped by its process group after the test, also when it
+// failed or timed out, and whatever it left (found by its temp folders) is killed.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, type TestContext } from "vitest";
+import { natsCredentialsFromEnv } from "../lib/nats/auth.js";
+import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { STREAMS } from "../lib/nats/streams.js";
+import { waitForHealth } from "../lib/service/health-probe.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tempDirs: string[] = [];
@@ -15,39 +22,57 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
-afterAll(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** Ports the OS reports free right now. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
+/** Ports the OS reports free right now (and, with `alsoPlus`, free at port + alsoPlus too). */
+async function freePorts(count: number, alsoPlus?: number): Promise<number[]> {
   const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    servers.push(server);
-    const address = server.address();
-    if (address && typeof address === "object") ports.push(address.port);
+  while (ports.length < count) {
+    const servers: Server[] = [];
+    const listen = async (port: number): Promise<number | undefined> => {
+      const server = createServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once("error", () => resolve(false));
+        server.listen(port, "127.0.0.1", () => resolve(true));
+      });
+      if (!ok) return undefined;
+      servers.push(server);
+      const address = server.address();
+      return address && typeof address === "object" ? address.port : undefined;
+    };
+    const port = await listen(0);
+    if (port !== undefined && (alsoPlus === undefined || (port + alsoPlus < 65536 && (await listen(port + alsoPlus)) !== undefined))) {
+      if (!ports.includes(port)) ports.push(port);
+    }
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   }
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
 }
 
-/** Processes whose command line mentions `needle`, except supervising shells. */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
+/** Processes whose command line mentions `needle`, except zombies. */
+function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
+  const found: { pid: number; cmdline: string }[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (cmdline.includes(needle) && !/^\d+ \(.*\) Z/.test(stat)) found.push(`${entry}: ${cmdline}`);
+      if (cmdline.includes(needle) && !/^\d+ \(.*\) Z/.test(stat)) found.push({ pid: Number(entry), cmdline });
     } catch {
       // Gone meanwhile.
     }
   }
   return found;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (bounded) until nothing mentions any of `needles`. */
+async function noProcessesLeft(needles: readonly string[], timeoutMs = 15_000): Promise<string[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const left = needles.flatMap((n) => processesMentioning(n)).map((p) => `${p.pid}: ${p.cmdline}`);
+    if (left.length === 0 || Date.now() > until) return left;
+    await sleep(100);
+  }
 }
 
 interface RunResult {
@@ -65,7 +90,17 @@ interface RunEnv {
   extra?: Record<string, string>;
 }
 
-function startRun(how: "npx" | "node", env: RunEnv): { child: ChildProcess; result: Promise<RunResult>; output: () => string } {
+interface Run {
+  child: ChildProcess;
+  result: Promise<RunResult>;
+  output: () => string;
+  needles: string[];
+}
+
+/** Every run started and not yet cleaned up. */
+const runs = new Set<Run>();
+
+function startRun(context: TestContext, how: "npx" | "node", env: RunEnv): Run {
   const [command, args] =
     how === "npx" ? ["npx", ["tsx", "scripts/run.ts"]] : [process.execPath, ["--import", "tsx", "scripts/run.ts"]];
   const child = spawn(command as string, args as string[], {
@@ -80,6 +115,9 @@ function startRun(how: "npx" | "node", env: RunEnv): { child: ChildProcess; resu
       RUN_DIR: env.runDir,
       RUN_SERVICES_DIR: env.servicesDir,
       RUN_STOP_TIMEOUT_MS: "3000",
+      NATS_AUTH_DIR: "",
+      INTERNAL_PKI_DIR: "",
+      GATEWAY_DEV_SECRET_FILE: "",
       ...env.extra,
     },
   });
@@ -90,14 +128,50 @@ function startRun(how: "npx" | "node", env: RunEnv): { child: ChildProcess; resu
   const result = new Promise<RunResult>((resolve) => {
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-  return { child, result, output: () => stdout + stderr };
+  const run: Run = { child, result, output: () => stdout + stderr, needles: [env.runDir, env.servicesDir] };
+  runs.add(run);
+  // After the test, passed, failed or timed out (and in afterAll, as a last resort).
+  context.onTestFinished(() => cleanUp(run), 30_000);
+  return run;
 }
+
+/** Stops a run by its process group (SIGTERM, then SIGKILL), then kills whatever it left. */
+async function cleanUp(run: Run): Promise<void> {
+  runs.delete(run);
+  const pgid = run.child.pid;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (pgid) process.kill(-pgid, signal);
+    } catch {
+      // Gone.
+    }
+  };
+  if (run.child.exitCode === null && run.child.signalCode === null) {
+    signalGroup("SIGTERM");
+    await Promise.race([run.result, sleep(8_000)]);
+  }
+  signalGroup("SIGKILL");
+  // Its children watch it and stop within RUN_STOP_TIMEOUT_MS; whatever is still there is killed.
+  const left = await noProcessesLeft(run.needles, 6_000);
+  for (const line of left) {
+    try {
+      process.kill(Number(line.split(":")[0]), "SIGKILL");
+    } catch {
+      // Gone.
+    }
+  }
+}
+
+afterAll(async () => {
+  await Promise.all([...runs].map(cleanUp));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+}, 30_000);
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string, output: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output so far:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -106,12 +180,31 @@ function writeService(servicesDir: string, name: string, body: string): void {
   writeFileSync(path.join(servicesDir, name, "main.ts"), body);
 }
 
-describe("scripts/run.ts (make run)", () => {
-  it("starts nats-server with the streams, prints the table, and stops cleanly (RUN_EXIT_AFTER_READY)", async () => {
+interface PidFile {
+  nats: { pid: number | null; restarts: number };
+  instances: Record<string, { pid: number | null; pgid: number | null; restarts: number; address: string | null }>;
+}
+
+function readPids(runDir: string): PidFile | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(runDir, "pids.json"), "utf8")) as PidFile;
+  } catch {
+    return undefined;
+  }
+}
+
+async function pidsWhen(runDir: string, check: (pids: PidFile) => boolean, what: string, output: () => string): Promise<PidFile> {
+  let found: PidFile | undefined;
+  await waitFor(() => (found = readPids(runDir)) !== undefined && check(found), 30_000, what, output);
+  return found!;
+}
+
+describe.concurrent("scripts/run.ts (make run)", () => {
+  it("starts nats-server with the streams, prints the table, and stops cleanly (RUN_EXIT_AFTER_READY)", async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
-    const run = startRun("npx", { natsPort, httpPort, runDir, servicesDir, extra: { RUN_EXIT_AFTER_READY: "1" } });
+    const run = startRun(context, "npx", { natsPort, httpPort, runDir, servicesDir, extra: { RUN_EXIT_AFTER_READY: "1" } });
     const { code, stdout, stderr } = await run.result;
 
     expect(code, stdout + stderr).toBe(0);
@@ -125,10 +218,12 @@ describe("scripts/run.ts (make run)", () => {
 
     expect(existsSync(path.join(runDir, "nats", "jetstream"))).toBe(true);
     expect(readFileSync(path.join(runDir, "logs", "nats-server.log"), "utf8")).toContain("Server is ready");
-    expect(processesMentioning(runDir)).toEqual([]);
+    // The pid file goes with a clean stop.
+    expect(existsSync(path.join(runDir, "pids.json"))).toBe(false);
+    expect(await noProcessesLeft([runDir])).toEqual([]);
   });
 
-  it("starts services with NATS_URL and SERVICE_NAME, prefixes their output, and stops them before NATS on Ctrl-C", async () => {
+  it("starts services with NATS_URL and SERVICE_NAME, prefixes their output, and stops them before NATS on Ctrl-C", async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
@@ -148,8 +243,9 @@ describe("scripts/run.ts (make run)", () => {
     );
     mkdirSync(path.join(servicesDir, "not-a-service"));
 
-    const run = startRun("node", { natsPort, httpPort, runDir, servicesDir });
-    await waitFor(() => run.output().includes("stubborn up") && run.output().includes("env alpha"), 20_000, "services", run.output);
+    const run = startRun(context, "node", { natsPort, httpPort, runDir, servicesDir });
+    await waitFor(() => run.output().includes("stubborn up") && run.output().includes("env alpha"), 30_000, "services", run.output);
+    await waitFor(() => run.output().includes("Press Ctrl-C to stop."), 30_000, "the table", run.output);
     const out = run.output();
     expect(out).toMatch(/services\s+alpha\s+.*pid \d+/);
     expect(out).toMatch(/^\s+stubborn\s+.*pid \d+/m);
@@ -167,32 +263,112 @@ describe("scripts/run.ts (make run)", () => {
     expect(natsStop).toBeGreaterThan(drained);
     expect(stdout).toContain("[stubborn] stubborn ignores SIGTERM");
     expect(stderr).toContain("stubborn did not stop within 3000 ms and was killed");
+    // Stopping on request is not a crash: nothing is restarted.
+    expect(stderr).not.toContain("exited unexpectedly");
     expect(readFileSync(path.join(runDir, "logs", "alpha.log"), "utf8")).toContain("alpha drained");
-    expect(processesMentioning(runDir)).toEqual([]);
-    expect(processesMentioning(servicesDir)).toEqual([]);
+    expect(await noProcessesLeft([runDir, servicesDir])).toEqual([]);
   });
 
-  it("stops everything and exits non-zero when nats-server dies", async () => {
+  it("restarts a service that exits with a doubling, capped back-off, and nats-server on the same store", async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
-    writeService(servicesDir, "alpha", `console.log("alpha up"); setInterval(() => {}, 1000);`);
-    const run = startRun("node", { natsPort, httpPort, runDir, servicesDir });
-    await waitFor(() => run.output().includes("alpha up"), 20_000, "the service", run.output);
+    // Exits with status 3 on its first three runs, then stays up.
+    const counter = path.join(runDir, "crashy-runs");
+    writeService(
+      servicesDir,
+      "crashy",
+      `import { existsSync, readFileSync, writeFileSync } from "node:fs";
+       const file = ${JSON.stringify(counter)};
+       const runs = (existsSync(file) ? Number(readFileSync(file, "utf8")) : 0) + 1;
+       writeFileSync(file, String(runs));
+       console.log("crashy run " + runs);
+       if (runs <= 3) setTimeout(() => process.exit(3), 50);
+       else setInterval(() => {}, 1000);`,
+    );
+    const run = startRun(context, "node", {
+      natsPort,
+      httpPort,
+      runDir,
+      servicesDir,
+      extra: { RUN_RESTART_MIN_MS: "200", RUN_RESTART_MAX_MS: "400" },
+    });
+    await waitFor(() => run.output().includes("crashy run 4"), 30_000, "the fourth run", run.output);
+    const err = () => run.output();
+    expect(err()).toMatch(/crashy \(pid \d+\) exited unexpectedly at [\d:.]+ \(status 3\) .*restarting it in 0\.2 s.*\(restart 1\)/);
+    expect(err()).toMatch(/restarting it in 0\.4 s.*\(restart 2\)/);
+    // Capped at RUN_RESTART_MAX_MS.
+    expect(err()).toMatch(/restarting it in 0\.4 s.*\(restart 3\)/);
+    const pids = await pidsWhen(runDir, (p) => p.instances["crashy"]?.restarts === 3 && p.instances["crashy"]?.pid != null, "pids.json", run.output);
 
-    const server = processesMentioning(runDir).find((p) => /^\d+: \S*nats-server /.test(p));
-    expect(server).toBeDefined();
-    process.kill(Number(server?.split(":")[0]), "SIGKILL");
+    // nats-server dies: it comes back on the same port with the same store (the streams are there).
+    const natsPid = pids.nats.pid;
+    expect(natsPid).toBeGreaterThan(0);
+    process.kill(natsPid!, "SIGKILL");
+    await waitFor(() => run.output().includes("nats-server restarted"), 30_000, "nats-server to come back", run.output);
+    expect(run.output()).toMatch(/nats-server exited unexpectedly at [\d:.]+ \(signal SIGKILL\)/);
+    const after = await pidsWhen(runDir, (p) => p.nats.restarts === 1 && p.nats.pid !== null && p.nats.pid !== natsPid, "the new nats pid", run.output);
+    expect(after.instances["crashy"]?.pid).toBe(pids.instances["crashy"]?.pid);
+    const nc = await connectNats({
+      url: `nats://127.0.0.1:${natsPort}`,
+      name: "run-test",
+      maxReconnectAttempts: 0,
+      ...natsCredentialsFromEnv({ NATS_AUTH_DIR: path.join(runDir, "nats-auth") }, "admin"),
+    });
+    try {
+      const jsm = await nc.jetstreamManager();
+      expect((await jsm.streams.info(STREAMS.DELIVERY_REQUESTS.name)).config.name).toBe(STREAMS.DELIVERY_REQUESTS.name);
+    } finally {
+      await drainQuietly(nc);
+    }
 
-    const { code, stderr } = await run.result;
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/nats-server exited unexpectedly \(signal SIGKILL\)/);
-    expect(stderr).toContain("Server is ready");
-    expect(processesMentioning(runDir)).toEqual([]);
-    expect(processesMentioning(servicesDir)).toEqual([]);
+    process.kill(-(run.child.pid ?? 0), "SIGINT");
+    const { code } = await run.result;
+    expect(code).toBe(0);
+    expect(await noProcessesLeft([runDir, servicesDir])).toEqual([]);
   });
 
-  it("explains a port that is already taken", async () => {
+  it("brings a real service back to SERVING after it or nats-server is SIGKILLed", { timeout: 120_000 }, async (context) => {
+    const [natsPort = 0, httpPort = 0] = await freePorts(2);
+    const [accountPort = 0] = await freePorts(1, 1000);
+    const runDir = tempDir("dd-run-");
+    // Only the Account service (the real one), so that the test stays light.
+    const servicesDir = tempDir("dd-run-services-");
+    symlinkSync(path.join(repoRoot, "services", "account"), path.join(servicesDir, "account"));
+    const run = startRun(context, "node", {
+      natsPort,
+      httpPort,
+      runDir,
+      servicesDir,
+      extra: { ACCOUNT_PORT: String(accountPort), RUN_RESTART_MIN_MS: "200", LOG_LEVEL: "info" },
+    });
+    await waitFor(() => run.output().includes("Press Ctrl-C to stop."), 60_000, "the table", run.output);
+    const address = `127.0.0.1:${accountPort}`;
+    const probeEnv = { INTERNAL_TLS: "on", INTERNAL_PKI_DIR: path.join(runDir, "pki") };
+    expect(run.output()).toMatch(/account\s+127\.0\.0\.1:\d+\s+SERVING/);
+
+    const first = await pidsWhen(runDir, (p) => (p.instances["account"]?.pid ?? null) !== null, "the account pid", run.output);
+    process.kill(first.instances["account"]!.pid!, "SIGKILL");
+    await waitFor(() => run.output().includes("[run] account is SERVING again"), 60_000, "account to come back", run.output);
+    expect(run.output()).toMatch(/account \(pid \d+\) exited unexpectedly at [\d:.]+ \(signal SIGKILL\)/);
+    const second = await pidsWhen(runDir, (p) => p.instances["account"]?.restarts === 1 && p.instances["account"]?.pid != null, "the new account pid", run.output);
+    expect(second.instances["account"]!.pid).not.toBe(first.instances["account"]!.pid);
+    expect((await waitForHealth(address, { timeoutMs: 20_000, env: probeEnv })).ok).toBe(true);
+
+    process.kill(second.nats.pid!, "SIGKILL");
+    await waitFor(() => run.output().includes("nats-server restarted"), 60_000, "nats-server to come back", run.output);
+    // The service reconnects by itself (same process), and answers SERVING again.
+    await waitFor(() => run.output().includes("NATS connection back: SERVING"), 60_000, "account to reconnect", run.output);
+    expect((await waitForHealth(address, { timeoutMs: 20_000, env: probeEnv })).ok).toBe(true);
+    expect(readPids(runDir)?.instances["account"]?.pid).toBe(second.instances["account"]!.pid);
+
+    process.kill(-(run.child.pid ?? 0), "SIGINT");
+    const { code } = await run.result;
+    expect(code).toBe(0);
+    expect(await noProcessesLeft([runDir, servicesDir])).toEqual([]);
+  });
+
+  it("explains a port that is already taken", async (context) => {
     const [httpPort = 0] = await freePorts(1);
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
@@ -200,12 +376,12 @@ describe("scripts/run.ts (make run)", () => {
     const natsPort = address && typeof address === "object" ? address.port : 0;
     try {
       const runDir = tempDir("dd-run-");
-      const run = startRun("node", { natsPort, httpPort, runDir, servicesDir: tempDir("dd-run-services-") });
+      const run = startRun(context, "node", { natsPort, httpPort, runDir, servicesDir: tempDir("dd-run-services-") });
       const { code, stderr } = await run.result;
       expect(code).toBe(1);
       expect(stderr).toMatch(/already taken/);
       expect(stderr).toMatch(/NATS_PORT/);
-      expect(processesMentioning(runDir)).toEqual([]);
+      expect(await noProcessesLeft([runDir])).toEqual([]);
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
