@@ -9,7 +9,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AccountService } from "../gen/dronedelivery/account/v1/account_service_pb.js";
 import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/package_info_pb.js";
-import { DeliveryStage } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { DeliveryFailureCode, DeliveryStage } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { AssignmentState, DroneStatus } from "../gen/dronedelivery/drone/v1/drone_pb.js";
 import { DroneSchedulerService } from "../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
@@ -159,14 +159,18 @@ describe("the delivery workflow", () => {
     expect(delivery?.carrier.case === "thirdParty" && delivery.carrier.value.trackingId).toBe(pickup?.trackingId);
   });
 
-  it("fails the workflow of a suspended account and hands it to the supervisor; nothing is left behind", async () => {
+  it("fails the workflow of a suspended account and hands it to the supervisor: the delivery ends Failed, nothing else is left behind", async () => {
     const { deliveryId } = await ingestion.scheduleDelivery(request("suspended", (r) => (r.ownerId = "acct-suspended")));
     await compensated(deliveryId);
     const progress = await workflowReaches(deliveryId, WorkflowState.COMPENSATED);
     expect(progress.failedStep).toBe(WorkflowStep.CHECK_ACCOUNT);
     expect(progress.failureKind).toBe(FailureKind.PERMANENT);
     expect(progress.failureReason).toContain("payment overdue");
-    expect(await rpcCode(deliveries.getDelivery({ deliveryId }))).toBe(status.NOT_FOUND);
+    // The customer sees the delivery fail, with a code and the account's reason.
+    const { delivery } = await deliveries.getDelivery({ deliveryId });
+    expect(delivery?.stage).toBe(DeliveryStage.FAILED);
+    expect(delivery?.failureCode).toBe(DeliveryFailureCode.ACCOUNT_NOT_ALLOWED);
+    expect(delivery?.endReason).toContain("payment overdue");
     expect(await rpcCode(drones.getAssignment({ deliveryId }))).toBe(status.NOT_FOUND);
     expect(await rpcCode(packages.getPackage({ packageId: "pkg-suspended" }))).toBe(status.NOT_FOUND);
   });

@@ -11,6 +11,7 @@ import {
   DeliveryEventSchema,
   DeliverySchema as PublicDeliverySchema,
   DeliveryStageSchema as PublicDeliveryStageSchema,
+  FailureCodeSchema as PublicFailureCodeSchema,
   DeliveryStatusSchema as PublicDeliveryStatusSchema,
   LocationSchema as PublicLocationSchema,
   PackageInfoSchema as PublicPackageInfoSchema,
@@ -19,6 +20,7 @@ import {
   type Delivery as PublicDelivery,
   type DeliveryEvent,
   type DeliveryStage as PublicDeliveryStage,
+  type FailureCode as PublicFailureCode,
   type DeliveryStatus as PublicDeliveryStatus,
   type Location as PublicLocation,
   type PackageInfo as PublicPackageInfo,
@@ -33,8 +35,10 @@ import {
   type PackageInfo,
 } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import {
+  DeliveryFailureCodeSchema,
   DeliveryStageSchema,
   type Delivery,
+  type DeliveryFailureCode,
   type DeliveryStage,
   type DeliveryStatus,
 } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
@@ -59,6 +63,10 @@ export function confirmationTypeFromInternal(value: ConfirmationType): PublicCon
 
 export function stageFromInternal(value: DeliveryStage): PublicDeliveryStage {
   return enumByName(value, DeliveryStageSchema, PublicDeliveryStageSchema);
+}
+
+export function failureCodeFromInternal(value: DeliveryFailureCode): PublicFailureCode {
+  return enumByName(value, DeliveryFailureCodeSchema, PublicFailureCodeSchema);
 }
 
 // --- Values -----------------------------------------------------------------------------------
@@ -128,6 +136,7 @@ export function deliveryFromInternal(delivery: Delivery): PublicDelivery {
     trackingId,
     stage: stageFromInternal(delivery.stage),
     endReason: delivery.endReason,
+    failureCode: failureCodeFromInternal(delivery.failureCode),
     confirmTime: delivery.confirmation?.confirmTime,
     createTime: delivery.createTime,
     updateTime: delivery.updateTime,
@@ -142,6 +151,8 @@ export function statusFromInternal(status: DeliveryStatus): PublicDeliveryStatus
     pickupEta: status.pickupEta,
     deliveryEta: status.deliveryEta,
     updateTime: status.updateTime,
+    endReason: status.endReason,
+    failureCode: failureCodeFromInternal(status.failureCode),
   });
 }
 
@@ -152,6 +163,7 @@ export function eventFromInternal(event: DeliveryStatusEvent): DeliveryEvent {
     location: locationFromInternal(event.location),
     deliveryEta: event.deliveryEta,
     reason: event.reason,
+    failureCode: failureCodeFromInternal(event.failureCode),
     eventTime: event.eventTime,
   });
 }

@@ -14,6 +14,7 @@ import {
   DeliveryEventSchema as PublicDeliveryEventSchema,
   DeliverySchema as PublicDeliverySchema,
   DeliveryStageSchema as PublicDeliveryStageSchema,
+  FailureCodeSchema as PublicFailureCodeSchema,
   DeliveryStatusSchema as PublicDeliveryStatusSchema,
   EtaSchema,
   LocationSchema as PublicLocationSchema,
@@ -26,6 +27,7 @@ import {
   type Delivery as PublicDelivery,
   type DeliveryEvent as PublicDeliveryEvent,
   type DeliveryStage as PublicDeliveryStage,
+  type FailureCode as PublicFailureCode,
   type DeliveryStatus as PublicDeliveryStatus,
   type Eta,
   type Location as PublicLocation,
@@ -41,9 +43,11 @@ import {
   type PackageInfoSchema,
 } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import {
+  DeliveryFailureCodeSchema,
   DeliveryStageSchema,
   type Confirmation,
   type Delivery,
+  type DeliveryFailureCode,
   type DeliveryStage,
   type DeliveryStatus,
 } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
@@ -63,6 +67,10 @@ export function confirmationTypeFromInternal(value: ConfirmationType): PublicCon
 
 export function stageFromInternal(value: DeliveryStage): PublicDeliveryStage {
   return enumByName(value, DeliveryStageSchema, PublicDeliveryStageSchema);
+}
+
+export function failureCodeFromInternal(value: DeliveryFailureCode): PublicFailureCode {
+  return enumByName(value, DeliveryFailureCodeSchema, PublicFailureCodeSchema);
 }
 
 /** The internal `expedited` flag: only Expedited is; unset means Standard. */
@@ -172,6 +180,7 @@ export function deliveryFromInternal(delivery: Delivery): PublicDelivery {
     carrier: carrierOf(delivery),
     stage: stageFromInternal(delivery.stage),
     endReason: delivery.endReason,
+    failureCode: failureCodeFromInternal(delivery.failureCode),
     confirmation: confirmationFromInternal(delivery.confirmation),
     createTime: delivery.createTime,
     updateTime: delivery.updateTime,
@@ -186,6 +195,8 @@ export function statusFromInternal(status: DeliveryStatus, now: Date): PublicDel
     lastKnownLocation: locationFromInternal(status.lastKnownLocation),
     eta: etaOf({ pickup: status.pickupEta, dropoff: status.deliveryEta }, now),
     updateTime: status.updateTime,
+    endReason: status.endReason,
+    failureCode: failureCodeFromInternal(status.failureCode),
   });
 }
 
@@ -197,6 +208,7 @@ export function eventFromInternal(event: DeliveryStatusEvent): PublicDeliveryEve
     location: locationFromInternal(event.location),
     eta: etaOf({ pickup: event.pickupEta, dropoff: event.deliveryEta }, dateOf(event.eventTime)),
     reason: event.reason,
+    failureCode: failureCodeFromInternal(event.failureCode),
     eventTime: event.eventTime,
   });
 }

@@ -24,8 +24,14 @@ import { STREAM_DEFINITIONS, STREAMS, type StreamName } from "./streams.js";
 /** Tooling and tests: may publish and subscribe to anything. */
 export const ADMIN_IDENTITY = "admin";
 
-/** Anyone that connects to NATS: a service of the platform or admin. */
-export type NatsIdentity = ServiceName | typeof ADMIN_IDENTITY;
+/** The public API gateway: it keeps only its idempotency fingerprints (gateway/idempotency.ts). */
+export const GATEWAY_IDENTITY = "gateway";
+
+/** The gateway's grant: its own KV bucket, nothing else. */
+export const GATEWAY_NATS_GRANT: NatsGrant = { writes: [], buckets: ["gateway-idempotency"], consumes: [], reads: [], listens: [] };
+
+/** Anyone that connects to NATS: a service of the platform, the gateway or admin. */
+export type NatsIdentity = ServiceName | typeof GATEWAY_IDENTITY | typeof ADMIN_IDENTITY;
 
 /** What one service does on NATS. */
 export interface NatsGrant {
@@ -72,8 +78,8 @@ export const NATS_GRANTS: Readonly<Record<ServiceName, NatsGrant>> = {
 /** Every service identity, in the table's order. */
 export const SERVICE_NATS_IDENTITIES: readonly ServiceName[] = Object.keys(NATS_GRANTS) as ServiceName[];
 
-/** Every identity: the services, then admin. */
-export const NATS_IDENTITIES: readonly NatsIdentity[] = [...SERVICE_NATS_IDENTITIES, ADMIN_IDENTITY];
+/** Every identity: the services, the gateway, then admin. */
+export const NATS_IDENTITIES: readonly NatsIdentity[] = [...SERVICE_NATS_IDENTITIES, GATEWAY_IDENTITY, ADMIN_IDENTITY];
 
 export function isNatsIdentity(name: string): name is NatsIdentity {
   return (NATS_IDENTITIES as readonly string[]).includes(name);
@@ -156,5 +162,6 @@ export function permissionsOfGrant(identity: string, grant: NatsGrant): NatsPerm
 /** The nats-server permissions of an identity. */
 export function natsPermissionsOf(identity: NatsIdentity): NatsPermissions {
   if (identity === ADMIN_IDENTITY) return { publish: [">"], subscribe: [">"] };
+  if (identity === GATEWAY_IDENTITY) return permissionsOfGrant(identity, GATEWAY_NATS_GRANT);
   return permissionsOfGrant(identity, NATS_GRANTS[identity]);
 }

@@ -188,6 +188,21 @@ export function recordBulkheadRejection(target: string): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reconciliation
+
+const reconcileRepairs = new Counter({
+  name: "reconcile_repairs_total",
+  help: "Records found disagreeing with another service's data and repaired by a reconciliation sweep, by kind of repair.",
+  labelNames: ["repair"] as const,
+  registers: [registry],
+});
+
+/** Records one repair made by a reconciliation sweep (`repair` names what was put right). */
+export function recordReconcileRepair(repair: string): void {
+  reconcileRepairs.inc({ repair });
+}
+
+// ---------------------------------------------------------------------------------------------
 // NATS
 
 const published = new Counter({

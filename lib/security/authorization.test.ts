@@ -102,9 +102,11 @@ describe("authorize", () => {
   });
 
   it("lets the gateway read and confirm deliveries and not change them otherwise", () => {
-    const gatewayMethods = ["GetDelivery", "GetDeliveryOwner", "GetDeliveryStatus", "ListDeliveries", "GetDeliveryHistory", "WatchDelivery", "ConfirmDelivery"];
+    const gatewayMethods = ["GetDelivery", "GetDeliveryOwner", "ListDeliveries", "GetDeliveryHistory", "WatchDelivery", "ConfirmDelivery"];
     for (const method of gatewayMethods) expect(callersOf(DELIVERY, method), method).toEqual(["gateway"]);
-    for (const method of ["ScheduleDelivery", "RescheduleDelivery", "CancelDelivery"]) {
+    // The scheduler asks whether a parcel's earlier delivery has ended.
+    expect([...callersOf(DELIVERY, "GetDeliveryStatus")].sort()).toEqual(["gateway", "scheduler"]);
+    for (const method of ["OpenDelivery", "ScheduleDelivery", "RescheduleDelivery", "CancelDelivery"]) {
       expect(callersOf(DELIVERY, method), method).toEqual(["scheduler"]);
     }
     expect(callersOf(DELIVERY, "FailDelivery")).toEqual(["supervisor"]);
@@ -114,6 +116,7 @@ describe("authorize", () => {
     expect(callersOf("dronedelivery.account.v1.AccountService", "CheckAccountStatus")).toEqual(["scheduler"]);
     expect(callersOf("dronedelivery.package.v1.PackageService", "UpsertPackage")).toEqual(["scheduler"]);
     expect(callersOf("dronedelivery.package.v1.PackageService", "DeletePackage")).toEqual(["supervisor"]);
+    expect(callersOf("dronedelivery.drone.v1.DroneSchedulerService", "GetAssignment")).toEqual(["delivery"]);
     expect(callersOf("dronedelivery.thirdparty.v1.ThirdPartyTransportService", "ArrangePickup")).toEqual(["scheduler"]);
     expect(callersOf("dronedelivery.thirdparty.v1.ThirdPartyTransportService", "CancelPickup")).toEqual(["scheduler", "supervisor"]);
   });

@@ -42,7 +42,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
     AssignDrone: ["scheduler"],
     RerouteAssignment: ["scheduler"],
     ReleaseAssignment: ["scheduler", "supervisor"],
-    GetAssignment: NO_CALLER,
+    GetAssignment: ["delivery"], // the Delivery service's reconciliation of open deliveries
     GetDrone: NO_CALLER,
     ListDrones: NO_CALLER,
     GetUtilization: NO_CALLER,
@@ -54,13 +54,14 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
   },
   // The workflow writes deliveries; the gateway reads them for customers and relays confirmations.
   "dronedelivery.delivery.v1.DeliveryService": {
+    OpenDelivery: ["scheduler"], // the workflow's first step
     ScheduleDelivery: ["scheduler"],
     RescheduleDelivery: ["scheduler"],
     CancelDelivery: ["scheduler"],
     FailDelivery: ["supervisor"],
     GetDelivery: ["gateway"],
     GetDeliveryOwner: ["gateway"], // ownership checks before every customer read
-    GetDeliveryStatus: ["gateway"],
+    GetDeliveryStatus: ["gateway", "scheduler"], // the scheduler: has a parcel's earlier delivery ended?
     ListDeliveries: ["gateway"],
     GetDeliveryHistory: ["gateway"],
     WatchDelivery: ["gateway"],

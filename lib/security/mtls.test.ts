@@ -30,6 +30,7 @@ function droneImpl(handled: string[]): ServiceImpl<typeof DroneSchedulerService>
     getDrone: () => ({}),
     listDrones: () => ({}),
     getUtilization: () => ({}),
+    rerouteAssignment: () => ({}),
   };
 }
 

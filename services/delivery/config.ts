@@ -24,6 +24,10 @@ export interface DeliveryConfig {
   readonly outboxSettleMs: number;
   /** How long a publish waits for JetStream's ack. */
   readonly publishTimeoutMs: number;
+  /** How often open deliveries are compared with their drone's assignment (0: never). */
+  readonly reconcileIntervalMs: number;
+  /** An open delivery unchanged for this long is compared with its drone's assignment. */
+  readonly reconcileQuietMs: number;
 }
 
 export function readConfig(env: Env): DeliveryConfig {
@@ -32,12 +36,14 @@ export function readConfig(env: Env): DeliveryConfig {
     defaultSpeedMps: envNumber(env, "DELIVERY_DEFAULT_SPEED_MPS", 15, { min: 0.1, max: 500 }),
     telemetryConcurrency: envInt(env, "DELIVERY_TELEMETRY_CONCURRENCY", 256, { min: 1, max: 10_000 }),
     telemetryAckWaitMs: envInt(env, "DELIVERY_TELEMETRY_ACK_WAIT_MS", 30_000, { min: 1_000 }),
-    telemetryMaxDeliver: envInt(env, "DELIVERY_TELEMETRY_MAX_DELIVER", 5, { min: 1, max: 1_000 }),
+    telemetryMaxDeliver: envInt(env, "DELIVERY_TELEMETRY_MAX_DELIVER", 10, { min: 1, max: 1_000 }),
     telemetryCacheSize: envInt(env, "DELIVERY_TELEMETRY_CACHE_SIZE", 20_000, { min: 1 }),
     historyConcurrency: envInt(env, "DELIVERY_HISTORY_CONCURRENCY", 32, { min: 1, max: 10_000 }),
     historyAckWaitMs: envInt(env, "DELIVERY_HISTORY_ACK_WAIT_MS", 30_000, { min: 1_000 }),
     outboxIntervalMs: envInt(env, "DELIVERY_OUTBOX_INTERVAL_MS", 5_000, { min: 10 }),
     outboxSettleMs: envInt(env, "DELIVERY_OUTBOX_SETTLE_MS", 30_000, { min: 0 }),
     publishTimeoutMs: envInt(env, "DELIVERY_PUBLISH_TIMEOUT_MS", 5_000, { min: 100 }),
+    reconcileIntervalMs: envInt(env, "DELIVERY_RECONCILE_INTERVAL_MS", 15_000, { min: 0 }),
+    reconcileQuietMs: envInt(env, "DELIVERY_RECONCILE_QUIET_MS", 10_000, { min: 0 }),
   };
 }

@@ -23,6 +23,14 @@ export function deliveryKey(deliveryId: string): string {
   return assertKey(`delivery.${deliveryId}`);
 }
 
+/** The subject filter of every Delivery record. */
+export const DELIVERY_FILTER = "delivery.*";
+
+/** The delivery id of a record key; undefined for a key of another shape. */
+export function deliveryIdOfKey(key: string): string | undefined {
+  return /^delivery\.([A-Za-z0-9_-]{1,128})$/.exec(key)?.[1];
+}
+
 export function requestKey(deliveryId: string): string {
   return assertKey(`request.${deliveryId}`);
 }

@@ -8,15 +8,20 @@
 import type { Logger } from "pino";
 import type { Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
-import type { ScheduleDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import type { OpenDeliveryRequest, ScheduleDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import type { DeliveryFailureCode } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import type { AcceptedRequests } from "./accepted-requests.js";
 import { aborted, alreadyExists, notFound } from "../../lib/grpc/errors.js";
 import { isRevisionConflict, UNCHANGED, type Versioned } from "../../lib/store/proto-kv-store.js";
-import { deliveryKey, requestKey, type IndexPosition } from "./keys.js";
+import { DELIVERY_FILTER, deliveryIdOfKey, deliveryKey, requestKey, type IndexPosition } from "./keys.js";
 import {
+  assignCarrier,
   cancel,
   confirm,
   fail,
   newDelivery,
+  openedDelivery,
+  scheduleRequestOf,
   reschedule,
   sameSchedule,
   type ConfirmationInput,
@@ -60,15 +65,28 @@ export class DeliveryLedger {
     private readonly outbox: StatusOutbox,
     private readonly log: Logger,
     private readonly clock: () => Date = () => new Date(),
+    private readonly accepted?: AcceptedRequests,
   ) {
     this.index = new OwnerIndex(store);
   }
 
-  /** The stored delivery; NOT_FOUND when there is none. */
+  /**
+   * The stored delivery; NOT_FOUND when there is none. A delivery accepted by Ingestion whose
+   * workflow has not opened its record yet is read from its request (`accepted`) and recorded
+   * at stage Requested on the spot, so a customer never misses a delivery the API accepted.
+   */
   async get(deliveryId: string): Promise<Delivery> {
     const found = await this.store.records.get(deliveryKey(deliveryId));
-    if (!found) throw notFound(`delivery ${deliveryId}`);
-    return found.value;
+    if (found) return found.value;
+    const request = await this.accepted?.find(deliveryId);
+    if (!request) throw notFound(`delivery ${deliveryId}`);
+    return (await this.open(request)).delivery;
+  }
+
+  /** The id of every stored delivery record. */
+  async deliveryIds(): Promise<string[]> {
+    const keys = await this.store.records.keys(DELIVERY_FILTER);
+    return keys.flatMap((key) => deliveryIdOfKey(key) ?? []);
   }
 
   /** The stored delivery with its revision, or undefined. */
@@ -77,23 +95,42 @@ export class DeliveryLedger {
   }
 
   /**
-   * Creates the delivery, or answers the stored one when the same delivery was scheduled before.
+   * Records an accepted request at stage Requested, or answers the stored delivery when the same
+   * request was opened (or scheduled) before; another request under the id answers ALREADY_EXISTS.
+   */
+  open(request: OpenDeliveryRequest): Promise<{ delivery: Delivery; created: boolean }> {
+    return this.create(scheduleRequestOf(request), (current, now) => (current ? UNCHANGED : openedDelivery(request, now)));
+  }
+
+  /**
+   * Creates the delivery with its carrier, gives a Requested delivery its carrier, or answers the
+   * stored one when the same delivery was scheduled before (see lifecycle.assignCarrier).
+   */
+  schedule(request: ScheduleDeliveryRequest): Promise<{ delivery: Delivery; created: boolean }> {
+    return this.create(request, (current, now) => (current ? assignCarrier(current, request, now) : newDelivery(request, now)));
+  }
+
+  /**
    * The first request under an id is kept (`request.<id>`) and decides what "the same" is, so a
    * retry still matches after the delivery was rescheduled or moved on; another request under
    * the id answers ALREADY_EXISTS. The three writes (request, record, index entry, in this order)
    * are each idempotent, so a retry after a failure between them completes what is missing, and
    * an index entry never names a record that does not exist.
    */
-  async schedule(request: ScheduleDeliveryRequest): Promise<{ delivery: Delivery; created: boolean }> {
+  private async create(request: ScheduleDeliveryRequest, decide: Decide): Promise<{ delivery: Delivery; created: boolean }> {
     const id = request.deliveryId;
     await this.store.requests.mutate(requestKey(id), (first) => {
       if (!first) return request;
       if (sameSchedule(first, request)) return UNCHANGED;
       throw alreadyExists(`delivery ${id} (with different content)`);
     });
-    const { delivery, changed } = await this.commit(id, (current, now) => (current ? UNCHANGED : newDelivery(request, now)));
-    await (changed ? this.index.add(delivery) : this.index.ensure(delivery));
-    return { delivery, created: changed };
+    let created = false;
+    const { delivery } = await this.commit(id, (current, now) => {
+      created = current === undefined;
+      return decide(current, now);
+    });
+    await (created ? this.index.add(delivery) : this.index.ensure(delivery));
+    return { delivery, created };
   }
 
   reschedule(deliveryId: string, change: PlanChange): Promise<Committed> {
@@ -104,8 +141,13 @@ export class DeliveryLedger {
     return this.commitExisting(deliveryId, (delivery, now) => cancel(delivery, reason, now));
   }
 
-  fail(deliveryId: string, reason: string): Promise<Committed> {
-    return this.commitExisting(deliveryId, (delivery, now) => fail(delivery, reason, now));
+  /**
+   * Marks the delivery Failed. One that was never recorded (its workflow failed before opening it)
+   * is first recorded from `request`, when given, so its customer sees it fail.
+   */
+  async fail(deliveryId: string, reason: string, code: DeliveryFailureCode, request?: OpenDeliveryRequest): Promise<Committed> {
+    if (request && !(await this.find(deliveryId))) await this.open(request);
+    return this.commitExisting(deliveryId, (delivery, now) => fail(delivery, reason, code, now));
   }
 
   confirm(deliveryId: string, input: ConfirmationInput): Promise<Committed> {

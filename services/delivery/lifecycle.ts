@@ -9,7 +9,7 @@
  * and appends the history entry.
  */
 import { clone, create, equals, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampMs, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, timestampMs, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { LocationSchema, type Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
 import { ConfirmationTypeSchema, type ConfirmationType } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import {
@@ -21,11 +21,13 @@ import {
 } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import {
   ScheduleDeliveryRequestSchema,
+  type OpenDeliveryRequest,
   type ScheduleDeliveryRequest,
 } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { failedPrecondition, invalidArgument } from "../../lib/grpc/errors.js";
+import type { DeliveryFailureCode } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { alreadyExists, failedPrecondition, invalidArgument } from "../../lib/grpc/errors.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
-import { isEnded, mayEnter, stageName } from "./stages.js";
+import { isEnded, isRequested, mayEnter, stageName } from "./stages.js";
 
 export type Decision = Delivery | typeof UNCHANGED;
 
@@ -69,7 +71,22 @@ export function enterStage(delivery: Delivery, stage: DeliveryStage, now: Date, 
 
 /** A new delivery at stage Created, from a validated request; it starts at the pickup location. */
 export function newDelivery(request: ScheduleDeliveryRequest, now: Date): Delivery {
-  const draft = create(DeliverySchema, {
+  return enterStage(withCarrier(draftOf(request, now), request), DeliveryStage.CREATED, now);
+}
+
+/**
+ * A new delivery at stage Requested, from a validated open request: accepted, no carrier yet. Its
+ * creation time is the time the request was accepted, so it keeps its place among its owner's
+ * deliveries however late the record is written.
+ */
+export function openedDelivery(request: OpenDeliveryRequest, now: Date): Delivery {
+  const draft = draftOf(scheduleRequestOf(request), request.acceptTime ? timestampDate(request.acceptTime) : now);
+  return enterStage(draft, DeliveryStage.REQUESTED, now);
+}
+
+/** An open request as the schedule request it begins (without a carrier), as the first request of the id is kept. */
+export function scheduleRequestOf(request: OpenDeliveryRequest): ScheduleDeliveryRequest {
+  return create(ScheduleDeliveryRequestSchema, {
     deliveryId: request.deliveryId,
     ownerId: request.ownerId,
     pickup: request.pickup,
@@ -79,24 +96,68 @@ export function newDelivery(request: ScheduleDeliveryRequest, now: Date): Delive
     expedited: request.expedited,
     confirmationRequired: request.confirmationRequired,
     packages: request.packages,
-    carrier: request.carrier,
-    lastKnownLocation: request.pickup,
-    pickupEta: request.pickupEta,
-    deliveryEta: request.deliveryEta,
-    createTime: timestampFromDate(now),
   });
-  return enterStage(draft, DeliveryStage.CREATED, now);
+}
+
+function draftOf(request: ScheduleDeliveryRequest, createdAt: Date): Delivery {
+  return create(DeliverySchema, {
+    deliveryId: request.deliveryId,
+    ownerId: request.ownerId,
+    pickup: request.pickup,
+    dropoff: request.dropoff,
+    pickupTime: request.pickupTime,
+    deadline: request.deadline,
+    expedited: request.expedited,
+    confirmationRequired: request.confirmationRequired,
+    packages: request.packages,
+    lastKnownLocation: request.pickup,
+    createTime: timestampFromDate(createdAt),
+  });
+}
+
+function withCarrier(delivery: Delivery, request: ScheduleDeliveryRequest): Delivery {
+  const next = clone(DeliverySchema, delivery);
+  next.carrier = clone(ScheduleDeliveryRequestSchema, request).carrier;
+  next.pickupEta = request.pickupEta;
+  next.deliveryEta = request.deliveryEta;
+  return next;
+}
+
+function sameCarrier(delivery: Delivery, request: ScheduleDeliveryRequest): boolean {
+  const a = delivery.carrier;
+  const b = request.carrier;
+  if (a.case === "droneId" && b.case === "droneId") return a.value === b.value;
+  if (a.case === "thirdParty" && b.case === "thirdParty") return a.value.carrier === b.value.carrier && a.value.trackingId === b.value.trackingId;
+  return false;
 }
 
 /**
- * True when two schedule requests describe the same delivery: equal in everything but the ETAs,
- * which are estimates a retrying caller may have computed again.
+ * A stored delivery given the carrier of a schedule request of the same content: a Requested
+ * delivery enters Created with it; one that has this carrier already is a repeat. Another carrier
+ * answers ALREADY_EXISTS; an ended delivery FAILED_PRECONDITION (its workflow was taken over).
+ */
+export function assignCarrier(delivery: Delivery, request: ScheduleDeliveryRequest, now: Date): Decision {
+  if (delivery.carrier.case !== undefined) {
+    if (sameCarrier(delivery, request)) return UNCHANGED;
+    throw alreadyExists(`delivery ${delivery.deliveryId} (with another carrier)`);
+  }
+  if (!isRequested(delivery.stage)) {
+    throw stageConflict(delivery, `delivery ${delivery.deliveryId} is ${stageName(delivery.stage)}; it can no longer be given a carrier`);
+  }
+  return enterStage(withCarrier(delivery, request), DeliveryStage.CREATED, now);
+}
+
+/**
+ * True when two schedule requests describe the same delivery: equal in everything but the carrier
+ * and the ETAs (the carrier is compared on the record: a Requested delivery has none yet; the ETAs
+ * are estimates a retrying caller may have computed again).
  */
 export function sameSchedule(a: ScheduleDeliveryRequest, b: ScheduleDeliveryRequest): boolean {
   const content = (request: ScheduleDeliveryRequest) => {
     const copy = clone(ScheduleDeliveryRequestSchema, request);
     copy.pickupEta = undefined;
     copy.deliveryEta = undefined;
+    copy.carrier = { case: undefined };
     return copy;
   };
   return equals(ScheduleDeliveryRequestSchema, content(a), content(b));
@@ -121,6 +182,9 @@ export interface PlanChange {
 export function reschedule(delivery: Delivery, change: PlanChange, now: Date): Decision {
   if (isEnded(delivery.stage)) {
     throw stageConflict(delivery, `delivery ${delivery.deliveryId} is ${stageName(delivery.stage)}; it can no longer be rescheduled`);
+  }
+  if (isRequested(delivery.stage)) {
+    throw stageConflict(delivery, `delivery ${delivery.deliveryId} is still being scheduled; it can be rescheduled once its carrier is assigned`);
   }
   const dropoff = change.dropoff ? change.dropoff.value : delivery.dropoff;
   const pickupTime = change.pickupTime ? change.pickupTime.value : delivery.pickupTime;
@@ -157,13 +221,15 @@ export function cancel(delivery: Delivery, reason: string, now: Date): Decision 
   return enterStage(delivery, DeliveryStage.CANCELLED, now, reason);
 }
 
-/** Marks a delivery failed; a failed one stays as it is. */
-export function fail(delivery: Delivery, reason: string, now: Date): Decision {
+/** Marks a delivery failed, with the reason for people and the code for programs; a failed one stays as it is. */
+export function fail(delivery: Delivery, reason: string, code: DeliveryFailureCode, now: Date): Decision {
   if (delivery.stage === DeliveryStage.FAILED) return UNCHANGED;
   if (isEnded(delivery.stage)) {
     throw stageConflict(delivery, `delivery ${delivery.deliveryId} is ${stageName(delivery.stage)}; it can no longer fail`);
   }
-  return enterStage(delivery, DeliveryStage.FAILED, now, reason);
+  const next = enterStage(delivery, DeliveryStage.FAILED, now, reason);
+  next.failureCode = code;
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------

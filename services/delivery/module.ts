@@ -1,18 +1,22 @@
 /**
  * The Delivery service: delivery records, their stage, status and history. Besides its gRPC
  * service it runs three pieces of background work: the telemetry consumer (drone positions to
- * delivery stages), the outbox sweep (status events whose publishing was interrupted) and the
- * history subscriber (every status event kept per delivery).
+ * delivery stages), the outbox sweep (status events whose publishing was interrupted), the
+ * history subscriber (every status event kept per delivery) and the reconciliation sweep (open
+ * deliveries compared with their drone's assignment).
  */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { ensureStreams } from "../../lib/nats/streams.js";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
+import { QueuedScheduleRequests } from "./accepted-requests.js";
 import { startCarrierStatusConsumer } from "./carrier-status.js";
 import { readConfig } from "./config.js";
 import { DeliveryHistory, openHistoryStore, startHistorySubscriber } from "./history.js";
 import { DeliveryLedger } from "./ledger.js";
 import { StatusOutbox } from "./outbox.js";
+import { DeliveryReconciler, noAssignment } from "./reconcile.js";
 import { deliveryRegistration } from "./server.js";
 import { openDeliveryStore } from "./store.js";
 import { startTelemetryConsumer, TelemetryHandler } from "./telemetry.js";
@@ -22,12 +26,28 @@ export const deliveryModule: ServiceModule = {
   name: "delivery",
   defaultPort: DEFAULT_PORTS.delivery,
   services: [DeliveryService],
-  async create({ nc, js, jsm, env, log }) {
+  async create({ nc, js, jsm, env, log, comms }) {
     const config = readConfig(env);
     await ensureStreams(jsm);
     const store = await openDeliveryStore(js);
     const outbox = new StatusOutbox(store, js, jsm, log, { publishTimeoutMs: config.publishTimeoutMs, settleMs: config.outboxSettleMs });
-    const ledger = new DeliveryLedger(store, outbox, log);
+    const ledger = new DeliveryLedger(store, outbox, log, undefined, new QueuedScheduleRequests(jsm));
+    const drones = comms.client(DroneSchedulerService, "drone", { defaultTimeoutMs: 5_000 });
+    const reconciler = new DeliveryReconciler(
+      ledger,
+      {
+        assignmentOf: (deliveryId) =>
+          drones.getAssignment({ deliveryId }).then(
+            (answer) => answer.assignment,
+            (error: unknown) => {
+              if (noAssignment(error)) return undefined;
+              throw error;
+            },
+          ),
+      },
+      { intervalMs: config.reconcileIntervalMs, quietMs: config.reconcileQuietMs },
+      log,
+    );
     const history = new DeliveryHistory(await openHistoryStore(js), log);
     const watcher = new DeliveryWatcher(ledger, nc, js, jsm, config, log);
 
@@ -41,6 +61,8 @@ export const deliveryModule: ServiceModule = {
       running.push(await startCarrierStatusConsumer(js, jsm, ledger, env, log));
       running.push(await startHistorySubscriber(js, jsm, history, config, log));
       running.push(outbox.startSweeping(config.outboxIntervalMs));
+      running.push(reconciler.start());
+      running.push({ stop: async () => drones.close() });
     } catch (error) {
       await stopAll();
       throw error;

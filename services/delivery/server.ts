@@ -11,6 +11,7 @@ import {
   validateConfirm,
   validateFail,
   validateList,
+  validateOpen,
   validateReschedule,
   validateSchedule,
   validateSummary,
@@ -18,6 +19,10 @@ import {
 
 export function deliveryRegistration(ledger: DeliveryLedger, history: DeliveryHistory, watcher: DeliveryWatcher): Registration {
   return registration(DeliveryService, {
+    async openDelivery(request) {
+      validateOpen(request);
+      return ledger.open(request);
+    },
     async scheduleDelivery(request) {
       validateSchedule(request, new Date());
       return ledger.schedule(request);
@@ -53,7 +58,7 @@ export function deliveryRegistration(ledger: DeliveryLedger, history: DeliveryHi
 
     async failDelivery(request) {
       validateFail(request);
-      const { delivery } = await ledger.fail(request.deliveryId, request.reason);
+      const { delivery } = await ledger.fail(request.deliveryId, request.reason, request.failureCode, request.request);
       return { delivery };
     },
 

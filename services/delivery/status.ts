@@ -29,6 +29,8 @@ export function statusOf(delivery: Delivery): DeliveryStatus {
     pickupEta: pickedUpOrEnded(delivery.stage) ? undefined : delivery.pickupEta,
     deliveryEta: isEnded(delivery.stage) ? undefined : delivery.deliveryEta,
     updateTime: delivery.updateTime,
+    endReason: delivery.endReason,
+    failureCode: delivery.failureCode,
   });
 }
 
@@ -55,6 +57,7 @@ export function statusEventAt(delivery: Delivery, index: number): DeliveryStatus
     droneId,
     reason: change.reason,
     eventTime: change.changeTime,
+    failureCode: change.stage === DeliveryStage.FAILED ? delivery.failureCode : undefined,
   });
 }
 

@@ -3,6 +3,12 @@
  * location events of the drone assigned to a delivery into the delivery's progress (progress.ts),
  * through the ledger's single write path (so every stage entered is published).
  *
+ * Carrier not yet recorded. The workflow assigns the drone, then records it on the delivery (stage
+ * Requested to Created); an event of the drone in between is handed back (nak with a delay) until
+ * the record names its drone, so no stage is missed. Should the workflow stop in between for
+ * longer than the consumer's deliveries last, the reconciliation (reconcile.ts) completes the
+ * delivery from the drone's assignment.
+ *
  * Order and repeats. Messages are handled in order per drone (the subject's drone id is the
  * ordering key; a drone carries one delivery at a time, so a delivery's events stay in order),
  * different drones at the same time. An event whose drone `sequence` is not above the last one
@@ -26,7 +32,7 @@ import type { Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.j
 import { DroneLocationEventSchema } from "../../gen/dronedelivery/drone/v1/drone_events_pb.js";
 import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS } from "../../lib/nats/streams.js";
-import { ack, type WorkOutcome } from "../../lib/nats/work-consumer.js";
+import { ack, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 import type { Versioned } from "../../lib/store/proto-kv-store.js";
 import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
 import type { DeliveryConfig } from "./config.js";
@@ -34,9 +40,12 @@ import { startKeyedConsumer, type RunningConsumer } from "./keyed-consumer.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { LruMap } from "./lru.js";
 import { applyProgress, deliveryStageFor, isAssignedDrone, stagesTo } from "./progress.js";
-import { isEnded } from "./stages.js";
+import { isEnded, isRequested } from "./stages.js";
 
 export const TELEMETRY_CONSUMER = "delivery-telemetry";
+
+/** Delay before an event of a drone whose delivery does not name its carrier yet is handled again. */
+const CARRIER_PENDING_RETRY_MS = 500;
 
 /** How long a delivery id found in no record is not looked up again (it may be created shortly). */
 const UNKNOWN_RECHECK_MS = 1_000;
@@ -82,10 +91,20 @@ export class TelemetryHandler {
     // Without a delivery (flying home), or with an id no delivery can have.
     if (!TOKEN_ID_PATTERN.test(event.deliveryId) || event.deliveryId.length > MAX_ID_LENGTH) return ack;
 
-    const tracked = await this.tracked(event.deliveryId);
+    let tracked = await this.tracked(event.deliveryId);
+    // The record at hand may predate the carrier's assignment: read it again before judging.
+    if (tracked && !isAssignedDrone(tracked.version.value, event) && !isEnded(tracked.version.value.stage)) {
+      this.deliveries.delete(event.deliveryId);
+      tracked = await this.tracked(event.deliveryId);
+    }
     if (!tracked) return ack;
     const delivery = tracked.version.value;
-    if (!isAssignedDrone(delivery, event) || isEnded(delivery.stage)) return ack;
+    if (isEnded(delivery.stage)) return ack;
+    if (!isAssignedDrone(delivery, event)) {
+      // The drone flies for a delivery whose workflow has not recorded its carrier yet (a moment
+      // after the assignment): keep the event until it has, so no stage is missed.
+      return isRequested(delivery.stage) ? retry(CARRIER_PENDING_RETRY_MS, "the delivery's carrier is not recorded yet") : ack;
+    }
     const eventMs = event.eventTime ? timestampMs(event.eventTime) : 0;
     if (isStale(event.sequence, eventMs, tracked)) return ack;
 

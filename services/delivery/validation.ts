@@ -10,9 +10,11 @@ import type {
   FailDeliveryRequest,
   GetDeliverySummaryRequest,
   ListDeliveriesRequest,
+  OpenDeliveryRequest,
   RescheduleDeliveryRequest,
   ScheduleDeliveryRequest,
 } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { DeliveryFailureCodeSchema } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { TOKEN_ID_PATTERN, Violations } from "../../lib/validation/violations.js";
 import type { ConfirmationInput, PlanChange } from "./lifecycle.js";
 import { decodePageToken } from "./page-token.js";
@@ -82,6 +84,23 @@ function carrier(violations: Violations, request: ScheduleDeliveryRequest): void
   }
 }
 
+/**
+ * An accepted request to record. Its deadline was checked when it was accepted and may have
+ * passed since (the record must still be made, so that the delivery can end visibly).
+ */
+export function validateOpen(request: OpenDeliveryRequest): void {
+  const violations = deliveryId(new Violations(), "delivery_id", request.deliveryId)
+    .id("owner_id", request.ownerId)
+    .location("pickup", request.pickup)
+    .location("dropoff", request.dropoff)
+    .timestamp("pickup_time", request.pickupTime)
+    .timestamp("deadline", request.deadline, { required: true })
+    .enumValue("confirmation_required", request.confirmationRequired, ConfirmationTypeSchema)
+    .timestamp("accept_time", request.acceptTime);
+  packages(violations, request.packages);
+  violations.throwIfAny();
+}
+
 export function validateSchedule(request: ScheduleDeliveryRequest, now: Date): void {
   const violations = deliveryId(new Violations(), "delivery_id", request.deliveryId)
     .id("owner_id", request.ownerId)
@@ -128,9 +147,12 @@ export function validateCancel(request: CancelDeliveryRequest): void {
 }
 
 export function validateFail(request: FailDeliveryRequest): void {
-  deliveryId(new Violations(), "delivery_id", request.deliveryId)
+  const violations = deliveryId(new Violations(), "delivery_id", request.deliveryId)
     .text("reason", request.reason, { required: true, max: MAX_REASON_LENGTH })
-    .throwIfAny();
+    .enumValue("failure_code", request.failureCode, DeliveryFailureCodeSchema, { allowUnspecified: true });
+  if (request.request && request.request.deliveryId !== request.deliveryId) violations.add("request.delivery_id", "must be the delivery_id");
+  violations.throwIfAny();
+  if (request.request) validateOpen(request.request);
 }
 
 export function validateConfirm(request: ConfirmDeliveryRequest, now: Date): ConfirmationInput {

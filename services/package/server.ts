@@ -41,6 +41,19 @@ function ownerConflict(packageId: string) {
   ]);
 }
 
+/** The PreconditionFailure type of a package held by another delivery. */
+export const PACKAGE_IN_DELIVERY = "PACKAGE_IN_DELIVERY";
+
+function deliveryConflict(packageId: string, holder: string) {
+  return failedPrecondition(`package ${packageId} is already in delivery ${holder}`, [
+    {
+      type: PACKAGE_IN_DELIVERY,
+      subject: `delivery:${holder}`,
+      description: "a package can be in one open delivery at a time; name the delivery in replace_delivery_id once it has ended",
+    },
+  ]);
+}
+
 export function packageRegistration(store: PackageStore): Registration {
   return registration(PackageService, {
     async upsertPackage(request) {
@@ -55,6 +68,10 @@ export function packageRegistration(store: PackageStore): Registration {
         const now = timestampNow();
         if (!current) return create(PackageSchema, { ...wanted, createTime: now, updateTime: now });
         if (current.ownerId !== wanted.ownerId) throw ownerConflict(input.packageId);
+        const holder = current.deliveryId;
+        if (holder !== "" && holder !== wanted.deliveryId && holder !== request.replaceDeliveryId) {
+          throw deliveryConflict(input.packageId, holder);
+        }
         if (sameContent(current, wanted)) return UNCHANGED;
         return create(PackageSchema, { ...wanted, createTime: current.createTime, updateTime: now });
       });
@@ -89,9 +106,11 @@ export function packageRegistration(store: PackageStore): Registration {
     },
 
     async deletePackage(request) {
-      requireId("package_id", request.packageId);
-      const deleted = await store.remove(request.packageId);
-      if (!deleted && !request.allowMissing) throw notFound(`package ${request.packageId}`);
+      const v = new Violations().id("package_id", request.packageId);
+      if (request.deliveryId !== "") v.id("delivery_id", request.deliveryId);
+      v.throwIfAny();
+      const deleted = await store.remove(request.packageId, request.deliveryId === "" ? undefined : (p) => p.deliveryId === request.deliveryId);
+      if (!deleted && !request.allowMissing && !(await store.get(request.packageId))) throw notFound(`package ${request.packageId}`);
       return { deleted };
     },
 

@@ -44,14 +44,16 @@ export class PackageStore {
   }
 
   /**
-   * Deletes the package if it exists, only at the revision it was read at: true when this call
-   * removed it, false when it was already gone (also when a concurrent call removed it first).
+   * Deletes the package if it exists (and `only` holds for it, when given), only at the revision
+   * it was read at: true when this call removed it, false when it was already gone (also when a
+   * concurrent call removed it first) or `only` did not hold.
    */
-  async remove(packageId: string): Promise<boolean> {
+  async remove(packageId: string, only?: (current: Package) => boolean): Promise<boolean> {
     const key = packageKey(packageId);
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
       const current = await this.records.get(key);
       if (!current) return false;
+      if (only && !only(current.value)) return false;
       try {
         await this.records.delete(key, current.revision);
         return true;

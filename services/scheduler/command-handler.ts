@@ -11,6 +11,7 @@ import {
   CancelDeliveryCommandSchema,
   RescheduleDeliveryCommandSchema,
   ScheduleDeliveryCommandSchema,
+  type ScheduleDeliveryCommand,
 } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { FailureKind, WorkflowState, WorkflowStep } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { rpcStatusOf } from "../../lib/grpc/status.js";
@@ -19,7 +20,7 @@ import { ack, backoffMs, retry, type WorkOutcome } from "../../lib/nats/work-con
 import { runCancel, runReschedule } from "./change-commands.js";
 import { publishWorkflowFailure } from "./failure-events.js";
 import { PermanentFailure } from "./outcomes.js";
-import { markFailed, WorkflowTakenOver } from "./progress.js";
+import { markFailed, nextScheduleStep, WorkflowTakenOver } from "./progress.js";
 import { runSchedule, type SagaContext } from "./schedule-saga.js";
 
 export interface CommandHandlerOptions {
@@ -31,9 +32,10 @@ export interface CommandHandlerOptions {
 }
 
 export function createCommandHandler(ctx: SagaContext, js: JetStreamClient, log: Logger, options: CommandHandlerOptions) {
-  async function fail(deliveryId: string, step: WorkflowStep, kind: FailureKind, reason: string, error: unknown): Promise<void> {
+  async function fail(command: ScheduleDeliveryCommand, step: WorkflowStep, kind: FailureKind, reason: string, error: unknown): Promise<void> {
+    const { deliveryId } = command;
     const progress = await markFailed(ctx.store, deliveryId, { step, kind, reason, error: rpcStatusOf(error) });
-    if (progress.state === WorkflowState.FAILED) await publishWorkflowFailure(js, progress);
+    if (progress.state === WorkflowState.FAILED) await publishWorkflowFailure(js, progress, command);
     log.warn({ deliveryId, step: WorkflowStep[step], kind: FailureKind[kind], reason }, "workflow failed; handed to the supervisor");
   }
 
@@ -42,20 +44,20 @@ export function createCommandHandler(ctx: SagaContext, js: JetStreamClient, log:
     try {
       const progress = await runSchedule(ctx, command, attempt);
       // A workflow recorded as failed by an earlier attempt may not have reached the Supervisor.
-      if (progress.state === WorkflowState.FAILED) await publishWorkflowFailure(js, progress);
+      if (progress.state === WorkflowState.FAILED) await publishWorkflowFailure(js, progress, command);
       else log.info({ deliveryId: command.deliveryId, state: WorkflowState[progress.state] }, "schedule workflow done");
       return ack;
     } catch (error) {
       if (error instanceof WorkflowTakenOver) return ack;
       if (error instanceof PermanentFailure) {
-        await fail(command.deliveryId, error.step, FailureKind.PERMANENT, error.reason, error);
+        await fail(command, error.step, FailureKind.PERMANENT, error.reason, error);
         return ack;
       }
       if (attempt >= options.maxDeliver) {
         const reason = `gave up after ${attempt} attempts: ${(error as Error).message}`;
         const progress = await ctx.store.get(command.deliveryId);
-        const step = nextStep(progress?.value.completedSteps ?? []);
-        await fail(command.deliveryId, step, FailureKind.RETRIES_EXHAUSTED, reason, error);
+        const step = nextScheduleStep(progress?.value.completedSteps ?? []);
+        await fail(command, step, FailureKind.RETRIES_EXHAUSTED, reason, error);
         return ack;
       }
       return retry(backoffMs(attempt, options.retryBaseMs, options.retryMaxMs), (error as Error).message);
@@ -101,11 +103,4 @@ export function createCommandHandler(ctx: SagaContext, js: JetStreamClient, log:
       throw error;
     }
   };
-}
-
-/** The step a workflow was at: the first of the schedule steps not completed. */
-function nextStep(completed: readonly WorkflowStep[]): WorkflowStep {
-  const order = [WorkflowStep.CHECK_ACCOUNT, WorkflowStep.REGISTER_PACKAGES, WorkflowStep.ASSIGN_DRONE, WorkflowStep.CREATE_DELIVERY];
-  const carrierDone = completed.includes(WorkflowStep.ASSIGN_DRONE) || completed.includes(WorkflowStep.ARRANGE_THIRD_PARTY);
-  return order.find((step) => (step === WorkflowStep.ASSIGN_DRONE ? !carrierDone : !completed.includes(step))) ?? WorkflowStep.CREATE_DELIVERY;
 }

@@ -16,6 +16,29 @@ import type { Status } from "../../gen/google/rpc/status_pb.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import type { WorkflowStore } from "./workflow-store.js";
 
+/** The steps of the schedule workflow, in order (the carrier step is ASSIGN_DRONE or ARRANGE_THIRD_PARTY). */
+const SCHEDULE_STEPS = [
+  WorkflowStep.OPEN_DELIVERY,
+  WorkflowStep.CHECK_ACCOUNT,
+  WorkflowStep.REGISTER_PACKAGES,
+  WorkflowStep.ASSIGN_DRONE,
+  WorkflowStep.CREATE_DELIVERY,
+] as const;
+
+/**
+ * The step a workflow was at: the first schedule step after the last one completed (a record
+ * written before a step was added to the workflow may lack that earlier step).
+ */
+export function nextScheduleStep(completed: readonly WorkflowStep[]): WorkflowStep {
+  const done = (step: WorkflowStep) =>
+    completed.includes(step) || (step === WorkflowStep.ASSIGN_DRONE && completed.includes(WorkflowStep.ARRANGE_THIRD_PARTY));
+  let last = -1;
+  SCHEDULE_STEPS.forEach((step, i) => {
+    if (done(step)) last = i;
+  });
+  return SCHEDULE_STEPS[last + 1] ?? WorkflowStep.CREATE_DELIVERY;
+}
+
 /** The workflow is no longer the Scheduler's to run. */
 export class WorkflowTakenOver extends Error {
   override readonly name = "WorkflowTakenOver";

@@ -1,8 +1,10 @@
 /**
- * The schedule workflow: check the account, register the packages, assign a drone (or book a
- * third-party carrier when no drone can carry the parcels), create the delivery. Every call is
- * idempotent by delivery id, and every completed step is recorded, so a redelivered command
- * resumes where the last attempt stopped and nothing is done twice.
+ * The schedule workflow: open the delivery (stage Requested, so its customer follows it from the
+ * start and a failure ends it visibly), check the account, register the packages, assign a drone
+ * (or book a third-party carrier when no drone can carry the parcels), give the delivery its
+ * carrier (stage Created). Every call is idempotent by delivery id, and every completed step is
+ * recorded, so a redelivered command resumes where the last attempt stopped and nothing is done
+ * twice.
  */
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -12,6 +14,8 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { RpcError } from "../../lib/grpc/errors.js";
 import type { DomainClients } from "./clients.js";
 import { callStep, PermanentFailure } from "./outcomes.js";
+import { openRequestOf } from "./open-request.js";
+import { registerPackages } from "./package-registration.js";
 import { beginAttempt, completeStep, markSucceeded } from "./progress.js";
 import type { WorkflowStore } from "./workflow-store.js";
 
@@ -27,6 +31,10 @@ type Carrier =
 
 const done = (progress: WorkflowProgress, step: WorkflowStep) => progress.completedSteps.includes(step);
 
+async function openDelivery(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
+  await callStep(WorkflowStep.OPEN_DELIVERY, "delivery record", () => ctx.clients.deliveries.openDelivery(openRequestOf(command)));
+}
+
 async function checkAccount(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
   const answer = await callStep(WorkflowStep.CHECK_ACCOUNT, `account ${command.ownerId}`, () =>
     ctx.clients.accounts.checkAccountStatus({ accountId: command.ownerId }),
@@ -34,16 +42,6 @@ async function checkAccount(ctx: SagaContext, command: ScheduleDeliveryCommand):
   if (!answer.canOrder) {
     const reason = `account ${command.ownerId} may not order: ${answer.reason || "not active"}`;
     throw new PermanentFailure(WorkflowStep.CHECK_ACCOUNT, reason, create(StatusSchema, { code: status.FAILED_PRECONDITION, message: reason }));
-  }
-}
-
-async function registerPackages(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
-  for (const info of command.packages) {
-    await callStep(WorkflowStep.REGISTER_PACKAGES, `package ${info.packageId}`, () =>
-      ctx.clients.packages.upsertPackage({
-        package: { ...info, $typeName: undefined, ownerId: command.ownerId, deliveryId: command.deliveryId },
-      }),
-    );
   }
 }
 

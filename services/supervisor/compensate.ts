@@ -19,8 +19,10 @@ import {
 import { RpcError } from "../../lib/grpc/errors.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import type { DomainClients } from "../scheduler/clients.js";
+import { openRequestOf } from "../scheduler/open-request.js";
 import type { WorkflowStore } from "../scheduler/workflow-store.js";
 import type { CompensationStore } from "./compensation-store.js";
+import { failureCodeOf, failureMessageOf } from "./failure-code.js";
 import { planCompensations } from "./plan.js";
 
 export interface CompensationContext {
@@ -33,6 +35,7 @@ export interface CompensationContext {
 function failureReason(event: WorkflowFailedEvent): string {
   return event.reason || "the delivery could not be scheduled";
 }
+
 
 /** Answers that mean there is nothing (more) to undo. */
 function nothingToUndo(error: unknown): boolean {
@@ -51,13 +54,23 @@ async function run(ctx: CompensationContext, compensation: Compensation, event: 
         await ctx.clients.thirdParty.cancelPickup({ deliveryId, reason });
         return;
       case Compensation.DELETE_PACKAGES:
+        // Only the packages this delivery holds: a package refused because another delivery or
+        // owner holds it stays theirs.
         for (const packageId of event.progress?.packageIds ?? []) {
-          await ctx.clients.packages.deletePackage({ packageId, allowMissing: true });
+          await ctx.clients.packages.deletePackage({ packageId, allowMissing: true, deliveryId });
         }
         return;
-      case Compensation.FAIL_DELIVERY:
-        await ctx.clients.deliveries.failDelivery({ deliveryId, reason });
+      case Compensation.FAIL_DELIVERY: {
+        const failureCode = failureCodeOf(event);
+        await ctx.clients.deliveries.failDelivery({
+          deliveryId,
+          reason: failureMessageOf(event, failureCode),
+          failureCode,
+          // The accepted request, to record the delivery Failed should its workflow never have opened it.
+          request: event.command ? openRequestOf(event.command) : undefined,
+        });
         return;
+      }
       default:
         throw new Error(`unknown compensation ${compensation}`);
     }

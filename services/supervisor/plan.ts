@@ -1,8 +1,9 @@
 /**
- * What to undo for a failed workflow, in reverse order of the workflow's steps. A step that
- * failed after retries ran out (or a stale one) may have taken effect without being recorded, so
- * it is undone too; every compensation is idempotent, so undoing something that never happened
- * changes nothing.
+ * What to undo for a failed workflow, in reverse order of the workflow's steps. The failed step
+ * itself may have taken effect in part (some packages registered before one was refused) or, after
+ * retries ran out (or when stale), in full without being recorded, so it is undone too; every
+ * compensation is idempotent and touches only what this delivery holds, so undoing something that
+ * never happened changes nothing.
  */
 import { Compensation, FailureKind, WorkflowStep, type WorkflowFailedEvent } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 
@@ -16,7 +17,7 @@ const UNDO: readonly [WorkflowStep, Compensation][] = [
 
 export function planCompensations(event: WorkflowFailedEvent): Compensation[] {
   const touched = new Set(event.progress?.completedSteps ?? []);
-  if (event.kind !== FailureKind.PERMANENT) touched.add(event.failedStep);
+  touched.add(event.failedStep);
   // A carrier step that failed transiently may have been the drone or the third-party one.
   if (touched.has(WorkflowStep.ASSIGN_DRONE) && event.kind !== FailureKind.PERMANENT) touched.add(WorkflowStep.ARRANGE_THIRD_PARTY);
   // The customer always learns the outcome: a delivery record that exists is marked Failed.

@@ -19,6 +19,7 @@ import {
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import { publishWorkflowFailure } from "../scheduler/failure-events.js";
+import { nextScheduleStep } from "../scheduler/progress.js";
 import type { WorkflowStore } from "../scheduler/workflow-store.js";
 
 export interface StaleSweepOptions {
@@ -28,7 +29,6 @@ export interface StaleSweepOptions {
   intervalMs: number;
 }
 
-const SCHEDULE_STEPS = [WorkflowStep.CHECK_ACCOUNT, WorkflowStep.REGISTER_PACKAGES, WorkflowStep.ASSIGN_DRONE, WorkflowStep.CREATE_DELIVERY];
 
 /** One pass: returns the delivery ids it marked stale. */
 export async function sweepStaleWorkflows(workflows: WorkflowStore, js: JetStreamClient, staleAfterMs: number, log: Logger): Promise<string[]> {
@@ -42,7 +42,7 @@ export async function sweepStaleWorkflows(workflows: WorkflowStore, js: JetStrea
     const result = await workflows.mutateExisting(deliveryId, (current) => {
       if (current.state !== WorkflowState.RUNNING) return UNCHANGED;
       if (current.updateTime && timestampMs(current.updateTime) > cutoff) return UNCHANGED;
-      const step = SCHEDULE_STEPS.find((s) => !current.completedSteps.includes(s)) ?? WorkflowStep.CREATE_DELIVERY;
+      const step = nextScheduleStep(current.completedSteps);
       const reason = `the workflow made no progress for ${Math.round(staleAfterMs / 1000)} s`;
       return create(WorkflowProgressSchema, {
         ...current,

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/api/v1/resources.proto.
  */
 export const file_dronedelivery_api_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiRkcm9uZWRlbGl2ZXJ5L2FwaS92MS9yZXNvdXJjZXMucHJvdG8SFGRyb25lZGVsaXZlcnkuYXBpLnYxIksKCExvY2F0aW9uEhUKCGxhdGl0dWRlGAEgASgBQgPgQQISFgoJbG9uZ2l0dWRlGAIgASgBQgPgQQISEAoIYWx0aXR1ZGUYAyABKAEigQEKC1BhY2thZ2VJbmZvEhcKCnBhY2thZ2VfaWQYASABKAlCA+BBAhI0CgRzaXplGAIgASgOMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuUGFja2FnZVNpemVCA+BBAhIWCgl3ZWlnaHRfa2cYAyABKAFCA+BBAhILCgN0YWcYBCABKAkinAUKCERlbGl2ZXJ5EhgKC2RlbGl2ZXJ5X2lkGAEgASgJQgPgQQMSLgoGcGlja3VwGAIgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjEuTG9jYXRpb24SLwoHZHJvcG9mZhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYxLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXhwZWRpdGVkGAYgASgIEkUKFWNvbmZpcm1hdGlvbl9yZXF1aXJlZBgHIAEoDjImLmRyb25lZGVsaXZlcnkuYXBpLnYxLkNvbmZpcm1hdGlvblR5cGUSNwoMcGFja2FnZV9pbmZvGAggASgLMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuUGFja2FnZUluZm8SFAoHY2FycmllchgJIAEoCUID4EEDEhgKC3RyYWNraW5nX2lkGAogASgJQgPgQQMSNwoFc3RhZ2UYCyABKA4yIy5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5EZWxpdmVyeVN0YWdlQgPgQQMSFwoKZW5kX3JlYXNvbhgMIAEoCUID4EEDEjUKDGNvbmZpcm1fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0CgtjcmVhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyKpAgoORGVsaXZlcnlTdGF0dXMSEwoLZGVsaXZlcnlfaWQYASABKAkSMgoFc3RhZ2UYAiABKA4yIy5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5EZWxpdmVyeVN0YWdlEjsKE2xhc3Rfa25vd25fbG9jYXRpb24YAyABKAsyHi5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5Mb2NhdGlvbhIuCgpwaWNrdXBfZXRhGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL8AQoNRGVsaXZlcnlFdmVudBITCgtkZWxpdmVyeV9pZBgBIAEoCRIyCgVzdGFnZRgCIAEoDjIjLmRyb25lZGVsaXZlcnkuYXBpLnYxLkRlbGl2ZXJ5U3RhZ2USMAoIbG9jYXRpb24YAyABKAsyHi5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5Mb2NhdGlvbhIwCgxkZWxpdmVyeV9ldGEYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgFIAEoCRIuCgpldmVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp0CgtQYWNrYWdlU2l6ZRIcChhQQUNLQUdFX1NJWkVfVU5TUEVDSUZJRUQQABIWChJQQUNLQUdFX1NJWkVfU01BTEwQARIXChNQQUNLQUdFX1NJWkVfTUVESVVNEAISFgoSUEFDS0FHRV9TSVpFX0xBUkdFEAMqrAEKEENvbmZpcm1hdGlvblR5cGUSIQodQ09ORklSTUFUSU9OX1RZUEVfVU5TUEVDSUZJRUQQABIaChZDT05GSVJNQVRJT05fVFlQRV9OT05FEAESHwobQ09ORklSTUFUSU9OX1RZUEVfU0lHTkFUVVJFEAISHQoZQ09ORklSTUFUSU9OX1RZUEVfUElDVFVSRRADEhkKFUNPTkZJUk1BVElPTl9UWVBFX1BJThAEKo0CCg1EZWxpdmVyeVN0YWdlEh4KGkRFTElWRVJZX1NUQUdFX1VOU1BFQ0lGSUVEEAASGgoWREVMSVZFUllfU1RBR0VfQ1JFQVRFRBABEh4KGkRFTElWRVJZX1NUQUdFX1JFU0NIRURVTEVEEAISIwofREVMSVZFUllfU1RBR0VfSEVBREVEX1RPX1BJQ0tVUBADEiQKIERFTElWRVJZX1NUQUdFX0hFQURFRF9UT19EUk9QT0ZGEAQSHAoYREVMSVZFUllfU1RBR0VfQ09NUExFVEVEEAUSHAoYREVMSVZFUllfU1RBR0VfQ0FOQ0VMTEVEEAYSGQoVREVMSVZFUllfU1RBR0VfRkFJTEVEEAdiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiRkcm9uZWRlbGl2ZXJ5L2FwaS92MS9yZXNvdXJjZXMucHJvdG8SFGRyb25lZGVsaXZlcnkuYXBpLnYxIksKCExvY2F0aW9uEhUKCGxhdGl0dWRlGAEgASgBQgPgQQISFgoJbG9uZ2l0dWRlGAIgASgBQgPgQQISEAoIYWx0aXR1ZGUYAyABKAEigQEKC1BhY2thZ2VJbmZvEhcKCnBhY2thZ2VfaWQYASABKAlCA+BBAhI0CgRzaXplGAIgASgOMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuUGFja2FnZVNpemVCA+BBAhIWCgl3ZWlnaHRfa2cYAyABKAFCA+BBAhILCgN0YWcYBCABKAki2gUKCERlbGl2ZXJ5EhgKC2RlbGl2ZXJ5X2lkGAEgASgJQgPgQQMSLgoGcGlja3VwGAIgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjEuTG9jYXRpb24SLwoHZHJvcG9mZhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYxLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXhwZWRpdGVkGAYgASgIEkUKFWNvbmZpcm1hdGlvbl9yZXF1aXJlZBgHIAEoDjImLmRyb25lZGVsaXZlcnkuYXBpLnYxLkNvbmZpcm1hdGlvblR5cGUSNwoMcGFja2FnZV9pbmZvGAggASgLMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuUGFja2FnZUluZm8SFAoHY2FycmllchgJIAEoCUID4EEDEhgKC3RyYWNraW5nX2lkGAogASgJQgPgQQMSNwoFc3RhZ2UYCyABKA4yIy5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5EZWxpdmVyeVN0YWdlQgPgQQMSFwoKZW5kX3JlYXNvbhgMIAEoCUID4EEDEjUKDGNvbmZpcm1fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0CgtjcmVhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI8CgxmYWlsdXJlX2NvZGUYECABKA4yIS5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5GYWlsdXJlQ29kZUID4EEDIvYCCg5EZWxpdmVyeVN0YXR1cxITCgtkZWxpdmVyeV9pZBgBIAEoCRIyCgVzdGFnZRgCIAEoDjIjLmRyb25lZGVsaXZlcnkuYXBpLnYxLkRlbGl2ZXJ5U3RhZ2USOwoTbGFzdF9rbm93bl9sb2NhdGlvbhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYxLkxvY2F0aW9uEi4KCnBpY2t1cF9ldGEYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJ5X2V0YRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmVuZF9yZWFzb24YByABKAkSNwoMZmFpbHVyZV9jb2RlGAggASgOMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuRmFpbHVyZUNvZGUitQIKDURlbGl2ZXJ5RXZlbnQSEwoLZGVsaXZlcnlfaWQYASABKAkSMgoFc3RhZ2UYAiABKA4yIy5kcm9uZWRlbGl2ZXJ5LmFwaS52MS5EZWxpdmVyeVN0YWdlEjAKCGxvY2F0aW9uGAMgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjEuTG9jYXRpb24SMAoMZGVsaXZlcnlfZXRhGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBSABKAkSLgoKZXZlbnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoMZmFpbHVyZV9jb2RlGAcgASgOMiEuZHJvbmVkZWxpdmVyeS5hcGkudjEuRmFpbHVyZUNvZGUqdAoLUGFja2FnZVNpemUSHAoYUEFDS0FHRV9TSVpFX1VOU1BFQ0lGSUVEEAASFgoSUEFDS0FHRV9TSVpFX1NNQUxMEAESFwoTUEFDS0FHRV9TSVpFX01FRElVTRACEhYKElBBQ0tBR0VfU0laRV9MQVJHRRADKqwBChBDb25maXJtYXRpb25UeXBlEiEKHUNPTkZJUk1BVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ09ORklSTUFUSU9OX1RZUEVfTk9ORRABEh8KG0NPTkZJUk1BVElPTl9UWVBFX1NJR05BVFVSRRACEh0KGUNPTkZJUk1BVElPTl9UWVBFX1BJQ1RVUkUQAxIZChVDT05GSVJNQVRJT05fVFlQRV9QSU4QBCqrAgoNRGVsaXZlcnlTdGFnZRIeChpERUxJVkVSWV9TVEFHRV9VTlNQRUNJRklFRBAAEhoKFkRFTElWRVJZX1NUQUdFX0NSRUFURUQQARIeChpERUxJVkVSWV9TVEFHRV9SRVNDSEVEVUxFRBACEiMKH0RFTElWRVJZX1NUQUdFX0hFQURFRF9UT19QSUNLVVAQAxIkCiBERUxJVkVSWV9TVEFHRV9IRUFERURfVE9fRFJPUE9GRhAEEhwKGERFTElWRVJZX1NUQUdFX0NPTVBMRVRFRBAFEhwKGERFTElWRVJZX1NUQUdFX0NBTkNFTExFRBAGEhkKFURFTElWRVJZX1NUQUdFX0ZBSUxFRBAHEhwKGERFTElWRVJZX1NUQUdFX1JFUVVFU1RFRBAIKqgCCgtGYWlsdXJlQ29kZRIcChhGQUlMVVJFX0NPREVfVU5TUEVDSUZJRUQQABIjCh9GQUlMVVJFX0NPREVfTk9fRFJPTkVfQVZBSUxBQkxFEAESJAogRkFJTFVSRV9DT0RFX0FDQ09VTlRfTk9UX0FMTE9XRUQQAhIhCh1GQUlMVVJFX0NPREVfUEFDS0FHRV9DT05GTElDVBADEiUKIUZBSUxVUkVfQ09ERV9OT19DQVJSSUVSX0FWQUlMQUJMRRAEEiAKHEZBSUxVUkVfQ09ERV9JTlZBTElEX1JFUVVFU1QQBRIhCh1GQUlMVVJFX0NPREVfV09SS0ZMT1dfU1RBTExFRBAGEiEKHUZBSUxVUkVfQ09ERV9TQ0hFRFVMSU5HX0VSUk9SEAdiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * A point in WGS 84 coordinates.
@@ -207,6 +207,13 @@ export type Delivery = Message<"dronedelivery.api.v1.Delivery"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 15;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.api.v1.FailureCode failure_code = 16;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -263,6 +270,20 @@ export type DeliveryStatus = Message<"dronedelivery.api.v1.DeliveryStatus"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery was cancelled or failed; empty otherwise.
+   *
+   * @generated from field: string end_reason = 7;
+   */
+  endReason: string;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.api.v1.FailureCode failure_code = 8;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -319,6 +340,13 @@ export type DeliveryEvent = Message<"dronedelivery.api.v1.DeliveryEvent"> & {
    * @generated from field: google.protobuf.Timestamp event_time = 6;
    */
   eventTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, for Failed.
+   *
+   * @generated from field: dronedelivery.api.v1.FailureCode failure_code = 7;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -474,11 +502,19 @@ export enum DeliveryStage {
   CANCELLED = 6,
 
   /**
-   * The platform could not carry the delivery out; `end_reason` says why.
+   * The platform could not carry the delivery out; `failure_code` and `end_reason` say why.
    *
    * @generated from enum value: DELIVERY_STAGE_FAILED = 7;
    */
   FAILED = 7,
+
+  /**
+   * Accepted: the platform is checking the request and looking for a drone or carrier. The
+   * first stage of every delivery.
+   *
+   * @generated from enum value: DELIVERY_STAGE_REQUESTED = 8;
+   */
+  REQUESTED = 8,
 }
 
 /**
@@ -486,4 +522,73 @@ export enum DeliveryStage {
  */
 export const DeliveryStageSchema: GenEnum<DeliveryStage> = /*@__PURE__*/
   enumDesc(file_dronedelivery_api_v1_resources, 2);
+
+/**
+ * Why a delivery failed.
+ *
+ * @generated from enum dronedelivery.api.v1.FailureCode
+ */
+export enum FailureCode {
+  /**
+   * Not failed, or no more precise code is known.
+   *
+   * @generated from enum value: FAILURE_CODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No drone was free to carry the parcel in time.
+   *
+   * @generated from enum value: FAILURE_CODE_NO_DRONE_AVAILABLE = 1;
+   */
+  NO_DRONE_AVAILABLE = 1,
+
+  /**
+   * Your account may not order: it is suspended or unknown.
+   *
+   * @generated from enum value: FAILURE_CODE_ACCOUNT_NOT_ALLOWED = 2;
+   */
+  ACCOUNT_NOT_ALLOWED = 2,
+
+  /**
+   * A parcel belongs to another account or is already in another open delivery.
+   *
+   * @generated from enum value: FAILURE_CODE_PACKAGE_CONFLICT = 3;
+   */
+  PACKAGE_CONFLICT = 3,
+
+  /**
+   * No drone can carry the parcel and no outside carrier could be booked.
+   *
+   * @generated from enum value: FAILURE_CODE_NO_CARRIER_AVAILABLE = 4;
+   */
+  NO_CARRIER_AVAILABLE = 4,
+
+  /**
+   * The request was refused as invalid while it was carried out.
+   *
+   * @generated from enum value: FAILURE_CODE_INVALID_REQUEST = 5;
+   */
+  INVALID_REQUEST = 5,
+
+  /**
+   * The platform could not make progress with the delivery for too long.
+   *
+   * @generated from enum value: FAILURE_CODE_WORKFLOW_STALLED = 6;
+   */
+  WORKFLOW_STALLED = 6,
+
+  /**
+   * The platform kept failing to schedule the delivery and gave up.
+   *
+   * @generated from enum value: FAILURE_CODE_SCHEDULING_ERROR = 7;
+   */
+  SCHEDULING_ERROR = 7,
+}
+
+/**
+ * Describes the enum dronedelivery.api.v1.FailureCode.
+ */
+export const FailureCodeSchema: GenEnum<FailureCode> = /*@__PURE__*/
+  enumDesc(file_dronedelivery_api_v1_resources, 3);
 

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/api/v2/resources.proto.
  */
 export const file_dronedelivery_api_v2_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiRkcm9uZWRlbGl2ZXJ5L2FwaS92Mi9yZXNvdXJjZXMucHJvdG8SFGRyb25lZGVsaXZlcnkuYXBpLnYyIksKCExvY2F0aW9uEhUKCGxhdGl0dWRlGAEgASgBQgPgQQISFgoJbG9uZ2l0dWRlGAIgASgBQgPgQQISEAoIYWx0aXR1ZGUYAyABKAEiegoGUGFyY2VsEhYKCXBhcmNlbF9pZBgBIAEoCUID4EECEjMKBHNpemUYAiABKA4yIC5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5QYXJjZWxTaXplQgPgQQISFgoJd2VpZ2h0X2tnGAMgASgBQgPgQQISCwoDdGFnGAQgASgJIg4KDERyb25lQ2FycmllciI2ChFUaGlyZFBhcnR5Q2FycmllchIMCgRuYW1lGAEgASgJEhMKC3RyYWNraW5nX2lkGAIgASgJIo8BCgxDb25maXJtYXRpb24SNAoEdHlwZRgBIAEoDjImLmRyb25lZGVsaXZlcnkuYXBpLnYyLkNvbmZpcm1hdGlvblR5cGUSMAoMY29uZmlybV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wcm9vZl9yZWZlcmVuY2UYAyABKAkikwYKCERlbGl2ZXJ5EhgKC2RlbGl2ZXJ5X2lkGAEgASgJQgPgQQMSLgoGcGlja3VwGAIgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjIuTG9jYXRpb24SLwoHZHJvcG9mZhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYyLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoIcHJpb3JpdHkYBiABKA4yHi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Qcmlvcml0eRJFChVjb25maXJtYXRpb25fcmVxdWlyZWQYByABKA4yJi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Db25maXJtYXRpb25UeXBlEi0KB3BhcmNlbHMYCCADKAsyHC5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5QYXJjZWwSOAoFZHJvbmUYCSABKAsyIi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Ecm9uZUNhcnJpZXJCA+BBA0gAEkMKC3RoaXJkX3BhcnR5GAogASgLMicuZHJvbmVkZWxpdmVyeS5hcGkudjIuVGhpcmRQYXJ0eUNhcnJpZXJCA+BBA0gAEjcKBXN0YWdlGAsgASgOMiMuZHJvbmVkZWxpdmVyeS5hcGkudjIuRGVsaXZlcnlTdGFnZUID4EEDEhcKCmVuZF9yZWFzb24YDCABKAlCA+BBAxI9Cgxjb25maXJtYXRpb24YDSABKAsyIi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Db25maXJtYXRpb25CA+BBAxI0CgtjcmVhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBA0IJCgdjYXJyaWVyIpYBCgNFdGESLwoLcGlja3VwX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRyb3BvZmZfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoJcmVtYWluaW5nGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIu8BCg5EZWxpdmVyeVN0YXR1cxITCgtkZWxpdmVyeV9pZBgBIAEoCRIyCgVzdGFnZRgCIAEoDjIjLmRyb25lZGVsaXZlcnkuYXBpLnYyLkRlbGl2ZXJ5U3RhZ2USOwoTbGFzdF9rbm93bl9sb2NhdGlvbhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYyLkxvY2F0aW9uEiYKA2V0YRgEIAEoCzIZLmRyb25lZGVsaXZlcnkuYXBpLnYyLkV0YRIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKDURlbGl2ZXJ5RXZlbnQSEwoLZGVsaXZlcnlfaWQYASABKAkSMgoFc3RhZ2UYAiABKA4yIy5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5EZWxpdmVyeVN0YWdlEjAKCGxvY2F0aW9uGAMgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjIuTG9jYXRpb24SJgoDZXRhGAQgASgLMhkuZHJvbmVkZWxpdmVyeS5hcGkudjIuRXRhEg4KBnJlYXNvbhgFIAEoCRIuCgpldmVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAQoOUG9zaXRpb25VcGRhdGUSMAoIbG9jYXRpb24YASABKAsyHi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Mb2NhdGlvbhImCgNldGEYAiABKAsyGS5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5FdGESLgoKZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqbwoKUGFyY2VsU2l6ZRIbChdQQVJDRUxfU0laRV9VTlNQRUNJRklFRBAAEhUKEVBBUkNFTF9TSVpFX1NNQUxMEAESFgoSUEFSQ0VMX1NJWkVfTUVESVVNEAISFQoRUEFSQ0VMX1NJWkVfTEFSR0UQAypTCghQcmlvcml0eRIYChRQUklPUklUWV9VTlNQRUNJRklFRBAAEhUKEVBSSU9SSVRZX1NUQU5EQVJEEAESFgoSUFJJT1JJVFlfRVhQRURJVEVEEAIqrAEKEENvbmZpcm1hdGlvblR5cGUSIQodQ09ORklSTUFUSU9OX1RZUEVfVU5TUEVDSUZJRUQQABIaChZDT05GSVJNQVRJT05fVFlQRV9OT05FEAESHwobQ09ORklSTUFUSU9OX1RZUEVfU0lHTkFUVVJFEAISHQoZQ09ORklSTUFUSU9OX1RZUEVfUElDVFVSRRADEhkKFUNPTkZJUk1BVElPTl9UWVBFX1BJThAEKo0CCg1EZWxpdmVyeVN0YWdlEh4KGkRFTElWRVJZX1NUQUdFX1VOU1BFQ0lGSUVEEAASGgoWREVMSVZFUllfU1RBR0VfQ1JFQVRFRBABEh4KGkRFTElWRVJZX1NUQUdFX1JFU0NIRURVTEVEEAISIwofREVMSVZFUllfU1RBR0VfSEVBREVEX1RPX1BJQ0tVUBADEiQKIERFTElWRVJZX1NUQUdFX0hFQURFRF9UT19EUk9QT0ZGEAQSHAoYREVMSVZFUllfU1RBR0VfQ09NUExFVEVEEAUSHAoYREVMSVZFUllfU1RBR0VfQ0FOQ0VMTEVEEAYSGQoVREVMSVZFUllfU1RBR0VfRkFJTEVEEAdiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiRkcm9uZWRlbGl2ZXJ5L2FwaS92Mi9yZXNvdXJjZXMucHJvdG8SFGRyb25lZGVsaXZlcnkuYXBpLnYyIksKCExvY2F0aW9uEhUKCGxhdGl0dWRlGAEgASgBQgPgQQISFgoJbG9uZ2l0dWRlGAIgASgBQgPgQQISEAoIYWx0aXR1ZGUYAyABKAEiegoGUGFyY2VsEhYKCXBhcmNlbF9pZBgBIAEoCUID4EECEjMKBHNpemUYAiABKA4yIC5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5QYXJjZWxTaXplQgPgQQISFgoJd2VpZ2h0X2tnGAMgASgBQgPgQQISCwoDdGFnGAQgASgJIg4KDERyb25lQ2FycmllciI2ChFUaGlyZFBhcnR5Q2FycmllchIMCgRuYW1lGAEgASgJEhMKC3RyYWNraW5nX2lkGAIgASgJIo8BCgxDb25maXJtYXRpb24SNAoEdHlwZRgBIAEoDjImLmRyb25lZGVsaXZlcnkuYXBpLnYyLkNvbmZpcm1hdGlvblR5cGUSMAoMY29uZmlybV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wcm9vZl9yZWZlcmVuY2UYAyABKAki0QYKCERlbGl2ZXJ5EhgKC2RlbGl2ZXJ5X2lkGAEgASgJQgPgQQMSLgoGcGlja3VwGAIgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjIuTG9jYXRpb24SLwoHZHJvcG9mZhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYyLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoIcHJpb3JpdHkYBiABKA4yHi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Qcmlvcml0eRJFChVjb25maXJtYXRpb25fcmVxdWlyZWQYByABKA4yJi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Db25maXJtYXRpb25UeXBlEi0KB3BhcmNlbHMYCCADKAsyHC5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5QYXJjZWwSOAoFZHJvbmUYCSABKAsyIi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Ecm9uZUNhcnJpZXJCA+BBA0gAEkMKC3RoaXJkX3BhcnR5GAogASgLMicuZHJvbmVkZWxpdmVyeS5hcGkudjIuVGhpcmRQYXJ0eUNhcnJpZXJCA+BBA0gAEjcKBXN0YWdlGAsgASgOMiMuZHJvbmVkZWxpdmVyeS5hcGkudjIuRGVsaXZlcnlTdGFnZUID4EEDEhcKCmVuZF9yZWFzb24YDCABKAlCA+BBAxI9Cgxjb25maXJtYXRpb24YDSABKAsyIi5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5Db25maXJtYXRpb25CA+BBAxI0CgtjcmVhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI8CgxmYWlsdXJlX2NvZGUYECABKA4yIS5kcm9uZWRlbGl2ZXJ5LmFwaS52Mi5GYWlsdXJlQ29kZUID4EEDQgkKB2NhcnJpZXIilgEKA0V0YRIvCgtwaWNrdXBfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZHJvcG9mZl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglyZW1haW5pbmcYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ivAIKDkRlbGl2ZXJ5U3RhdHVzEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjIKBXN0YWdlGAIgASgOMiMuZHJvbmVkZWxpdmVyeS5hcGkudjIuRGVsaXZlcnlTdGFnZRI7ChNsYXN0X2tub3duX2xvY2F0aW9uGAMgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjIuTG9jYXRpb24SJgoDZXRhGAQgASgLMhkuZHJvbmVkZWxpdmVyeS5hcGkudjIuRXRhEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgplbmRfcmVhc29uGAYgASgJEjcKDGZhaWx1cmVfY29kZRgHIAEoDjIhLmRyb25lZGVsaXZlcnkuYXBpLnYyLkZhaWx1cmVDb2RlIqsCCg1EZWxpdmVyeUV2ZW50EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjIKBXN0YWdlGAIgASgOMiMuZHJvbmVkZWxpdmVyeS5hcGkudjIuRGVsaXZlcnlTdGFnZRIwCghsb2NhdGlvbhgDIAEoCzIeLmRyb25lZGVsaXZlcnkuYXBpLnYyLkxvY2F0aW9uEiYKA2V0YRgEIAEoCzIZLmRyb25lZGVsaXZlcnkuYXBpLnYyLkV0YRIOCgZyZWFzb24YBSABKAkSLgoKZXZlbnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoMZmFpbHVyZV9jb2RlGAcgASgOMiEuZHJvbmVkZWxpdmVyeS5hcGkudjIuRmFpbHVyZUNvZGUimgEKDlBvc2l0aW9uVXBkYXRlEjAKCGxvY2F0aW9uGAEgASgLMh4uZHJvbmVkZWxpdmVyeS5hcGkudjIuTG9jYXRpb24SJgoDZXRhGAIgASgLMhkuZHJvbmVkZWxpdmVyeS5hcGkudjIuRXRhEi4KCmV2ZW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKm8KClBhcmNlbFNpemUSGwoXUEFSQ0VMX1NJWkVfVU5TUEVDSUZJRUQQABIVChFQQVJDRUxfU0laRV9TTUFMTBABEhYKElBBUkNFTF9TSVpFX01FRElVTRACEhUKEVBBUkNFTF9TSVpFX0xBUkdFEAMqUwoIUHJpb3JpdHkSGAoUUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFQUklPUklUWV9TVEFOREFSRBABEhYKElBSSU9SSVRZX0VYUEVESVRFRBACKqwBChBDb25maXJtYXRpb25UeXBlEiEKHUNPTkZJUk1BVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWQ09ORklSTUFUSU9OX1RZUEVfTk9ORRABEh8KG0NPTkZJUk1BVElPTl9UWVBFX1NJR05BVFVSRRACEh0KGUNPTkZJUk1BVElPTl9UWVBFX1BJQ1RVUkUQAxIZChVDT05GSVJNQVRJT05fVFlQRV9QSU4QBCqrAgoNRGVsaXZlcnlTdGFnZRIeChpERUxJVkVSWV9TVEFHRV9VTlNQRUNJRklFRBAAEhoKFkRFTElWRVJZX1NUQUdFX0NSRUFURUQQARIeChpERUxJVkVSWV9TVEFHRV9SRVNDSEVEVUxFRBACEiMKH0RFTElWRVJZX1NUQUdFX0hFQURFRF9UT19QSUNLVVAQAxIkCiBERUxJVkVSWV9TVEFHRV9IRUFERURfVE9fRFJPUE9GRhAEEhwKGERFTElWRVJZX1NUQUdFX0NPTVBMRVRFRBAFEhwKGERFTElWRVJZX1NUQUdFX0NBTkNFTExFRBAGEhkKFURFTElWRVJZX1NUQUdFX0ZBSUxFRBAHEhwKGERFTElWRVJZX1NUQUdFX1JFUVVFU1RFRBAIKqgCCgtGYWlsdXJlQ29kZRIcChhGQUlMVVJFX0NPREVfVU5TUEVDSUZJRUQQABIjCh9GQUlMVVJFX0NPREVfTk9fRFJPTkVfQVZBSUxBQkxFEAESJAogRkFJTFVSRV9DT0RFX0FDQ09VTlRfTk9UX0FMTE9XRUQQAhIhCh1GQUlMVVJFX0NPREVfUEFDS0FHRV9DT05GTElDVBADEiUKIUZBSUxVUkVfQ09ERV9OT19DQVJSSUVSX0FWQUlMQUJMRRAEEiAKHEZBSUxVUkVfQ09ERV9JTlZBTElEX1JFUVVFU1QQBRIhCh1GQUlMVVJFX0NPREVfV09SS0ZMT1dfU1RBTExFRBAGEiEKHUZBSUxVUkVfQ09ERV9TQ0hFRFVMSU5HX0VSUk9SEAdiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A point in WGS 84 coordinates.
@@ -296,6 +296,13 @@ export type Delivery = Message<"dronedelivery.api.v2.Delivery"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 15;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.api.v2.FailureCode failure_code = 16;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -383,6 +390,20 @@ export type DeliveryStatus = Message<"dronedelivery.api.v2.DeliveryStatus"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 5;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery was cancelled or failed; empty otherwise.
+   *
+   * @generated from field: string end_reason = 6;
+   */
+  endReason: string;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.api.v2.FailureCode failure_code = 7;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -439,6 +460,13 @@ export type DeliveryEvent = Message<"dronedelivery.api.v2.DeliveryEvent"> & {
    * @generated from field: google.protobuf.Timestamp event_time = 6;
    */
   eventTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, for Failed.
+   *
+   * @generated from field: dronedelivery.api.v2.FailureCode failure_code = 7;
+   */
+  failureCode: FailureCode;
 };
 
 /**
@@ -664,11 +692,19 @@ export enum DeliveryStage {
   CANCELLED = 6,
 
   /**
-   * The platform could not carry the delivery out; `end_reason` says why.
+   * The platform could not carry the delivery out; `failure_code` and `end_reason` say why.
    *
    * @generated from enum value: DELIVERY_STAGE_FAILED = 7;
    */
   FAILED = 7,
+
+  /**
+   * Accepted: the platform is checking the request and looking for a drone or carrier. The
+   * first stage of every delivery.
+   *
+   * @generated from enum value: DELIVERY_STAGE_REQUESTED = 8;
+   */
+  REQUESTED = 8,
 }
 
 /**
@@ -676,4 +712,73 @@ export enum DeliveryStage {
  */
 export const DeliveryStageSchema: GenEnum<DeliveryStage> = /*@__PURE__*/
   enumDesc(file_dronedelivery_api_v2_resources, 3);
+
+/**
+ * Why a delivery failed.
+ *
+ * @generated from enum dronedelivery.api.v2.FailureCode
+ */
+export enum FailureCode {
+  /**
+   * Not failed, or no more precise code is known.
+   *
+   * @generated from enum value: FAILURE_CODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No drone was free to carry the parcel in time.
+   *
+   * @generated from enum value: FAILURE_CODE_NO_DRONE_AVAILABLE = 1;
+   */
+  NO_DRONE_AVAILABLE = 1,
+
+  /**
+   * Your account may not order: it is suspended or unknown.
+   *
+   * @generated from enum value: FAILURE_CODE_ACCOUNT_NOT_ALLOWED = 2;
+   */
+  ACCOUNT_NOT_ALLOWED = 2,
+
+  /**
+   * A parcel belongs to another account or is already in another open delivery.
+   *
+   * @generated from enum value: FAILURE_CODE_PACKAGE_CONFLICT = 3;
+   */
+  PACKAGE_CONFLICT = 3,
+
+  /**
+   * No drone can carry the parcel and no outside carrier could be booked.
+   *
+   * @generated from enum value: FAILURE_CODE_NO_CARRIER_AVAILABLE = 4;
+   */
+  NO_CARRIER_AVAILABLE = 4,
+
+  /**
+   * The request was refused as invalid while it was carried out.
+   *
+   * @generated from enum value: FAILURE_CODE_INVALID_REQUEST = 5;
+   */
+  INVALID_REQUEST = 5,
+
+  /**
+   * The platform could not make progress with the delivery for too long.
+   *
+   * @generated from enum value: FAILURE_CODE_WORKFLOW_STALLED = 6;
+   */
+  WORKFLOW_STALLED = 6,
+
+  /**
+   * The platform kept failing to schedule the delivery and gave up.
+   *
+   * @generated from enum value: FAILURE_CODE_SCHEDULING_ERROR = 7;
+   */
+  SCHEDULING_ERROR = 7,
+}
+
+/**
+ * Describes the enum dronedelivery.api.v2.FailureCode.
+ */
+export const FailureCodeSchema: GenEnum<FailureCode> = /*@__PURE__*/
+  enumDesc(file_dronedelivery_api_v2_resources, 4);
 

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Location } from "../../common/v1/location_pb.js";
 import { file_dronedelivery_common_v1_location } from "../../common/v1/location_pb.js";
-import type { DeliveryStage } from "./delivery_pb.js";
+import type { DeliveryFailureCode, DeliveryStage } from "./delivery_pb.js";
 import { file_dronedelivery_delivery_v1_delivery } from "./delivery_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/delivery/v1/delivery_events.proto.
  */
 export const file_dronedelivery_delivery_v1_delivery_events: GenFile = /*@__PURE__*/
-  fileDesc("Ci9kcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5X2V2ZW50cy5wcm90bxIZZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MSKgAwoTRGVsaXZlcnlTdGF0dXNFdmVudBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRI3CgVzdGFnZRgDIAEoDjIoLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGFnZRJACg5wcmV2aW91c19zdGFnZRgEIAEoDjIoLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGFnZRIzCghsb2NhdGlvbhgFIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi4KCnBpY2t1cF9ldGEYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJ5X2V0YRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJvbmVfaWQYCCABKAkSDgoGcmVhc29uGAkgASgJEi4KCmV2ZW50X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_delivery_v1_delivery, file_google_protobuf_timestamp]);
+  fileDesc("Ci9kcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5X2V2ZW50cy5wcm90bxIZZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MSLmAwoTRGVsaXZlcnlTdGF0dXNFdmVudBITCgtkZWxpdmVyeV9pZBgBIAEoCRIQCghvd25lcl9pZBgCIAEoCRI3CgVzdGFnZRgDIAEoDjIoLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGFnZRJACg5wcmV2aW91c19zdGFnZRgEIAEoDjIoLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGFnZRIzCghsb2NhdGlvbhgFIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi4KCnBpY2t1cF9ldGEYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJ5X2V0YRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJvbmVfaWQYCCABKAkSDgoGcmVhc29uGAkgASgJEi4KCmV2ZW50X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkQKDGZhaWx1cmVfY29kZRgLIAEoDjIuLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlGYWlsdXJlQ29kZWIGcHJvdG8z", [file_dronedelivery_common_v1_location, file_dronedelivery_delivery_v1_delivery, file_google_protobuf_timestamp]);
 
 /**
  * A change of a delivery's stage, published by the Delivery service on the subject
@@ -98,6 +98,13 @@ export type DeliveryStatusEvent = Message<"dronedelivery.delivery.v1.DeliverySta
    * @generated from field: google.protobuf.Timestamp event_time = 10;
    */
   eventTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, for Failed.
+   *
+   * @generated from field: dronedelivery.delivery.v1.DeliveryFailureCode failure_code = 11;
+   */
+  failureCode: DeliveryFailureCode;
 };
 
 /**

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/delivery/v1/delivery.proto.
  */
 export const file_dronedelivery_delivery_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("Cihkcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5LnByb3RvEhlkcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxIjkKEVRoaXJkUGFydHlDYXJyaWVyEg8KB2NhcnJpZXIYASABKAkSEwoLdHJhY2tpbmdfaWQYAiABKAkikgEKDENvbmZpcm1hdGlvbhI3CgR0eXBlGAEgASgOMikuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuQ29uZmlybWF0aW9uVHlwZRIwCgxjb25maXJtX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3Byb29mX3JlZmVyZW5jZRgDIAEoCSKHAQoLU3RhZ2VDaGFuZ2USNwoFc3RhZ2UYASABKA4yKC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5U3RhZ2USLwoLY2hhbmdlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgDIAEoCSK5BwoIRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXhwZWRpdGVkGAcgASgIEkgKFWNvbmZpcm1hdGlvbl9yZXF1aXJlZBgIIAEoDjIpLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkNvbmZpcm1hdGlvblR5cGUSNgoIcGFja2FnZXMYCSADKAsyJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlSW5mbxISCghkcm9uZV9pZBgKIAEoCUgAEkMKC3RoaXJkX3BhcnR5GAsgASgLMiwuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5UaGlyZFBhcnR5Q2FycmllckgAEjcKBXN0YWdlGAwgASgOMiguZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YWdlEj4KE2xhc3Rfa25vd25fbG9jYXRpb24YDSABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIuCgpwaWNrdXBfZXRhGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj0KDGNvbmZpcm1hdGlvbhgQIAEoCzInLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuQ29uZmlybWF0aW9uEhIKCmVuZF9yZWFzb24YESABKAkSNwoHaGlzdG9yeRgSIAMoCzImLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuU3RhZ2VDaGFuZ2USLwoLY3JlYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdjYXJyaWVyIrECCg5EZWxpdmVyeVN0YXR1cxITCgtkZWxpdmVyeV9pZBgBIAEoCRI3CgVzdGFnZRgCIAEoDjIoLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGFnZRI+ChNsYXN0X2tub3duX2xvY2F0aW9uGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SLgoKcGlja3VwX2V0YRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcnlfZXRhGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqjQIKDURlbGl2ZXJ5U3RhZ2USHgoaREVMSVZFUllfU1RBR0VfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFHRV9DUkVBVEVEEAESHgoaREVMSVZFUllfU1RBR0VfUkVTQ0hFRFVMRUQQAhIjCh9ERUxJVkVSWV9TVEFHRV9IRUFERURfVE9fUElDS1VQEAMSJAogREVMSVZFUllfU1RBR0VfSEVBREVEX1RPX0RST1BPRkYQBBIcChhERUxJVkVSWV9TVEFHRV9DT01QTEVURUQQBRIcChhERUxJVkVSWV9TVEFHRV9DQU5DRUxMRUQQBhIZChVERUxJVkVSWV9TVEFHRV9GQUlMRUQQB2IGcHJvdG8z", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_google_protobuf_timestamp]);
+  fileDesc("Cihkcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5LnByb3RvEhlkcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxIjkKEVRoaXJkUGFydHlDYXJyaWVyEg8KB2NhcnJpZXIYASABKAkSEwoLdHJhY2tpbmdfaWQYAiABKAkikgEKDENvbmZpcm1hdGlvbhI3CgR0eXBlGAEgASgOMikuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuQ29uZmlybWF0aW9uVHlwZRIwCgxjb25maXJtX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3Byb29mX3JlZmVyZW5jZRgDIAEoCSKHAQoLU3RhZ2VDaGFuZ2USNwoFc3RhZ2UYASABKA4yKC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5U3RhZ2USLwoLY2hhbmdlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgDIAEoCSL/BwoIRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXhwZWRpdGVkGAcgASgIEkgKFWNvbmZpcm1hdGlvbl9yZXF1aXJlZBgIIAEoDjIpLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkNvbmZpcm1hdGlvblR5cGUSNgoIcGFja2FnZXMYCSADKAsyJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlSW5mbxISCghkcm9uZV9pZBgKIAEoCUgAEkMKC3RoaXJkX3BhcnR5GAsgASgLMiwuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5UaGlyZFBhcnR5Q2FycmllckgAEjcKBXN0YWdlGAwgASgOMiguZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YWdlEj4KE2xhc3Rfa25vd25fbG9jYXRpb24YDSABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIuCgpwaWNrdXBfZXRhGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj0KDGNvbmZpcm1hdGlvbhgQIAEoCzInLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuQ29uZmlybWF0aW9uEhIKCmVuZF9yZWFzb24YESABKAkSNwoHaGlzdG9yeRgSIAMoCzImLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuU3RhZ2VDaGFuZ2USLwoLY3JlYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJECgxmYWlsdXJlX2NvZGUYFSABKA4yLi5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5RmFpbHVyZUNvZGVCCQoHY2FycmllciKLAwoORGVsaXZlcnlTdGF0dXMSEwoLZGVsaXZlcnlfaWQYASABKAkSNwoFc3RhZ2UYAiABKA4yKC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5U3RhZ2USPgoTbGFzdF9rbm93bl9sb2NhdGlvbhgDIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi4KCnBpY2t1cF9ldGEYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJ5X2V0YRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmVuZF9yZWFzb24YByABKAkSRAoMZmFpbHVyZV9jb2RlGAggASgOMi4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeUZhaWx1cmVDb2RlKqsCCg1EZWxpdmVyeVN0YWdlEh4KGkRFTElWRVJZX1NUQUdFX1VOU1BFQ0lGSUVEEAASGgoWREVMSVZFUllfU1RBR0VfQ1JFQVRFRBABEh4KGkRFTElWRVJZX1NUQUdFX1JFU0NIRURVTEVEEAISIwofREVMSVZFUllfU1RBR0VfSEVBREVEX1RPX1BJQ0tVUBADEiQKIERFTElWRVJZX1NUQUdFX0hFQURFRF9UT19EUk9QT0ZGEAQSHAoYREVMSVZFUllfU1RBR0VfQ09NUExFVEVEEAUSHAoYREVMSVZFUllfU1RBR0VfQ0FOQ0VMTEVEEAYSGQoVREVMSVZFUllfU1RBR0VfRkFJTEVEEAcSHAoYREVMSVZFUllfU1RBR0VfUkVRVUVTVEVEEAgq+AIKE0RlbGl2ZXJ5RmFpbHVyZUNvZGUSJQohREVMSVZFUllfRkFJTFVSRV9DT0RFX1VOU1BFQ0lGSUVEEAASLAooREVMSVZFUllfRkFJTFVSRV9DT0RFX05PX0RST05FX0FWQUlMQUJMRRABEi0KKURFTElWRVJZX0ZBSUxVUkVfQ09ERV9BQ0NPVU5UX05PVF9BTExPV0VEEAISKgomREVMSVZFUllfRkFJTFVSRV9DT0RFX1BBQ0tBR0VfQ09ORkxJQ1QQAxIuCipERUxJVkVSWV9GQUlMVVJFX0NPREVfTk9fQ0FSUklFUl9BVkFJTEFCTEUQBBIpCiVERUxJVkVSWV9GQUlMVVJFX0NPREVfSU5WQUxJRF9SRVFVRVNUEAUSKgomREVMSVZFUllfRkFJTFVSRV9DT0RFX1dPUktGTE9XX1NUQUxMRUQQBhIqCiZERUxJVkVSWV9GQUlMVVJFX0NPREVfU0NIRURVTElOR19FUlJPUhAHYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_google_protobuf_timestamp]);
 
 /**
  * Who carries a delivery when no drone does.
@@ -277,6 +277,13 @@ export type Delivery = Message<"dronedelivery.delivery.v1.Delivery"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 20;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.delivery.v1.DeliveryFailureCode failure_code = 21;
+   */
+  failureCode: DeliveryFailureCode;
 };
 
 /**
@@ -333,6 +340,20 @@ export type DeliveryStatus = Message<"dronedelivery.delivery.v1.DeliveryStatus">
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Why the delivery was cancelled or failed; empty otherwise.
+   *
+   * @generated from field: string end_reason = 7;
+   */
+  endReason: string;
+
+  /**
+   * Why the delivery failed, once it is Failed.
+   *
+   * @generated from field: dronedelivery.delivery.v1.DeliveryFailureCode failure_code = 8;
+   */
+  failureCode: DeliveryFailureCode;
 };
 
 /**
@@ -343,9 +364,9 @@ export const DeliveryStatusSchema: GenMessage<DeliveryStatus> = /*@__PURE__*/
   messageDesc(file_dronedelivery_delivery_v1_delivery, 4);
 
 /**
- * Where a delivery is in its life. Stages only move forward: Created and Rescheduled may
- * follow each other, then HeadedToPickup, HeadedToDropoff and Completed; Cancelled and Failed
- * end a delivery at any point before Completed.
+ * Where a delivery is in its life. Stages only move forward: Requested first, then Created
+ * and Rescheduled may follow each other, then HeadedToPickup, HeadedToDropoff and Completed;
+ * Cancelled and Failed end a delivery at any point before Completed.
  *
  * @generated from enum dronedelivery.delivery.v1.DeliveryStage
  */
@@ -400,11 +421,20 @@ export enum DeliveryStage {
   CANCELLED = 6,
 
   /**
-   * The workflow could not carry the delivery out and undid what it had done. Final.
+   * The workflow could not carry the delivery out and undid what it had done. Final;
+   * `failure_code` and `end_reason` say why.
    *
    * @generated from enum value: DELIVERY_STAGE_FAILED = 7;
    */
   FAILED = 7,
+
+  /**
+   * The request was accepted and the workflow is deciding how to carry it out (account check,
+   * packages, drone or carrier). The first stage of every delivery.
+   *
+   * @generated from enum value: DELIVERY_STAGE_REQUESTED = 8;
+   */
+  REQUESTED = 8,
 }
 
 /**
@@ -412,4 +442,73 @@ export enum DeliveryStage {
  */
 export const DeliveryStageSchema: GenEnum<DeliveryStage> = /*@__PURE__*/
   enumDesc(file_dronedelivery_delivery_v1_delivery, 0);
+
+/**
+ * Why a delivery failed, for programs to act on (`end_reason` holds the words for people).
+ *
+ * @generated from enum dronedelivery.delivery.v1.DeliveryFailureCode
+ */
+export enum DeliveryFailureCode {
+  /**
+   * Not failed, or no more precise code is known.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No drone was free to carry the parcels while the workflow kept trying.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_NO_DRONE_AVAILABLE = 1;
+   */
+  NO_DRONE_AVAILABLE = 1,
+
+  /**
+   * The account may not order: it is suspended or unknown.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_ACCOUNT_NOT_ALLOWED = 2;
+   */
+  ACCOUNT_NOT_ALLOWED = 2,
+
+  /**
+   * A parcel belongs to another owner or is already in another open delivery.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_PACKAGE_CONFLICT = 3;
+   */
+  PACKAGE_CONFLICT = 3,
+
+  /**
+   * No drone can carry the parcels and no outside carrier could be booked.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_NO_CARRIER_AVAILABLE = 4;
+   */
+  NO_CARRIER_AVAILABLE = 4,
+
+  /**
+   * The request was refused as invalid by a step of the workflow.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_INVALID_REQUEST = 5;
+   */
+  INVALID_REQUEST = 5,
+
+  /**
+   * The workflow made no progress for too long and was stopped.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_WORKFLOW_STALLED = 6;
+   */
+  WORKFLOW_STALLED = 6,
+
+  /**
+   * A step kept failing for another reason until the workflow gave up.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CODE_SCHEDULING_ERROR = 7;
+   */
+  SCHEDULING_ERROR = 7,
+}
+
+/**
+ * Describes the enum dronedelivery.delivery.v1.DeliveryFailureCode.
+ */
+export const DeliveryFailureCodeSchema: GenEnum<DeliveryFailureCode> = /*@__PURE__*/
+  enumDesc(file_dronedelivery_delivery_v1_delivery, 1);
 

@@ -10,7 +10,7 @@ import type { ConfirmationType, PackageInfo } from "../../common/v1/package_info
 import { file_dronedelivery_common_v1_package_info } from "../../common/v1/package_info_pb.js";
 import type { YearMonth } from "../../common/v1/time_pb.js";
 import { file_dronedelivery_common_v1_time } from "../../common/v1/time_pb.js";
-import type { Delivery, DeliveryStatus, ThirdPartyCarrier } from "./delivery_pb.js";
+import type { Delivery, DeliveryFailureCode, DeliveryStatus, ThirdPartyCarrier } from "./delivery_pb.js";
 import { file_dronedelivery_delivery_v1_delivery } from "./delivery_pb.js";
 import type { DeliveryStatusEvent } from "./delivery_events_pb.js";
 import { file_dronedelivery_delivery_v1_delivery_events } from "./delivery_events_pb.js";
@@ -22,7 +22,120 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/delivery/v1/delivery_service.proto.
  */
 export const file_dronedelivery_delivery_v1_delivery_service: GenFile = /*@__PURE__*/
-  fileDesc("CjBkcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SGWRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEi4QQKF1NjaGVkdWxlRGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEjEKBnBpY2t1cBgDIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjIKB2Ryb3BvZmYYBCABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIvCgtwaWNrdXBfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWV4cGVkaXRlZBgHIAEoCBJIChVjb25maXJtYXRpb25fcmVxdWlyZWQYCCABKA4yKS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Db25maXJtYXRpb25UeXBlEjYKCHBhY2thZ2VzGAkgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEgoIZHJvbmVfaWQYCiABKAlIABJDCgt0aGlyZF9wYXJ0eRgLIAEoCzIsLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuVGhpcmRQYXJ0eUNhcnJpZXJIABIuCgpwaWNrdXBfZXRhGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB2NhcnJpZXIiYgoYU2NoZWR1bGVEZWxpdmVyeVJlc3BvbnNlEjUKCGRlbGl2ZXJ5GAEgASgLMiMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeRIPCgdjcmVhdGVkGAIgASgIIikKEkdldERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJMChNHZXREZWxpdmVyeVJlc3BvbnNlEjUKCGRlbGl2ZXJ5GAEgASgLMiMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeSIuChdHZXREZWxpdmVyeU93bmVyUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJBChhHZXREZWxpdmVyeU93bmVyUmVzcG9uc2USEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkiLwoYR2V0RGVsaXZlcnlTdGF0dXNSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIlYKGUdldERlbGl2ZXJ5U3RhdHVzUmVzcG9uc2USOQoGc3RhdHVzGAEgASgLMikuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YXR1cyL0AQoZUmVzY2hlZHVsZURlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIyCgdkcm9wb2ZmGAIgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SLwoLcGlja3VwX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfbWFzaxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoaUmVzY2hlZHVsZURlbGl2ZXJ5UmVzcG9uc2USNQoIZGVsaXZlcnkYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5IjwKFUNhbmNlbERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTwoWQ2FuY2VsRGVsaXZlcnlSZXNwb25zZRI1CghkZWxpdmVyeRgBIAEoCzIjLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnkiOgoTRmFpbERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTQoURmFpbERlbGl2ZXJ5UmVzcG9uc2USNQoIZGVsaXZlcnkYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5Ir4BChZDb25maXJtRGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEkQKEWNvbmZpcm1hdGlvbl90eXBlGAIgASgOMikuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuQ29uZmlybWF0aW9uVHlwZRIwCgxjb25maXJtX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3Byb29mX3JlZmVyZW5jZRgEIAEoCSJQChdDb25maXJtRGVsaXZlcnlSZXNwb25zZRI1CghkZWxpdmVyeRgBIAEoCzIjLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnkiUAoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EhAKCG93bmVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImoKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USNwoKZGVsaXZlcmllcxgBIAMoCzIjLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImAKGUdldERlbGl2ZXJ5U3VtbWFyeVJlcXVlc3QSEAoIb3duZXJfaWQYASABKAkSMQoFbW9udGgYAiABKAsyIi5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5ZZWFyTW9udGgiwQEKGkdldERlbGl2ZXJ5U3VtbWFyeVJlc3BvbnNlEhAKCG93bmVyX2lkGAEgASgJEjEKBW1vbnRoGAIgASgLMiIuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuWWVhck1vbnRoEhYKDmRlbGl2ZXJ5X2NvdW50GAMgASgDEhcKD2NvbXBsZXRlZF9jb3VudBgEIAEoAxIXCg9jYW5jZWxsZWRfY291bnQYBSABKAMSFAoMZmFpbGVkX2NvdW50GAYgASgDIjAKGUdldERlbGl2ZXJ5SGlzdG9yeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiXAoaR2V0RGVsaXZlcnlIaXN0b3J5UmVzcG9uc2USPgoGZXZlbnRzGAEgAygLMi4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YXR1c0V2ZW50Il4KFFdhdGNoRGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEEhkKEWluY2x1ZGVfcG9zaXRpb25zGAMgASgIIqcBCg5Qb3NpdGlvblVwZGF0ZRIzCghsb2NhdGlvbhgBIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi4KCmV2ZW50X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJ5X2V0YRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiugEKFVdhdGNoRGVsaXZlcnlSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBJGCgxzdGF0dXNfZXZlbnQYAiABKAsyLi5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5U3RhdHVzRXZlbnRIABI9Cghwb3NpdGlvbhgDIAEoCzIpLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuUG9zaXRpb25VcGRhdGVIAEIICgZ1cGRhdGUykwwKD0RlbGl2ZXJ5U2VydmljZRKAAQoQU2NoZWR1bGVEZWxpdmVyeRIyLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuU2NoZWR1bGVEZWxpdmVyeVJlcXVlc3QaMy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLlNjaGVkdWxlRGVsaXZlcnlSZXNwb25zZSIDkAICEnEKC0dldERlbGl2ZXJ5Ei0uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeVJlcXVlc3QaLi5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5UmVzcG9uc2UiA5ACARKAAQoQR2V0RGVsaXZlcnlPd25lchIyLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlPd25lclJlcXVlc3QaMy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5T3duZXJSZXNwb25zZSIDkAIBEoMBChFHZXREZWxpdmVyeVN0YXR1cxIzLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlTdGF0dXNSZXF1ZXN0GjQuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeVN0YXR1c1Jlc3BvbnNlIgOQAgEShgEKElJlc2NoZWR1bGVEZWxpdmVyeRI0LmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuUmVzY2hlZHVsZURlbGl2ZXJ5UmVxdWVzdBo1LmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuUmVzY2hlZHVsZURlbGl2ZXJ5UmVzcG9uc2UiA5ACAhJ6Cg5DYW5jZWxEZWxpdmVyeRIwLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuQ2FuY2VsRGVsaXZlcnlSZXF1ZXN0GjEuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5DYW5jZWxEZWxpdmVyeVJlc3BvbnNlIgOQAgISdAoMRmFpbERlbGl2ZXJ5Ei4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5GYWlsRGVsaXZlcnlSZXF1ZXN0Gi8uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5GYWlsRGVsaXZlcnlSZXNwb25zZSIDkAICEn0KD0NvbmZpcm1EZWxpdmVyeRIxLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuQ29uZmlybURlbGl2ZXJ5UmVxdWVzdBoyLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuQ29uZmlybURlbGl2ZXJ5UmVzcG9uc2UiA5ACAhJ6Cg5MaXN0RGVsaXZlcmllcxIwLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GjEuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlIgOQAgEShgEKEkdldERlbGl2ZXJ5U3VtbWFyeRI0LmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlTdW1tYXJ5UmVxdWVzdBo1LmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlTdW1tYXJ5UmVzcG9uc2UiA5ACARKGAQoSR2V0RGVsaXZlcnlIaXN0b3J5EjQuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeUhpc3RvcnlSZXF1ZXN0GjUuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeUhpc3RvcnlSZXNwb25zZSIDkAIBEnkKDVdhdGNoRGVsaXZlcnkSLy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLldhdGNoRGVsaXZlcnlSZXF1ZXN0GjAuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5XYXRjaERlbGl2ZXJ5UmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_delivery_v1_delivery, file_dronedelivery_delivery_v1_delivery_events, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CjBkcm9uZWRlbGl2ZXJ5L2RlbGl2ZXJ5L3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SGWRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEiyAMKE09wZW5EZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEi8KC3BpY2t1cF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXhwZWRpdGVkGAcgASgIEkgKFWNvbmZpcm1hdGlvbl9yZXF1aXJlZBgIIAEoDjIpLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkNvbmZpcm1hdGlvblR5cGUSNgoIcGFja2FnZXMYCSADKAsyJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlSW5mbxIvCgthY2NlcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgoUT3BlbkRlbGl2ZXJ5UmVzcG9uc2USNQoIZGVsaXZlcnkYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5Eg8KB2NyZWF0ZWQYAiABKAgi4QQKF1NjaGVkdWxlRGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEjEKBnBpY2t1cBgDIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjIKB2Ryb3BvZmYYBCABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIvCgtwaWNrdXBfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWV4cGVkaXRlZBgHIAEoCBJIChVjb25maXJtYXRpb25fcmVxdWlyZWQYCCABKA4yKS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Db25maXJtYXRpb25UeXBlEjYKCHBhY2thZ2VzGAkgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEgoIZHJvbmVfaWQYCiABKAlIABJDCgt0aGlyZF9wYXJ0eRgLIAEoCzIsLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuVGhpcmRQYXJ0eUNhcnJpZXJIABIuCgpwaWNrdXBfZXRhGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB2NhcnJpZXIiYgoYU2NoZWR1bGVEZWxpdmVyeVJlc3BvbnNlEjUKCGRlbGl2ZXJ5GAEgASgLMiMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeRIPCgdjcmVhdGVkGAIgASgIIikKEkdldERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJMChNHZXREZWxpdmVyeVJlc3BvbnNlEjUKCGRlbGl2ZXJ5GAEgASgLMiMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeSIuChdHZXREZWxpdmVyeU93bmVyUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSJBChhHZXREZWxpdmVyeU93bmVyUmVzcG9uc2USEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkiLwoYR2V0RGVsaXZlcnlTdGF0dXNSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIlYKGUdldERlbGl2ZXJ5U3RhdHVzUmVzcG9uc2USOQoGc3RhdHVzGAEgASgLMikuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YXR1cyL0AQoZUmVzY2hlZHVsZURlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIyCgdkcm9wb2ZmGAIgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SLwoLcGlja3VwX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfbWFzaxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoaUmVzY2hlZHVsZURlbGl2ZXJ5UmVzcG9uc2USNQoIZGVsaXZlcnkYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5IjwKFUNhbmNlbERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTwoWQ2FuY2VsRGVsaXZlcnlSZXNwb25zZRI1CghkZWxpdmVyeRgBIAEoCzIjLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnkiwQEKE0ZhaWxEZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEkQKDGZhaWx1cmVfY29kZRgDIAEoDjIuLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlGYWlsdXJlQ29kZRI/CgdyZXF1ZXN0GAQgASgLMi4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5PcGVuRGVsaXZlcnlSZXF1ZXN0Ik0KFEZhaWxEZWxpdmVyeVJlc3BvbnNlEjUKCGRlbGl2ZXJ5GAEgASgLMiMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeSK+AQoWQ29uZmlybURlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRJEChFjb25maXJtYXRpb25fdHlwZRgCIAEoDjIpLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkNvbmZpcm1hdGlvblR5cGUSMAoMY29uZmlybV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wcm9vZl9yZWZlcmVuY2UYBCABKAkiUAoXQ29uZmlybURlbGl2ZXJ5UmVzcG9uc2USNQoIZGVsaXZlcnkYASABKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5IlAKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIQCghvd25lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJqChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEjcKCmRlbGl2ZXJpZXMYASADKAsyIy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJgChlHZXREZWxpdmVyeVN1bW1hcnlSZXF1ZXN0EhAKCG93bmVyX2lkGAEgASgJEjEKBW1vbnRoGAIgASgLMiIuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuWWVhck1vbnRoIsEBChpHZXREZWxpdmVyeVN1bW1hcnlSZXNwb25zZRIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aBIWCg5kZWxpdmVyeV9jb3VudBgDIAEoAxIXCg9jb21wbGV0ZWRfY291bnQYBCABKAMSFwoPY2FuY2VsbGVkX2NvdW50GAUgASgDEhQKDGZhaWxlZF9jb3VudBgGIAEoAyIwChlHZXREZWxpdmVyeUhpc3RvcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIlwKGkdldERlbGl2ZXJ5SGlzdG9yeVJlc3BvbnNlEj4KBmV2ZW50cxgBIAMoCzIuLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuRGVsaXZlcnlTdGF0dXNFdmVudCJeChRXYXRjaERlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoBBIZChFpbmNsdWRlX3Bvc2l0aW9ucxgDIAEoCCKnAQoOUG9zaXRpb25VcGRhdGUSMwoIbG9jYXRpb24YASABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbhIuCgpldmVudF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyeV9ldGEYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIroBChVXYXRjaERlbGl2ZXJ5UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSRgoMc3RhdHVzX2V2ZW50GAIgASgLMi4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5EZWxpdmVyeVN0YXR1c0V2ZW50SAASPQoIcG9zaXRpb24YAyABKAsyKS5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLlBvc2l0aW9uVXBkYXRlSABCCAoGdXBkYXRlMokNCg9EZWxpdmVyeVNlcnZpY2USdAoMT3BlbkRlbGl2ZXJ5Ei4uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5PcGVuRGVsaXZlcnlSZXF1ZXN0Gi8uZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5PcGVuRGVsaXZlcnlSZXNwb25zZSIDkAICEoABChBTY2hlZHVsZURlbGl2ZXJ5EjIuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5TY2hlZHVsZURlbGl2ZXJ5UmVxdWVzdBozLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuU2NoZWR1bGVEZWxpdmVyeVJlc3BvbnNlIgOQAgIScQoLR2V0RGVsaXZlcnkSLS5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5UmVxdWVzdBouLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlSZXNwb25zZSIDkAIBEoABChBHZXREZWxpdmVyeU93bmVyEjIuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeU93bmVyUmVxdWVzdBozLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuR2V0RGVsaXZlcnlPd25lclJlc3BvbnNlIgOQAgESgwEKEUdldERlbGl2ZXJ5U3RhdHVzEjMuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeVN0YXR1c1JlcXVlc3QaNC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5U3RhdHVzUmVzcG9uc2UiA5ACARKGAQoSUmVzY2hlZHVsZURlbGl2ZXJ5EjQuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5SZXNjaGVkdWxlRGVsaXZlcnlSZXF1ZXN0GjUuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5SZXNjaGVkdWxlRGVsaXZlcnlSZXNwb25zZSIDkAICEnoKDkNhbmNlbERlbGl2ZXJ5EjAuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5DYW5jZWxEZWxpdmVyeVJlcXVlc3QaMS5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkNhbmNlbERlbGl2ZXJ5UmVzcG9uc2UiA5ACAhJ0CgxGYWlsRGVsaXZlcnkSLi5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkZhaWxEZWxpdmVyeVJlcXVlc3QaLy5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkZhaWxEZWxpdmVyeVJlc3BvbnNlIgOQAgISfQoPQ29uZmlybURlbGl2ZXJ5EjEuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5Db25maXJtRGVsaXZlcnlSZXF1ZXN0GjIuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5Db25maXJtRGVsaXZlcnlSZXNwb25zZSIDkAICEnoKDkxpc3REZWxpdmVyaWVzEjAuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaMS5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiA5ACARKGAQoSR2V0RGVsaXZlcnlTdW1tYXJ5EjQuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeVN1bW1hcnlSZXF1ZXN0GjUuZHJvbmVkZWxpdmVyeS5kZWxpdmVyeS52MS5HZXREZWxpdmVyeVN1bW1hcnlSZXNwb25zZSIDkAIBEoYBChJHZXREZWxpdmVyeUhpc3RvcnkSNC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5SGlzdG9yeVJlcXVlc3QaNS5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLkdldERlbGl2ZXJ5SGlzdG9yeVJlc3BvbnNlIgOQAgESeQoNV2F0Y2hEZWxpdmVyeRIvLmRyb25lZGVsaXZlcnkuZGVsaXZlcnkudjEuV2F0Y2hEZWxpdmVyeVJlcXVlc3QaMC5kcm9uZWRlbGl2ZXJ5LmRlbGl2ZXJ5LnYxLldhdGNoRGVsaXZlcnlSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_delivery_v1_delivery, file_dronedelivery_delivery_v1_delivery_events, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+
+/**
+ * An accepted delivery request to record at stage Requested.
+ *
+ * @generated from message dronedelivery.delivery.v1.OpenDeliveryRequest
+ */
+export type OpenDeliveryRequest = Message<"dronedelivery.delivery.v1.OpenDeliveryRequest"> & {
+  /**
+   * Identifier of the delivery, from the delivery request. Required.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * The account that ordered it. Required.
+   *
+   * @generated from field: string owner_id = 2;
+   */
+  ownerId: string;
+
+  /**
+   * Where the parcels are picked up. Required.
+   *
+   * @generated from field: dronedelivery.common.v1.Location pickup = 3;
+   */
+  pickup?: Location | undefined;
+
+  /**
+   * Where the parcels are dropped off. Required.
+   *
+   * @generated from field: dronedelivery.common.v1.Location dropoff = 4;
+   */
+  dropoff?: Location | undefined;
+
+  /**
+   * When the parcels are ready; unset means as soon as possible.
+   *
+   * @generated from field: google.protobuf.Timestamp pickup_time = 5;
+   */
+  pickupTime?: Timestamp | undefined;
+
+  /**
+   * The latest drop-off the customer accepts. Required (it may lie in the past by now: the
+   * request was accepted earlier).
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 6;
+   */
+  deadline?: Timestamp | undefined;
+
+  /**
+   * True when the delivery has priority.
+   *
+   * @generated from field: bool expedited = 7;
+   */
+  expedited: boolean;
+
+  /**
+   * The proof of receipt the recipient must give. Required; NONE when none is needed.
+   *
+   * @generated from field: dronedelivery.common.v1.ConfirmationType confirmation_required = 8;
+   */
+  confirmationRequired: ConfirmationType;
+
+  /**
+   * The parcels carried; at least one.
+   *
+   * @generated from field: repeated dronedelivery.common.v1.PackageInfo packages = 9;
+   */
+  packages: PackageInfo[];
+
+  /**
+   * When Ingestion accepted the request; unset means now.
+   *
+   * @generated from field: google.protobuf.Timestamp accept_time = 10;
+   */
+  acceptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message dronedelivery.delivery.v1.OpenDeliveryRequest.
+ * Use `create(OpenDeliveryRequestSchema)` to create a new message.
+ */
+export const OpenDeliveryRequestSchema: GenMessage<OpenDeliveryRequest> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 0);
+
+/**
+ * The delivery recorded.
+ *
+ * @generated from message dronedelivery.delivery.v1.OpenDeliveryResponse
+ */
+export type OpenDeliveryResponse = Message<"dronedelivery.delivery.v1.OpenDeliveryResponse"> & {
+  /**
+   * The stored delivery.
+   *
+   * @generated from field: dronedelivery.delivery.v1.Delivery delivery = 1;
+   */
+  delivery?: Delivery | undefined;
+
+  /**
+   * True when this call created the record.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message dronedelivery.delivery.v1.OpenDeliveryResponse.
+ * Use `create(OpenDeliveryResponseSchema)` to create a new message.
+ */
+export const OpenDeliveryResponseSchema: GenMessage<OpenDeliveryResponse> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 1);
 
 /**
  * The delivery to create.
@@ -136,7 +249,7 @@ export type ScheduleDeliveryRequest = Message<"dronedelivery.delivery.v1.Schedul
  * Use `create(ScheduleDeliveryRequestSchema)` to create a new message.
  */
 export const ScheduleDeliveryRequestSchema: GenMessage<ScheduleDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 0);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 2);
 
 /**
  * The delivery created, or the one already stored under the id.
@@ -164,7 +277,7 @@ export type ScheduleDeliveryResponse = Message<"dronedelivery.delivery.v1.Schedu
  * Use `create(ScheduleDeliveryResponseSchema)` to create a new message.
  */
 export const ScheduleDeliveryResponseSchema: GenMessage<ScheduleDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 1);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 3);
 
 /**
  * The delivery to read.
@@ -185,7 +298,7 @@ export type GetDeliveryRequest = Message<"dronedelivery.delivery.v1.GetDeliveryR
  * Use `create(GetDeliveryRequestSchema)` to create a new message.
  */
 export const GetDeliveryRequestSchema: GenMessage<GetDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 2);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 4);
 
 /**
  * The delivery read.
@@ -206,7 +319,7 @@ export type GetDeliveryResponse = Message<"dronedelivery.delivery.v1.GetDelivery
  * Use `create(GetDeliveryResponseSchema)` to create a new message.
  */
 export const GetDeliveryResponseSchema: GenMessage<GetDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 3);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 5);
 
 /**
  * The delivery whose owner is asked.
@@ -227,7 +340,7 @@ export type GetDeliveryOwnerRequest = Message<"dronedelivery.delivery.v1.GetDeli
  * Use `create(GetDeliveryOwnerRequestSchema)` to create a new message.
  */
 export const GetDeliveryOwnerRequestSchema: GenMessage<GetDeliveryOwnerRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 4);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 6);
 
 /**
  * The owner of a delivery.
@@ -255,7 +368,7 @@ export type GetDeliveryOwnerResponse = Message<"dronedelivery.delivery.v1.GetDel
  * Use `create(GetDeliveryOwnerResponseSchema)` to create a new message.
  */
 export const GetDeliveryOwnerResponseSchema: GenMessage<GetDeliveryOwnerResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 5);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 7);
 
 /**
  * The delivery whose status is asked.
@@ -276,7 +389,7 @@ export type GetDeliveryStatusRequest = Message<"dronedelivery.delivery.v1.GetDel
  * Use `create(GetDeliveryStatusRequestSchema)` to create a new message.
  */
 export const GetDeliveryStatusRequestSchema: GenMessage<GetDeliveryStatusRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 6);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 8);
 
 /**
  * A delivery's current status.
@@ -297,7 +410,7 @@ export type GetDeliveryStatusResponse = Message<"dronedelivery.delivery.v1.GetDe
  * Use `create(GetDeliveryStatusResponseSchema)` to create a new message.
  */
 export const GetDeliveryStatusResponseSchema: GenMessage<GetDeliveryStatusResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 7);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 9);
 
 /**
  * A change to a delivery's plan.
@@ -346,7 +459,7 @@ export type RescheduleDeliveryRequest = Message<"dronedelivery.delivery.v1.Resch
  * Use `create(RescheduleDeliveryRequestSchema)` to create a new message.
  */
 export const RescheduleDeliveryRequestSchema: GenMessage<RescheduleDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 8);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 10);
 
 /**
  * The delivery after the change.
@@ -367,7 +480,7 @@ export type RescheduleDeliveryResponse = Message<"dronedelivery.delivery.v1.Resc
  * Use `create(RescheduleDeliveryResponseSchema)` to create a new message.
  */
 export const RescheduleDeliveryResponseSchema: GenMessage<RescheduleDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 9);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 11);
 
 /**
  * The delivery to cancel.
@@ -395,7 +508,7 @@ export type CancelDeliveryRequest = Message<"dronedelivery.delivery.v1.CancelDel
  * Use `create(CancelDeliveryRequestSchema)` to create a new message.
  */
 export const CancelDeliveryRequestSchema: GenMessage<CancelDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 10);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 12);
 
 /**
  * The delivery after the cancel.
@@ -416,7 +529,7 @@ export type CancelDeliveryResponse = Message<"dronedelivery.delivery.v1.CancelDe
  * Use `create(CancelDeliveryResponseSchema)` to create a new message.
  */
 export const CancelDeliveryResponseSchema: GenMessage<CancelDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 11);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 13);
 
 /**
  * The delivery to fail.
@@ -437,6 +550,20 @@ export type FailDeliveryRequest = Message<"dronedelivery.delivery.v1.FailDeliver
    * @generated from field: string reason = 2;
    */
   reason: string;
+
+  /**
+   * Why the workflow failed, for programs.
+   *
+   * @generated from field: dronedelivery.delivery.v1.DeliveryFailureCode failure_code = 3;
+   */
+  failureCode: DeliveryFailureCode;
+
+  /**
+   * The delivery as it was requested, to record it Failed when it has no record yet.
+   *
+   * @generated from field: dronedelivery.delivery.v1.OpenDeliveryRequest request = 4;
+   */
+  request?: OpenDeliveryRequest | undefined;
 };
 
 /**
@@ -444,7 +571,7 @@ export type FailDeliveryRequest = Message<"dronedelivery.delivery.v1.FailDeliver
  * Use `create(FailDeliveryRequestSchema)` to create a new message.
  */
 export const FailDeliveryRequestSchema: GenMessage<FailDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 12);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 14);
 
 /**
  * The delivery after the failure was recorded.
@@ -465,7 +592,7 @@ export type FailDeliveryResponse = Message<"dronedelivery.delivery.v1.FailDelive
  * Use `create(FailDeliveryResponseSchema)` to create a new message.
  */
 export const FailDeliveryResponseSchema: GenMessage<FailDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 13);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 15);
 
 /**
  * The recipient's confirmation of receipt.
@@ -507,7 +634,7 @@ export type ConfirmDeliveryRequest = Message<"dronedelivery.delivery.v1.ConfirmD
  * Use `create(ConfirmDeliveryRequestSchema)` to create a new message.
  */
 export const ConfirmDeliveryRequestSchema: GenMessage<ConfirmDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 14);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 16);
 
 /**
  * The delivery after the confirmation.
@@ -528,7 +655,7 @@ export type ConfirmDeliveryResponse = Message<"dronedelivery.delivery.v1.Confirm
  * Use `create(ConfirmDeliveryResponseSchema)` to create a new message.
  */
 export const ConfirmDeliveryResponseSchema: GenMessage<ConfirmDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 15);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 17);
 
 /**
  * A page of an owner's deliveries.
@@ -564,7 +691,7 @@ export type ListDeliveriesRequest = Message<"dronedelivery.delivery.v1.ListDeliv
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 16);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 18);
 
 /**
  * A page of deliveries.
@@ -592,7 +719,7 @@ export type ListDeliveriesResponse = Message<"dronedelivery.delivery.v1.ListDeli
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 17);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 19);
 
 /**
  * The owner and month to count.
@@ -620,7 +747,7 @@ export type GetDeliverySummaryRequest = Message<"dronedelivery.delivery.v1.GetDe
  * Use `create(GetDeliverySummaryRequestSchema)` to create a new message.
  */
 export const GetDeliverySummaryRequestSchema: GenMessage<GetDeliverySummaryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 18);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 20);
 
 /**
  * An owner's deliveries in a month.
@@ -676,7 +803,7 @@ export type GetDeliverySummaryResponse = Message<"dronedelivery.delivery.v1.GetD
  * Use `create(GetDeliverySummaryResponseSchema)` to create a new message.
  */
 export const GetDeliverySummaryResponseSchema: GenMessage<GetDeliverySummaryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 19);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 21);
 
 /**
  * The delivery whose history is asked.
@@ -697,7 +824,7 @@ export type GetDeliveryHistoryRequest = Message<"dronedelivery.delivery.v1.GetDe
  * Use `create(GetDeliveryHistoryRequestSchema)` to create a new message.
  */
 export const GetDeliveryHistoryRequestSchema: GenMessage<GetDeliveryHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 20);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 22);
 
 /**
  * A delivery's status events.
@@ -718,7 +845,7 @@ export type GetDeliveryHistoryResponse = Message<"dronedelivery.delivery.v1.GetD
  * Use `create(GetDeliveryHistoryResponseSchema)` to create a new message.
  */
 export const GetDeliveryHistoryResponseSchema: GenMessage<GetDeliveryHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 21);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 23);
 
 /**
  * The delivery to watch.
@@ -754,7 +881,7 @@ export type WatchDeliveryRequest = Message<"dronedelivery.delivery.v1.WatchDeliv
  * Use `create(WatchDeliveryRequestSchema)` to create a new message.
  */
 export const WatchDeliveryRequestSchema: GenMessage<WatchDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 22);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 24);
 
 /**
  * A live position of the parcels of a delivery.
@@ -789,7 +916,7 @@ export type PositionUpdate = Message<"dronedelivery.delivery.v1.PositionUpdate">
  * Use `create(PositionUpdateSchema)` to create a new message.
  */
 export const PositionUpdateSchema: GenMessage<PositionUpdate> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 23);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 25);
 
 /**
  * One update of a watched delivery.
@@ -834,7 +961,7 @@ export type WatchDeliveryResponse = Message<"dronedelivery.delivery.v1.WatchDeli
  * Use `create(WatchDeliveryResponseSchema)` to create a new message.
  */
 export const WatchDeliveryResponseSchema: GenMessage<WatchDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 24);
+  messageDesc(file_dronedelivery_delivery_v1_delivery_service, 26);
 
 /**
  * Keeps the delivery records and their status. The Scheduler creates deliveries, the Supervisor
@@ -845,9 +972,24 @@ export const WatchDeliveryResponseSchema: GenMessage<WatchDeliveryResponse> = /*
  */
 export const DeliveryService: GenService<{
   /**
-   * Creates the delivery under its id, or returns the stored one when the same delivery is
-   * scheduled again. Scheduling an id that already holds a different delivery answers
-   * ALREADY_EXISTS. A new delivery starts at stage Created.
+   * Records an accepted delivery request at stage Requested, before the workflow has decided
+   * how to carry it out, so that its customer can follow it from the moment it was accepted.
+   * Opening an id that is already open (or further on) with the same content returns the stored
+   * delivery; an id that holds a different delivery answers ALREADY_EXISTS.
+   *
+   * @generated from rpc dronedelivery.delivery.v1.DeliveryService.OpenDelivery
+   */
+  openDelivery: {
+    methodKind: "unary";
+    input: typeof OpenDeliveryRequestSchema;
+    output: typeof OpenDeliveryResponseSchema;
+  },
+  /**
+   * Creates the delivery under its id with its carrier, or gives a Requested delivery of the same
+   * content its carrier, or returns the stored one when the same delivery is scheduled again.
+   * Scheduling an id that already holds a different delivery (or another carrier) answers
+   * ALREADY_EXISTS; FAILED_PRECONDITION once the delivery was cancelled or failed. The delivery
+   * enters stage Created.
    *
    * @generated from rpc dronedelivery.delivery.v1.DeliveryService.ScheduleDelivery
    */
@@ -914,7 +1056,8 @@ export const DeliveryService: GenService<{
   /**
    * Marks a delivery Failed with a reason, when the workflow could not carry it out and undid
    * what it had done. Failing a failed delivery returns it unchanged; FAILED_PRECONDITION once
-   * it is Completed or Cancelled. Called by the Supervisor.
+   * it is Completed or Cancelled. A delivery with no record yet is recorded Failed from
+   * `request` when given (NOT_FOUND otherwise). Called by the Supervisor.
    *
    * @generated from rpc dronedelivery.delivery.v1.DeliveryService.FailDelivery
    */
