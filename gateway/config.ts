@@ -3,6 +3,7 @@
  * at start with a message naming the variable.
  */
 import { envInt, envString, type Env } from "../lib/service/config.js";
+import { STREAMS } from "../lib/nats/streams.js";
 import { serviceAddress } from "../lib/service/ports.js";
 import { DEFAULT_MAX_TOKEN_LIFETIME_S } from "./tokens.js";
 
@@ -19,6 +20,8 @@ export interface GatewayConfig {
   readonly adminPort: number;
   /** Interface the admin port binds to. */
   readonly adminHost: string;
+  /** How long the fingerprint of a scheduled request is kept per (owner, idempotency key). */
+  readonly idempotencyTtlMs: number;
   /** Longest accepted bearer-token lifetime (`exp - iat`), in seconds. */
   readonly maxTokenLifetimeS: number;
   /** Secret of the HS256 bearer tokens; undefined means the development secret. */
@@ -54,6 +57,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
     adminPort: envInt(env, "GATEWAY_ADMIN_PORT", port === 0 || port + ADMIN_PORT_OFFSET > 65535 ? 0 : port + ADMIN_PORT_OFFSET, { min: 0, max: 65535 }),
     adminHost: envString(env, "GATEWAY_ADMIN_HOST", "127.0.0.1"),
+    idempotencyTtlMs: envInt(env, "GATEWAY_IDEMPOTENCY_TTL_MS", STREAMS.DELIVERY_REQUESTS.duplicateWindowMs, { min: 1_000 }),
     maxTokenLifetimeS: envInt(env, "GATEWAY_MAX_TOKEN_LIFETIME_S", DEFAULT_MAX_TOKEN_LIFETIME_S, { min: 1 }),
     jwtSecret: secret ? secret : undefined,
     devSecretFile: envString(env, "GATEWAY_DEV_SECRET_FILE", DEFAULT_DEV_SECRET_FILE),

@@ -6,7 +6,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { ConfirmationType } from "../gen/dronedelivery/common/v1/package_info_pb.js";
 import type { Delivery, DeliveryStatus } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import type { DeliveryStatusEvent } from "../gen/dronedelivery/delivery/v1/delivery_events_pb.js";
@@ -18,9 +18,10 @@ import { accountOf } from "./auth.js";
 import { streamCallOptions, unaryCallOptions } from "./call-options.js";
 import { relay, type FieldPathMapper } from "./errors.js";
 import type { HandlerDeps } from "./handler-deps.js";
-import { resolveIdempotencyKey } from "./idempotency.js";
+import { fingerprintOf, resolveIdempotencyKey, uncheckedIdempotency, type Claim } from "./idempotency.js";
 import { locationToInternal, reschedulePaths, type LocationFields } from "./shared-mapping.js";
 import { getOwnDelivery, requireOwnDelivery } from "./ownership.js";
+import { refuseImpossibleReschedule } from "./reschedule-check.js";
 
 /** A new delivery, in the internal contract's terms, without the owner (always the caller). */
 export interface ScheduleFields {
@@ -75,7 +76,17 @@ export function rescheduleCommand(
   };
 }
 
-export function deliveryOperations({ clients, callTimeoutMs }: HandlerDeps) {
+/** Codes after which the request may have been carried out: its key stays bound. */
+const OUTCOME_UNKNOWN: ReadonlySet<Code> = new Set([
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.Canceled,
+  Code.Unknown,
+  Code.Internal,
+  Code.DataLoss,
+]);
+
+export function deliveryOperations({ clients, callTimeoutMs, idempotency = uncheckedIdempotency }: HandlerDeps) {
   const { ingestion, delivery } = clients;
   const options = (ctx: HandlerContext) => unaryCallOptions(ctx, callTimeoutMs);
 
@@ -89,22 +100,35 @@ export function deliveryOperations({ clients, callTimeoutMs }: HandlerDeps) {
   return {
     owner,
 
-    /** Schedules a delivery for the caller; `mapPath` renames field paths of a refusal. */
+    /**
+     * Schedules a delivery for the caller; `mapPath` renames field paths of a refusal. A key the
+     * caller chose is claimed for this request's fingerprint first (idempotency.ts): reused with
+     * a different request it is refused; refused by Ingestion, it is given back.
+     */
     async schedule(fields: ScheduleFields, ctx: HandlerContext, mapPath: FieldPathMapper): Promise<Accepted> {
+      const { key, chosen } = resolveIdempotencyKey(fields.idempotencyKey, ctx.requestHeader);
       const internal = {
         ...fields,
         ownerId: accountOf(ctx),
-        idempotencyKey: resolveIdempotencyKey(fields.idempotencyKey, ctx.requestHeader),
+        idempotencyKey: key,
         // The public contract: an unset confirmation type means none is required.
         confirmationRequired:
           fields.confirmationRequired === ConfirmationType.UNSPECIFIED ? ConfirmationType.NONE : fields.confirmationRequired,
       };
-      const answer = await relay(() => ingestion.scheduleDelivery(internal, options(ctx)), mapPath);
-      return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
+      const claim: Claim | undefined = chosen ? await idempotency.claim(internal.ownerId, key, fingerprintOf(internal)) : undefined;
+      try {
+        const answer = await relay(() => ingestion.scheduleDelivery(internal, options(ctx)), mapPath);
+        return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
+      } catch (error) {
+        if (claim && error instanceof ConnectError && !OUTCOME_UNKNOWN.has(error.code)) await claim.release();
+        throw error;
+      }
     },
 
     async reschedule(request: PublicReschedule, ctx: HandlerContext): Promise<Accepted> {
-      const account = await owner(request.deliveryId, ctx);
+      const account = accountOf(ctx);
+      const current = await getOwnDelivery(delivery, request.deliveryId, account, options(ctx));
+      if (current) refuseImpossibleReschedule(current, reschedulePaths(request));
       const answer = await relay(() => ingestion.rescheduleDelivery(rescheduleCommand(request, account), options(ctx)));
       return { deliveryId: answer.deliveryId, acceptTime: answer.acceptTime };
     },

@@ -205,12 +205,25 @@ describe("gateway", () => {
   it("yields the same delivery for a repeated Idempotency-Key header", async () => {
     const client = api("connect json");
     const headers = { authorization: `Bearer ${demoToken}`, "idempotency-key": "header-key-1" };
-    const first = await client.scheduleDelivery({ ...request(""), idempotencyKey: "" }, { headers });
-    const again = await client.scheduleDelivery({ ...request(""), idempotencyKey: "" }, { headers });
+    const body = request("header-key-1");
+    const first = await client.scheduleDelivery({ ...body, idempotencyKey: "" }, { headers });
+    const again = await client.scheduleDelivery({ ...body, idempotencyKey: "" }, { headers });
     expect(again.deliveryId).toBe(first.deliveryId);
     // The header takes the place of the field.
-    const viaField = await client.scheduleDelivery(request("header-key-1"), bearer(demoToken));
+    const viaField = await client.scheduleDelivery(body, bearer(demoToken));
     expect(viaField.deliveryId).toBe(first.deliveryId);
+    // The same key with another request is refused, naming the key, over every protocol.
+    for (const name of ["connect json", "grpc"]) {
+      const error = await connectError(
+        api(name).scheduleDelivery({ ...body, idempotencyKey: "", expedited: !body.expedited }, { headers }),
+      );
+      expect(error.code).toBe(Code.FailedPrecondition);
+      expect(error.rawMessage).toContain('"header-key-1"');
+      expect(error.findDetails(PreconditionFailureSchema)[0]?.violations[0]).toMatchObject({
+        type: "IDEMPOTENCY_KEY_REUSED",
+        subject: "header-key-1",
+      });
+    }
     // Without any key, every call is a new delivery.
     const a = await client.scheduleDelivery({ ...request(""), idempotencyKey: "" }, bearer(demoToken));
     const b = await client.scheduleDelivery({ ...request(""), idempotencyKey: "" }, bearer(demoToken));

@@ -6,6 +6,7 @@ import type { Env } from "../lib/service/config.js";
 import { authenticate, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
+import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
 import { createInternalClients } from "./internal-clients.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
 import { openApiDocument } from "./openapi/openapi.js";
@@ -48,15 +49,21 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const dependencies = { ingestion: config.ingestionAddress, delivery: config.deliveryAddress };
   const clients = createInternalClients(comms, dependencies);
   const readiness = createReadinessProbe(comms, dependencies);
-  const closeClients = () => {
+  // Fingerprints of scheduled requests live in NATS (idempotency.ts); without NATS_URL, no check.
+  const idempotency = env["NATS_URL"]?.trim()
+    ? natsIdempotencyStore({ env, ttlMs: config.idempotencyTtlMs, log: options.log })
+    : uncheckedIdempotency;
+  if (idempotency === uncheckedIdempotency) options.log?.warn("NATS_URL is not set: an Idempotency-Key reused with another request is not detected");
+  const closeClients = async () => {
     clients.close();
     readiness.close();
     comms.close();
+    await idempotency.close();
   };
   try {
     // Every version is served side by side; one implementation per version serves both its
     // Connect router entry and its REST routes.
-    const deps = { clients, callTimeoutMs: config.callTimeoutMs };
+    const deps = { clients, callTimeoutMs: config.callTimeoutMs, idempotency };
     const versions = API_VERSIONS.map((version) => ({ version, handlers: version.handlers(deps) }));
     const rest: RestMount[] = versions.map(({ version, handlers }) => ({
       prefix: version.restPrefix,
@@ -112,11 +119,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       usesDevSecret: config.jwtSecret === undefined,
       async close() {
         await Promise.all([listeners.close(), admin.close()]);
-        closeClients();
+        await closeClients();
       },
     };
   } catch (error) {
-    closeClients();
+    await closeClients();
     throw error;
   }
 }

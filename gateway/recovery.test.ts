@@ -106,7 +106,7 @@ beforeAll(async () => {
     },
   });
   gateway = await startGateway({
-    env: { ...platform.env, GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0", GATEWAY_RATE_LIMIT_REQUESTS: "0" },
+    env: { ...platform.env, NATS_URL: nats.url, GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0", GATEWAY_RATE_LIMIT_REQUESTS: "0" },
   });
   token = await mintToken("acct-demo", SECRET);
 }, 120_000);

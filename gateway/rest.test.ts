@@ -1,7 +1,7 @@
 // REST + JSON transcoded from the google.api.http annotations, with plain fetch against the
 // gateway in front of the whole platform running in-process over a private nats-server.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { RunningGateway } from "./module.js";
+import { startGateway, type RunningGateway } from "./module.js";
 import { startGatewayStack, type GatewayStack } from "./test-stack.js";
 import { badRequestFields as fieldsOf, restCall, type Json, type RestCallOptions } from "./test-calls.js";
 import { mintToken } from "./tokens.js";
@@ -62,9 +62,10 @@ afterAll(async () => {
 
 describe("REST", () => {
   it("accepts a delivery request with 202 and Location, idempotently by key", async () => {
+    const body = scheduleBody("pkg-rest-1");
     const res = await call("POST", "/v1/deliveryrequests", {
       token: demoToken,
-      body: scheduleBody("pkg-rest-1"),
+      body,
       headers: { "idempotency-key": "rest-key-1" },
     });
     expect(res.status).toBe(202);
@@ -73,11 +74,55 @@ describe("REST", () => {
     expect(res.headers.get("location")).toBe(`/v1/deliveries/${res.json.deliveryId}`);
     const again = await call("POST", "/v1/deliveryrequests", {
       token: demoToken,
-      body: scheduleBody("pkg-rest-1"),
+      body,
       headers: { "idempotency-key": "rest-key-1" },
     });
     expect(again.json.deliveryId).toBe(res.json.deliveryId);
     await created(res.json.deliveryId);
+  });
+
+  it("answers 422 naming the key when an Idempotency-Key is reused with another body, on any gateway instance", async () => {
+    const body = scheduleBody("pkg-rest-reused");
+    const headers = { "idempotency-key": "rest-key-reused" };
+    const first = await call("POST", "/v1/deliveryrequests", { token: demoToken, body, headers });
+    expect(first.status).toBe(202);
+    const other = { ...body, packageInfo: { ...body.packageInfo, weightKg: 2.5 } };
+    const reused = await call("POST", "/v1/deliveryrequests", { token: demoToken, body: other, headers });
+    expect(reused.status).toBe(422);
+    expect(reused.json.code).toBe("failed_precondition");
+    expect(reused.json.message).toContain('"rest-key-reused"');
+    expect(reused.json.details).toEqual([
+      {
+        type: "google.rpc.PreconditionFailure",
+        violations: [expect.objectContaining({ type: "IDEMPOTENCY_KEY_REUSED", subject: "rest-key-reused" })],
+      },
+    ]);
+    // Another account's key of the same name is its own.
+    const contoso = await call("POST", "/v1/deliveryrequests", { token: contosoToken, body: other, headers });
+    expect(contoso.status).toBe(202);
+
+    // The fingerprints live in NATS: a second gateway (or this one restarted) knows them.
+    const second = await startGateway({ env: { ...stack!.platform.env, NATS_URL: stack!.nats.url, GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: "0", GATEWAY_GRPC_PORT: "0", GATEWAY_RATE_LIMIT_REQUESTS: "0" } });
+    try {
+      await vi.waitFor(
+        async () => {
+          const res = await restCall(second.url, "POST", "/v1/deliveryrequests", { token: demoToken, body: other, headers });
+          expect(res.status).toBe(422);
+        },
+        { timeout: 10_000, interval: 200 },
+      );
+      const same = await restCall(second.url, "POST", "/v1/deliveryrequests", { token: demoToken, body, headers });
+      expect(same.status).toBe(202);
+      expect(same.json.deliveryId).toBe(first.json.deliveryId);
+    } finally {
+      await second.close();
+    }
+
+    // A request refused for bad input gives its key back: the corrected one is accepted.
+    const badHeaders = { "idempotency-key": "rest-key-corrected" };
+    const bad = { ...body, pickup: { latitude: 200, longitude: 0 } };
+    expect((await call("POST", "/v1/deliveryrequests", { token: demoToken, body: bad, headers: badHeaders })).status).toBe(400);
+    expect((await call("POST", "/v1/deliveryrequests", { token: demoToken, body, headers: badHeaders })).status).toBe(202);
   });
 
   it("reads a delivery, its status, owner, history and the list", async () => {

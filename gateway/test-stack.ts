@@ -42,6 +42,7 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
   const gateway = await startGateway({
     env: {
       ...platform.env,
+      NATS_URL: nats.url,
       GATEWAY_JWT_SECRET: secret,
       GATEWAY_PORT: "0",
       GATEWAY_GRPC_PORT: "0",

@@ -12,6 +12,7 @@ import {
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import { codeName, httpStatusOf } from "./http-status.js";
+import { isKeyReused } from "../idempotency.js";
 import { isPayloadTooLarge } from "./request-io.js";
 
 /** The google.rpc details an error body carries. */
@@ -41,5 +42,8 @@ export function errorResponse(thrown: unknown): ErrorResponse {
   const body: JsonObject = { code: codeName(error.code), message: error.rawMessage };
   const details = detailsJson(error);
   if (details.length > 0) body.details = details;
-  return { status: isPayloadTooLarge(error) ? 413 : httpStatusOf(error.code), body };
+  // Two refusals have a REST status of their own: a body too large (413) and an idempotency key
+  // reused with a different request (422 Unprocessable Content).
+  const status = isPayloadTooLarge(error) ? 413 : isKeyReused(error) ? 422 : httpStatusOf(error.code);
+  return { status, body };
 }
