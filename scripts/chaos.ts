@@ -1,0 +1,552 @@
+/**
+ * `make chaos`: a bounded fault run on loopback that anyone can repeat.
+ *
+ * 1. starts the platform through scripts/run.ts, as a supervised child with its own RUN_DIR
+ *    (default .run/chaos, emptied first) and free private ports, so a `make run` on the default
+ *    ports is not disturbed; run.ts's own lines (`[run] ...`, restarts included) are shown, the
+ *    services' output goes to <RUN_DIR>/run.log and <RUN_DIR>/logs/;
+ * 2. mints a token for acct-demo with the run's development secret and sends CHAOS_REQUESTS
+ *    schedule requests through the gateway (POST /v1/deliveryrequests), each with its own
+ *    Idempotency-Key, CHAOS_CONCURRENCY at a time, retrying 429, 502, 503, 504 and network errors
+ *    with the same key (for up to CHAOS_REQUEST_RETRY_MS); every CHAOS_REPEAT_EVERY-th accepted
+ *    request is sent again with its key, to check that it answers the same delivery;
+ * 3. meanwhile SIGKILLs, spread over the requests and one after the other (each once the previous
+ *    victim is back), one instance of every service, the gateway and nats-server; their process
+ *    ids come from <RUN_DIR>/pids.json, which run.ts rewrites on every restart, and run.ts's
+ *    supervision brings them back;
+ * 4. waits (at most CHAOS_SETTLE_TIMEOUT_MS) until every accepted delivery has ended (GET
+ *    /v1/deliveries/{id}: COMPLETED, CANCELLED or FAILED), polling CHAOS_POLL_CONCURRENCY at a time;
+ * 5. looks for duplicates: a key answered with two delivery ids, a delivery listed twice by GET
+ *    /v1/deliveries, a drone on two deliveries at overlapping times. The Drone service's
+ *    assignments are read from its KV bucket `drones` (keys `assignment.<deliveryId>`) as the
+ *    run's NATS `admin` user, whose credentials are in <RUN_DIR>/nats-auth: the public API does
+ *    not show drones, and the Drone service's ListDrones / GetAssignment answer no caller;
+ * 6. prints the settings and a table (lib/devtools/chaos-report.ts), stops the platform, and exits
+ *    1 when anything is stuck, missing or duplicated (or nothing was accepted), 2 when the run
+ *    could not be carried out.
+ *
+ * Settings (environment, defaults):
+ *   CHAOS_REQUESTS=2000            schedule requests to send
+ *   CHAOS_CONCURRENCY=16           requests in flight
+ *   CHAOS_REQUEST_RETRY_MS=60000   how long one request is retried
+ *   CHAOS_REPEAT_EVERY=10          send every n-th accepted request again with its key (0: never)
+ *   CHAOS_KILLS=all                which to SIGKILL, comma-separated: service names, gateway, nats
+ *   CHAOS_KILL_SPACING_MS=1000     at least this long between two kills
+ *   CHAOS_SETTLE_TIMEOUT_MS=180000 how long accepted deliveries get to end after the last request
+ *   CHAOS_POLL_CONCURRENCY=8       reads in flight while waiting
+ *   CHAOS_START_TIMEOUT_MS=180000  how long the platform gets to start
+ *   CHAOS_RUN_DIR=.run/chaos       the run's state and logs (emptied at start, kept afterwards)
+ *   DRONE_TIME_SCALE=600, DRONE_FLEET_SIZE=200, DRONE_TELEMETRY_HZ=2: fast flights, enough drones
+ *   GATEWAY_RATE_LIMIT_REQUESTS=1000000 (the limiter stays on with an allowance the run cannot reach)
+ *   LOG_LEVEL=warn                 the services' log level
+ * Any other variable (e.g. DELIVERY_INSTANCES=2, RUN_RESTART_MAX_MS) is passed on to run.ts.
+ */
+import { readdirSync, existsSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { fromBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { AssignmentSchema } from "../gen/dronedelivery/drone/v1/drone_pb.js";
+import { readDevSecret } from "../gateway/dev-secret.js";
+import { mintToken } from "../gateway/tokens.js";
+import {
+  formatReport,
+  shortStage,
+  summarize,
+  TERMINAL_STAGES,
+  type AssignmentSpan,
+  type DeliveryObservation,
+  type RequestRecord,
+} from "../lib/devtools/chaos-report.js";
+import { startSupervisedChild, type SupervisedChild } from "../lib/devtools/supervised-child.js";
+import { natsCredentialsFromEnv } from "../lib/nats/auth.js";
+import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { envPrefix } from "../lib/service/config.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const HOST = "127.0.0.1";
+const started = Date.now();
+
+function say(message: string): void {
+  process.stdout.write(`[chaos ${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}\n`);
+}
+
+class ChaosError extends Error {}
+
+function intSetting(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = process.env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new ChaosError(`${name}=${raw} is not a whole number from ${min} to ${max}`);
+  return value;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True when `port` can be bound on loopback right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (port < 1024 || port > 65535) return resolve(false);
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
+  });
+}
+
+const taken = new Set<number>();
+
+/** A port from 20000-39999 that is free, with `port + offset` free too for every offset. */
+async function pickPort(offsets: readonly number[] = [0]): Promise<number> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const all = offsets.map((o) => port + o);
+    if (all.some((p) => taken.has(p))) continue;
+    if ((await Promise.all(all.map(portFree))).every(Boolean)) {
+      for (const p of all) taken.add(p);
+      return port;
+    }
+  }
+  throw new ChaosError("found no free ports on loopback");
+}
+
+/** Service folders (services/<name>/main.ts), as run.ts finds them. */
+function serviceNames(): string[] {
+  const dir = path.join(repoRoot, "services");
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(dir, d.name, "main.ts")))
+    .map((d) => d.name)
+    .sort();
+}
+
+interface PidFile {
+  nats: { pid: number | null; restarts: number };
+  instances: Record<string, { service: string; pid: number | null; restarts: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const settings = {
+  requests: intSetting("CHAOS_REQUESTS", 2000, 1, 1_000_000),
+  concurrency: intSetting("CHAOS_CONCURRENCY", 16, 1, 1000),
+  requestRetryMs: intSetting("CHAOS_REQUEST_RETRY_MS", 60_000, 0),
+  repeatEvery: intSetting("CHAOS_REPEAT_EVERY", 10, 0),
+  killSpacingMs: intSetting("CHAOS_KILL_SPACING_MS", 1_000, 0),
+  settleTimeoutMs: intSetting("CHAOS_SETTLE_TIMEOUT_MS", 180_000, 0),
+  pollConcurrency: intSetting("CHAOS_POLL_CONCURRENCY", 8, 1, 1000),
+  startTimeoutMs: intSetting("CHAOS_START_TIMEOUT_MS", 180_000, 1_000),
+  runDir: path.resolve(repoRoot, process.env["CHAOS_RUN_DIR"]?.trim() || path.join(".run", "chaos")),
+  kills: process.env["CHAOS_KILLS"]?.trim() || "all",
+};
+/** Platform settings with the chaos run's defaults; the environment overrides them. */
+const platformDefaults: Record<string, string> = {
+  DRONE_TIME_SCALE: "600",
+  DRONE_FLEET_SIZE: "200",
+  DRONE_TELEMETRY_HZ: "2",
+  GATEWAY_RATE_LIMIT_REQUESTS: "1000000",
+  LOG_LEVEL: "warn",
+};
+const platformSettings: Record<string, string> = Object.fromEntries(
+  Object.entries(platformDefaults).map(([k, v]) => [k, process.env[k]?.trim() || v]),
+);
+
+let run: SupervisedChild | undefined;
+let interrupted = false;
+
+async function stopPlatform(): Promise<void> {
+  if (!run || run.hasExited()) return;
+  say("stopping the platform ...");
+  const exit = await run.stop({ timeoutMs: 60_000 });
+  say(`platform stopped (${exit.signal ? `signal ${exit.signal}` : `status ${exit.code}`})`);
+}
+
+process.on("SIGINT", () => {
+  if (interrupted) {
+    run?.kill();
+    process.exit(130);
+  }
+  interrupted = true;
+  say("interrupted: stopping the platform (Ctrl-C again to kill it at once)");
+  void stopPlatform().then(() => process.exit(130));
+});
+process.on("SIGTERM", () => {
+  void stopPlatform().then(() => process.exit(143));
+});
+
+function readPids(): PidFile | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(settings.runDir, "pids.json"), "utf8")) as PidFile;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts scripts/run.ts and waits until the gateway is SERVING. */
+async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, string> }> {
+  rmSync(settings.runDir, { recursive: true, force: true });
+  mkdirSync(settings.runDir, { recursive: true });
+  const names = serviceNames();
+  const instancesOf = (name: string) => Number(process.env[`${envPrefix(name)}INSTANCES`]?.trim() || "1") || 1;
+  const ports: Record<string, string> = {
+    NATS_PORT: String(await pickPort()),
+    NATS_HTTP_PORT: String(await pickPort()),
+    GATEWAY_PORT: String(await pickPort()),
+    GATEWAY_GRPC_PORT: String(await pickPort()),
+    GATEWAY_ADMIN_PORT: String(await pickPort()),
+  };
+  for (const name of names) {
+    const offsets = Array.from({ length: instancesOf(name) }, (_, i) => [i * 100, i * 100 + 1000]).flat();
+    ports[`${envPrefix(name)}PORT`] = String(await pickPort(offsets));
+  }
+  const env: Record<string, string> = {
+    ...platformSettings,
+    ...ports,
+    RUN_DIR: settings.runDir,
+    // Everything of this run lives in its RUN_DIR, whatever the shell has set for `make run`.
+    NATS_AUTH_DIR: "",
+    INTERNAL_PKI_DIR: "",
+    GATEWAY_DEV_SECRET_FILE: "",
+    GATEWAY_JWT_SECRET: "",
+    NATS_URL: "",
+  };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const name of names) delete childEnv[`${envPrefix(name)}ADDRESS`];
+
+  const log = createWriteStream(path.join(settings.runDir, "run.log"));
+  let ready = false;
+  let gatewayUp = false;
+  run = startSupervisedChild({
+    name: "run",
+    command: process.execPath,
+    args: ["--import", "tsx", "scripts/run.ts"],
+    cwd: repoRoot,
+    env: childEnv,
+    onLine: (line) => {
+      log.write(line + "\n");
+      if (line.startsWith("[run]")) process.stdout.write(`  ${line}\n`);
+      if (line.includes("Press Ctrl-C to stop.")) ready = true;
+      if (line.includes("export TOKEN=")) gatewayUp = true;
+    },
+    onParentExit: "SIGTERM",
+    orphanStopTimeoutMs: 30_000,
+  });
+  say(`platform starting: scripts/run.ts with RUN_DIR=${path.relative(repoRoot, settings.runDir) || "."} (its output: ${path.relative(repoRoot, path.join(settings.runDir, "run.log"))})`);
+  const until = Date.now() + settings.startTimeoutMs;
+  while (!(ready && gatewayUp)) {
+    if (run.hasExited()) throw new ChaosError(`scripts/run.ts exited during start-up:\n${run.logTail(30)}`);
+    if (Date.now() > until) throw new ChaosError(`the platform did not start within ${settings.startTimeoutMs} ms:\n${run.logTail(30)}`);
+    await sleep(200);
+  }
+  return { baseUrl: `http://${HOST}:${ports["GATEWAY_PORT"]}`, env };
+}
+
+// --- requests --------------------------------------------------------------------------------
+
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+
+interface Answer {
+  status: number | "network";
+  body: string;
+  retryAfterMs?: number | undefined;
+}
+
+async function call(url: string, init: RequestInit): Promise<Answer> {
+  try {
+    const response = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+    const body = await response.text();
+    const retryAfter = Number(response.headers.get("retry-after"));
+    return { status: response.status, body, ...(retryAfter > 0 ? { retryAfterMs: Math.min(retryAfter * 1000, 5_000) } : {}) };
+  } catch (error) {
+    return { status: "network", body: (error as Error).message };
+  }
+}
+
+/** POSTs one schedule request, retrying with the same key; the delivery id, or why not. */
+async function schedule(baseUrl: string, token: string, key: string, index: number): Promise<{ id?: string; last: string; final: boolean }> {
+  const body = JSON.stringify({
+    pickup: { latitude: 47.61 + (index % 7) * 0.001, longitude: -122.33 },
+    dropoff: { latitude: 47.62, longitude: -122.35 + (index % 5) * 0.001 },
+    deadline: new Date(Date.now() + 6 * 3600_000).toISOString(),
+    confirmationRequired: "CONFIRMATION_TYPE_NONE",
+    packageInfo: { packageId: `pkg-${key}`, size: "PACKAGE_SIZE_SMALL", weightKg: 1.5 },
+  });
+  const until = Date.now() + settings.requestRetryMs;
+  let backoff = 100;
+  for (;;) {
+    const answer = await call(`${baseUrl}/v1/deliveryrequests`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": key },
+      body,
+    });
+    if (answer.status === 202) {
+      try {
+        const id = (JSON.parse(answer.body) as { deliveryId?: string }).deliveryId;
+        if (id) return { id, last: "202", final: true };
+      } catch {
+        // Fall through: a 202 without a delivery id is reported as such.
+      }
+      return { last: "202 without a delivery id", final: true };
+    }
+    const retryable = answer.status === "network" || RETRY_STATUSES.has(answer.status);
+    if (!retryable) return { last: String(answer.status), final: true };
+    if (Date.now() + backoff > until) return { last: String(answer.status), final: false };
+    await sleep(answer.retryAfterMs ?? backoff);
+    backoff = Math.min(backoff * 2, 2_000);
+  }
+}
+
+/** Runs `work` over `items`, `concurrency` at a time. */
+async function pool<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length && !interrupted) {
+        const index = next++;
+        await work(items[index]!, index);
+      }
+    }),
+  );
+}
+
+// --- faults ----------------------------------------------------------------------------------
+
+interface Victim {
+  /** `delivery`, `gateway`, `nats-server`. */
+  label: string;
+  /** The instance in pids.json, or undefined for nats-server. */
+  instance?: string;
+}
+
+function victims(): Victim[] {
+  const pids = readPids();
+  if (!pids) throw new ChaosError("pids.json of the run is missing");
+  const byService = new Map<string, string>();
+  for (const [label, instance] of Object.entries(pids.instances)) {
+    if (!byService.has(instance.service)) byService.set(instance.service, label);
+  }
+  const wanted = settings.kills === "all" ? undefined : new Set(settings.kills.split(",").map((s) => s.trim()));
+  const list: Victim[] = [...byService].map(([service, label]) => ({ label: service, instance: label }));
+  // nats-server in the middle, the gateway late, so that both hit requests in flight.
+  list.splice(Math.floor(list.length / 2), 0, { label: "nats-server" });
+  const all = list.filter((v) => !wanted || wanted.has(v.label) || (v.label === "nats-server" && wanted.has("nats")));
+  const gateway = all.findIndex((v) => v.label === "gateway");
+  if (gateway >= 0) all.splice(all.length - 1, 0, ...all.splice(gateway, 1));
+  return all;
+}
+
+interface Kill {
+  victim: string;
+  pid: number;
+  at: number;
+  afterRequests: number;
+  backAfterMs?: number;
+}
+
+async function killAndWait(victim: Victim, progress: () => number, kills: Kill[]): Promise<void> {
+  const before = readPids();
+  const entry = victim.instance ? before?.instances[victim.instance] : before?.nats;
+  if (!entry?.pid) {
+    say(`cannot kill ${victim.label}: no process id in pids.json (restarting?); skipped`);
+    return;
+  }
+  const restarts = entry.restarts;
+  const pid = entry.pid;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch (error) {
+    say(`SIGKILL ${victim.label} (pid ${pid}) failed: ${(error as Error).message}`);
+    return;
+  }
+  const kill: Kill = { victim: victim.label, pid, at: Date.now(), afterRequests: progress() };
+  kills.push(kill);
+  say(`SIGKILL ${victim.label} (pid ${pid}) after ${kill.afterRequests} requests`);
+  const until = Date.now() + 60_000;
+  while (Date.now() < until && !interrupted) {
+    const now = readPids();
+    const current = victim.instance ? now?.instances[victim.instance] : now?.nats;
+    if (current && current.restarts > restarts && current.pid && current.pid !== pid) {
+      kill.backAfterMs = Date.now() - kill.at;
+      say(`${victim.label} is back (pid ${current.pid}) after ${(kill.backAfterMs / 1000).toFixed(1)} s`);
+      return;
+    }
+    await sleep(100);
+  }
+  say(`${victim.label} did not come back within 60 s`);
+}
+
+// --- reading the outcome ----------------------------------------------------------------------
+
+async function readDelivery(baseUrl: string, token: string, id: string): Promise<DeliveryObservation> {
+  const answer = await call(`${baseUrl}/v1/deliveries/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${token}` } });
+  if (answer.status === 404) return { id, notFound: true };
+  if (answer.status !== 200) return { id, notFound: false, error: `${answer.status}` };
+  const delivery = JSON.parse(answer.body) as { stage?: string; failureCode?: string; endReason?: string };
+  const failure = delivery.failureCode && delivery.failureCode !== "FAILURE_CODE_UNSPECIFIED" ? delivery.failureCode.replace(/^FAILURE_CODE_/, "") : delivery.endReason;
+  return { id, notFound: false, stage: shortStage(delivery.stage ?? "DELIVERY_STAGE_UNSPECIFIED"), failure: failure || undefined };
+}
+
+async function listDeliveries(baseUrl: string, token: string): Promise<string[] | undefined> {
+  const ids: string[] = [];
+  let pageToken = "";
+  for (let page = 0; page < 10_000; page++) {
+    const query = new URLSearchParams({ pageSize: "100", ...(pageToken ? { pageToken } : {}) });
+    const answer = await call(`${baseUrl}/v1/deliveries?${query}`, { headers: { authorization: `Bearer ${token}` } });
+    if (answer.status !== 200) {
+      say(`GET /v1/deliveries answered ${answer.status}: ${answer.body.slice(0, 200)}; the list is not checked`);
+      return undefined;
+    }
+    const body = JSON.parse(answer.body) as { deliveries?: { deliveryId: string }[]; nextPageToken?: string };
+    for (const d of body.deliveries ?? []) ids.push(d.deliveryId);
+    pageToken = body.nextPageToken ?? "";
+    if (!pageToken) return ids;
+  }
+  return ids;
+}
+
+/** The Drone service's assignments, from its KV bucket, as the run's NATS admin user. */
+async function readAssignments(natsPort: string): Promise<AssignmentSpan[] | undefined> {
+  let nc;
+  try {
+    nc = await connectNats({
+      url: `nats://${HOST}:${natsPort}`,
+      name: "chaos",
+      maxReconnectAttempts: 5,
+      ...natsCredentialsFromEnv({ NATS_AUTH_DIR: path.join(settings.runDir, "nats-auth") }, "admin"),
+    });
+    const kv = await nc.jetstream().views.kv("drones", { bindOnly: true });
+    const keys: string[] = [];
+    for await (const key of await kv.keys("assignment.>")) keys.push(key);
+    const spans: AssignmentSpan[] = [];
+    await pool(keys, 32, async (key) => {
+      const entry = await kv.get(key);
+      if (!entry || entry.operation !== "PUT") return;
+      const a = fromBinary(AssignmentSchema, entry.value);
+      spans.push({
+        deliveryId: a.deliveryId,
+        droneId: a.droneId,
+        start: a.assignTime ? timestampMs(a.assignTime) : 0,
+        end: a.endTime ? timestampMs(a.endTime) : undefined,
+      });
+    });
+    return spans;
+  } catch (error) {
+    say(`could not read the drone assignments: ${(error as Error).message}; overlaps are not checked`);
+    return undefined;
+  } finally {
+    await drainQuietly(nc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const printed = [
+    `requests ${settings.requests}, ${settings.concurrency} in flight, each retried up to ${settings.requestRetryMs} ms; every ${settings.repeatEvery || "-"}th sent again with its key`,
+    `kills: ${settings.kills}, at least ${settings.killSpacingMs} ms apart; settle up to ${settings.settleTimeoutMs} ms, ${settings.pollConcurrency} reads in flight`,
+    `platform: ${Object.entries(platformSettings).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    `run dir: ${settings.runDir}`,
+  ];
+  say("settings:");
+  for (const line of printed) process.stdout.write(`    ${line}\n`);
+
+  const { baseUrl, env } = await startPlatform();
+  const secret = readDevSecret(path.join(settings.runDir, "gateway-dev-secret"));
+  if (!secret) throw new ChaosError(`no development secret in ${settings.runDir}/gateway-dev-secret`);
+  const token = await mintToken("acct-demo", secret, 6 * 3600);
+  say(`platform ready; gateway ${baseUrl}; sending ${settings.requests} schedule requests as acct-demo`);
+
+  const runId = `${Date.now().toString(36)}`;
+  const keys = Array.from({ length: settings.requests }, (_, i) => `chaos-${runId}-${i}`);
+  const records = new Map<string, { ids: Set<string>; outcome: RequestRecord["outcome"]; last?: string }>();
+  let done = 0;
+  let sending = true;
+  const targets = victims();
+  const kills: Kill[] = [];
+  const faults = (async () => {
+    for (let k = 0; k < targets.length && !interrupted; k++) {
+      const threshold = Math.floor(((k + 1) * settings.requests) / (targets.length + 1));
+      while (sending && done < threshold && !interrupted) await sleep(50);
+      if (kills.length > 0) await sleep(settings.killSpacingMs);
+      await killAndWait(targets[k]!, () => done, kills);
+    }
+  })();
+  const sendStart = Date.now();
+  const ticker = setInterval(() => say(`${done}/${settings.requests} requests answered`), 5_000);
+  try {
+    await pool(keys, settings.concurrency, async (key, index) => {
+      const first = await schedule(baseUrl, token, key, index);
+      const record = { ids: new Set<string>(), outcome: (first.id ? "accepted" : first.final ? "rejected" : "unanswered") as RequestRecord["outcome"], last: first.last };
+      if (first.id) record.ids.add(first.id);
+      if (first.id && settings.repeatEvery > 0 && index % settings.repeatEvery === 0) {
+        const again = await schedule(baseUrl, token, key, index);
+        if (again.id) record.ids.add(again.id);
+      }
+      records.set(key, record);
+      done++;
+    });
+  } finally {
+    sending = false;
+    clearInterval(ticker);
+  }
+  const sendMs = Date.now() - sendStart;
+  say(`all ${settings.requests} requests answered in ${(sendMs / 1000).toFixed(1)} s; waiting for the remaining kills`);
+  await faults;
+  if (interrupted) return 130;
+
+  // Settle: every accepted delivery read until it has ended or the time is up.
+  const accepted = [...new Set([...records.values()].flatMap((r) => [...r.ids]))];
+  const observations = new Map<string, DeliveryObservation>();
+  const settleUntil = Date.now() + settings.settleTimeoutMs;
+  say(`waiting up to ${settings.settleTimeoutMs / 1000} s for ${accepted.length} accepted deliveries to end`);
+  for (;;) {
+    const open = accepted.filter((id) => !TERMINAL_STAGES.includes(observations.get(id)?.stage ?? ""));
+    if (open.length === 0 || interrupted) break;
+    await pool(open, settings.pollConcurrency, async (id) => {
+      observations.set(id, await readDelivery(baseUrl, token, id));
+    });
+    const still = accepted.filter((id) => !TERMINAL_STAGES.includes(observations.get(id)?.stage ?? ""));
+    const notFound = still.filter((id) => observations.get(id)?.notFound).length;
+    say(`${accepted.length - still.length}/${accepted.length} ended; ${still.length - notFound} in progress, ${notFound} not found`);
+    if (still.length === 0 || Date.now() >= settleUntil) break;
+    await sleep(1_000);
+  }
+  if (interrupted) return 130;
+
+  const listed = await listDeliveries(baseUrl, token);
+  const assignments = await readAssignments(env["NATS_PORT"]!);
+  const report = summarize({
+    requests: keys.map((key) => {
+      const r = records.get(key);
+      return r ? { key, ids: [...r.ids], outcome: r.outcome, ...(r.last ? { lastAnswer: r.last } : {}) } : { key, ids: [], outcome: "unanswered" as const };
+    }),
+    observations,
+    listed,
+    assignments,
+    now: Date.now(),
+  });
+  await stopPlatform();
+
+  const lines = [
+    "",
+    "Chaos run",
+    ...printed.map((l) => `  ${l}`),
+    `  sending took ${(sendMs / 1000).toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `  kills: ${kills.map((k) => `${k.victim} after ${k.afterRequests} (back in ${k.backAfterMs !== undefined ? `${(k.backAfterMs / 1000).toFixed(1)} s` : "-"})`).join(", ") || "none"}`,
+    "",
+    ...formatReport(report),
+    `  logs: ${path.relative(process.cwd(), settings.runDir) || "."}/run.log and logs/`,
+    "",
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+  return report.ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    process.stderr.write(`[chaos] ${error instanceof ChaosError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    await stopPlatform().catch(() => {});
+    process.exit(2);
+  },
+);
