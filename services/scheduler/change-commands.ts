@@ -34,13 +34,34 @@ function isFinalRefusal(error: unknown): error is RpcError {
   return error instanceof RpcError && [status.FAILED_PRECONDITION, status.NOT_FOUND, status.INVALID_ARGUMENT].includes(error.code);
 }
 
-/** Applies a reschedule. Throws UNAVAILABLE to be retried while the delivery is not scheduled yet. */
+/**
+ * Applies a reschedule. Throws UNAVAILABLE to be retried while the delivery is not scheduled yet.
+ * A new drop-off takes effect on the carrier first: the drone is re-routed (the Drone service
+ * refuses once the parcels are dropped off), and only then does the delivery record change, so
+ * the record never names a drop-off no drone flies to. An outside carrier's drop-off cannot be
+ * changed; the gateway refuses such a change before accepting it, and one that slips through is
+ * not applied.
+ */
 export async function runReschedule(ctx: SagaContext, command: RescheduleDeliveryCommand, log: Logger): Promise<void> {
   const state = await readiness(ctx, command.deliveryId, command.ownerId);
   if (state.kind === "wait") throw unavailable(state.why);
   if (state.kind === "skip") {
     log.warn({ deliveryId: command.deliveryId }, `reschedule not applied: ${state.why}`);
     return;
+  }
+  const movesDropoff = command.updateMask?.paths.includes("dropoff") && command.dropoff !== undefined;
+  if (movesDropoff && state.progress.thirdPartyTrackingId) {
+    log.warn({ deliveryId: command.deliveryId }, "reschedule not applied: an outside carrier's drop-off cannot be changed");
+    return;
+  }
+  if (movesDropoff && state.progress.droneId) {
+    try {
+      await ctx.clients.drones.rerouteAssignment({ deliveryId: command.deliveryId, dropoff: command.dropoff });
+    } catch (error) {
+      if (!isFinalRefusal(error)) throw error;
+      log.warn({ deliveryId: command.deliveryId, err: error }, "reschedule refused: the drone cannot be re-routed");
+      return;
+    }
   }
   try {
     await ctx.clients.deliveries.rescheduleDelivery({

@@ -127,6 +127,10 @@ export async function runSchedule(ctx: SagaContext, command: ScheduleDeliveryCom
   );
   if (progress.state !== WorkflowState.RUNNING) return progress;
 
+  if (!done(progress, WorkflowStep.OPEN_DELIVERY)) {
+    await openDelivery(ctx, command);
+    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.OPEN_DELIVERY);
+  }
   if (!done(progress, WorkflowStep.CHECK_ACCOUNT)) {
     await checkAccount(ctx, command);
     progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.CHECK_ACCOUNT);
