@@ -5,13 +5,13 @@
  * record. So, for any accepted delivery, either the record exists or the command is still in the
  * stream: a read that finds no record looks here and opens the record from the command.
  */
-import { create } from "@bufbuild/protobuf";
 import type { JetStreamManager, NatsError } from "nats";
-import { OpenDeliveryRequestSchema, type OpenDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { ScheduleDeliveryCommandSchema, type ScheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
+import type { OpenDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { ScheduleDeliveryCommandSchema } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS, subjects } from "../../lib/nats/streams.js";
 import { TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { openRequestOf } from "../../lib/workflow/open-request.js";
 
 export interface AcceptedRequests {
   /** The accepted request of a delivery whose command is still queued, or undefined. */
@@ -20,22 +20,6 @@ export interface AcceptedRequests {
 
 /** JetStream API error: no message matches the request. */
 const JS_NO_MESSAGE_FOUND = 10037;
-
-/** The open request a schedule command stands for. */
-export function openRequestOf(command: ScheduleDeliveryCommand): OpenDeliveryRequest {
-  return create(OpenDeliveryRequestSchema, {
-    deliveryId: command.deliveryId,
-    ownerId: command.ownerId,
-    pickup: command.pickup,
-    dropoff: command.dropoff,
-    pickupTime: command.pickupTime,
-    deadline: command.deadline,
-    expedited: command.expedited,
-    confirmationRequired: command.confirmationRequired,
-    packages: command.packages,
-    acceptTime: command.acceptTime,
-  });
-}
 
 /** Reads the queued commands of DELIVERY_REQUESTS, one subject at a time. */
 export class QueuedScheduleRequests implements AcceptedRequests {

@@ -14,7 +14,7 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { RpcError } from "../../lib/grpc/errors.js";
 import type { DomainClients } from "./clients.js";
 import { callStep, PermanentFailure } from "./outcomes.js";
-import { openRequestOf } from "./open-request.js";
+import { openRequestOf } from "../../lib/workflow/open-request.js";
 import { registerPackages } from "./package-registration.js";
 import { beginAttempt, completeStep, markSucceeded } from "./progress.js";
 import type { WorkflowStore } from "./workflow-store.js";

@@ -19,7 +19,7 @@ import {
 import { RpcError } from "../../lib/grpc/errors.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import type { DomainClients } from "../scheduler/clients.js";
-import { openRequestOf } from "../scheduler/open-request.js";
+import { openRequestOf } from "../../lib/workflow/open-request.js";
 import type { WorkflowStore } from "../scheduler/workflow-store.js";
 import type { CompensationStore } from "./compensation-store.js";
 import { failureCodeOf, failureMessageOf } from "./failure-code.js";

@@ -1,4 +1,8 @@
-/** The Delivery service's OpenDeliveryRequest for an accepted schedule command. */
+/**
+ * The Delivery service's OpenDeliveryRequest for an accepted ScheduleDeliveryCommand: what the
+ * workflow opens the delivery with, what the Delivery service opens it from when a read comes
+ * before the workflow, and what the Supervisor records a never-opened delivery Failed from.
+ */
 import { create } from "@bufbuild/protobuf";
 import { OpenDeliveryRequestSchema, type OpenDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import type { ScheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
