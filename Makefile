@@ -12,7 +12,7 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test bench deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -26,6 +26,9 @@ bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on 
 	@$(BIN)/tsx bench/telemetry.ts
 	@$(BIN)/tsx bench/gateway.ts
 	@$(BIN)/tsx bench/layer.ts
+
+chaos: deps nats ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
+	@$(BIN)/tsx scripts/chaos.ts
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 

@@ -14,8 +14,9 @@
  *    victim is back), one instance of every service, the gateway and nats-server; their process
  *    ids come from <RUN_DIR>/pids.json, which run.ts rewrites on every restart, and run.ts's
  *    supervision brings them back;
- * 4. waits (at most CHAOS_SETTLE_TIMEOUT_MS) until every accepted delivery has ended (GET
- *    /v1/deliveries/{id}: COMPLETED, CANCELLED or FAILED), polling CHAOS_POLL_CONCURRENCY at a time;
+ * 4. waits until every accepted delivery has ended (GET /v1/deliveries/{id}: COMPLETED, CANCELLED
+ *    or FAILED), polling CHAOS_POLL_CONCURRENCY at a time, for at most CHAOS_SETTLE_TIMEOUT_MS,
+ *    and no longer than CHAOS_SETTLE_IDLE_MS after the last change of any delivery's stage;
  * 5. looks for duplicates: a key answered with two delivery ids, a delivery listed twice by GET
  *    /v1/deliveries, a drone on two deliveries at overlapping times. The Drone service's
  *    assignments are read from its KV bucket `drones` (keys `assignment.<deliveryId>`) as the
@@ -32,7 +33,8 @@
  *   CHAOS_REPEAT_EVERY=10          send every n-th accepted request again with its key (0: never)
  *   CHAOS_KILLS=all                which to SIGKILL, comma-separated: service names, gateway, nats
  *   CHAOS_KILL_SPACING_MS=1000     at least this long between two kills
- *   CHAOS_SETTLE_TIMEOUT_MS=180000 how long accepted deliveries get to end after the last request
+ *   CHAOS_SETTLE_TIMEOUT_MS=600000 how long accepted deliveries get to end after the last request
+ *   CHAOS_SETTLE_IDLE_MS=60000     stop waiting sooner when no delivery has changed its stage this long
  *   CHAOS_POLL_CONCURRENCY=8       reads in flight while waiting
  *   CHAOS_START_TIMEOUT_MS=180000  how long the platform gets to start
  *   CHAOS_RUN_DIR=.run/chaos       the run's state and logs (emptied at start, kept afterwards)
@@ -133,7 +135,8 @@ const settings = {
   requestRetryMs: intSetting("CHAOS_REQUEST_RETRY_MS", 60_000, 0),
   repeatEvery: intSetting("CHAOS_REPEAT_EVERY", 10, 0),
   killSpacingMs: intSetting("CHAOS_KILL_SPACING_MS", 1_000, 0),
-  settleTimeoutMs: intSetting("CHAOS_SETTLE_TIMEOUT_MS", 180_000, 0),
+  settleTimeoutMs: intSetting("CHAOS_SETTLE_TIMEOUT_MS", 600_000, 0),
+  settleIdleMs: intSetting("CHAOS_SETTLE_IDLE_MS", 60_000, 1_000),
   pollConcurrency: intSetting("CHAOS_POLL_CONCURRENCY", 8, 1, 1000),
   startTimeoutMs: intSetting("CHAOS_START_TIMEOUT_MS", 180_000, 1_000),
   runDir: path.resolve(repoRoot, process.env["CHAOS_RUN_DIR"]?.trim() || path.join(".run", "chaos")),
@@ -443,7 +446,7 @@ async function readAssignments(natsPort: string): Promise<AssignmentSpan[] | und
 async function main(): Promise<number> {
   const printed = [
     `requests ${settings.requests}, ${settings.concurrency} in flight, each retried up to ${settings.requestRetryMs} ms; every ${settings.repeatEvery || "-"}th sent again with its key`,
-    `kills: ${settings.kills}, at least ${settings.killSpacingMs} ms apart; settle up to ${settings.settleTimeoutMs} ms, ${settings.pollConcurrency} reads in flight`,
+    `kills: ${settings.kills}, at least ${settings.killSpacingMs} ms apart; settle up to ${settings.settleTimeoutMs} ms (${settings.settleIdleMs} ms without progress), ${settings.pollConcurrency} reads in flight`,
     `platform: ${Object.entries(platformSettings).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     `run dir: ${settings.runDir}`,
   ];
@@ -498,17 +501,29 @@ async function main(): Promise<number> {
   const accepted = [...new Set([...records.values()].flatMap((r) => [...r.ids]))];
   const observations = new Map<string, DeliveryObservation>();
   const settleUntil = Date.now() + settings.settleTimeoutMs;
+  let lastChange = Date.now();
   say(`waiting up to ${settings.settleTimeoutMs / 1000} s for ${accepted.length} accepted deliveries to end`);
   for (;;) {
     const open = accepted.filter((id) => !TERMINAL_STAGES.includes(observations.get(id)?.stage ?? ""));
     if (open.length === 0 || interrupted) break;
     await pool(open, settings.pollConcurrency, async (id) => {
-      observations.set(id, await readDelivery(baseUrl, token, id));
+      const before = observations.get(id);
+      const now = await readDelivery(baseUrl, token, id);
+      if (now.stage !== before?.stage || now.notFound !== before?.notFound) lastChange = Date.now();
+      observations.set(id, now);
     });
     const still = accepted.filter((id) => !TERMINAL_STAGES.includes(observations.get(id)?.stage ?? ""));
     const notFound = still.filter((id) => observations.get(id)?.notFound).length;
     say(`${accepted.length - still.length}/${accepted.length} ended; ${still.length - notFound} in progress, ${notFound} not found`);
-    if (still.length === 0 || Date.now() >= settleUntil) break;
+    if (still.length === 0) break;
+    if (Date.now() >= settleUntil) {
+      say(`stopped waiting: CHAOS_SETTLE_TIMEOUT_MS (${settings.settleTimeoutMs} ms) has passed`);
+      break;
+    }
+    if (Date.now() - lastChange >= settings.settleIdleMs) {
+      say(`stopped waiting: no delivery changed its stage for ${settings.settleIdleMs / 1000} s (CHAOS_SETTLE_IDLE_MS)`);
+      break;
+    }
     await sleep(1_000);
   }
   if (interrupted) return 130;
