@@ -39,24 +39,31 @@ const api = (name: string): Api => {
 };
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
+/** One deadline for every request, so that a request resent with its key is the same request. */
+const DEADLINE = timestampFromDate(new Date(Date.now() + 86_400_000));
+
 function request(key: string): MessageInitShape<typeof ScheduleDeliveryRequestSchema> {
   return {
     idempotencyKey: key,
     pickup: { latitude: 47.61, longitude: -122.33 },
     dropoff: { latitude: 47.63, longitude: -122.36 },
-    deadline: timestampFromDate(new Date(Date.now() + 86_400_000)),
+    deadline: DEADLINE,
     confirmationRequired: ConfirmationType.NONE,
     packageInfo: { packageId: `pkg-${key}`, size: PackageSize.SMALL, weightKg: 1.2, tag: "fragile" },
   };
 }
 
 
-/** Waits until the workflow has created the delivery and the gateway can read it. */
+/** Waits until the workflow has created the delivery (past REQUESTED, readable from the accept). */
 async function created(client: Api, deliveryId: string) {
-  return vi.waitFor(async () => (await client.getDelivery({ deliveryId }, bearer(demoToken))).delivery, {
-    timeout: 20_000,
-    interval: 100,
-  });
+  return vi.waitFor(
+    async () => {
+      const { delivery } = await client.getDelivery({ deliveryId }, bearer(demoToken));
+      if (delivery?.stage === DeliveryStage.REQUESTED) throw new Error("not created yet");
+      return delivery;
+    },
+    { timeout: 20_000, interval: 100 },
+  );
 }
 
 let stack: GatewayStack | undefined;
@@ -158,10 +165,15 @@ describe("gateway", () => {
       expect(listed.deliveries.map((d) => d.deliveryId)).toContain(accepted.deliveryId);
 
       const history = await vi.waitFor(
-        async () => (await client.getDeliveryHistory({ deliveryId: accepted.deliveryId }, bearer(demoToken))).events,
+        async () => {
+          const { events } = await client.getDeliveryHistory({ deliveryId: accepted.deliveryId }, bearer(demoToken));
+          if (!events.some((e) => e.stage === DeliveryStage.CREATED)) throw new Error("not created yet");
+          return events;
+        },
         { timeout: 20_000, interval: 100 },
       );
-      expect(history[0]?.stage).toBe(DeliveryStage.CREATED);
+      // Accepted (REQUESTED), then created by the workflow.
+      expect(history.map((e) => e.stage).filter((s) => s !== DeliveryStage.REQUESTED)[0]).toBe(DeliveryStage.CREATED);
     });
 
     it("answers Unauthenticated without a token or with a bad one", async () => {

@@ -30,11 +30,14 @@ const NEAR_DROPOFF = { latitude: 47.63, longitude: -122.36 };
 /** About 230 km away: the drone is still on its way long after the test has read its status. */
 const FAR_DROPOFF = { latitude: 45.52, longitude: -122.68 };
 
+/** One deadline for every request, so that a request resent with its key is the same request. */
+const DEADLINE = new Date(Date.now() + 86_400_000).toISOString();
+
 function scheduleBody(key: string, overrides: Json = {}): Json {
   return {
     pickup: PICKUP,
     dropoff: NEAR_DROPOFF,
-    deadline: new Date(Date.now() + 86_400_000).toISOString(),
+    deadline: DEADLINE,
     priority: "PRIORITY_EXPEDITED",
     parcels: [
       { parcelId: `${key}-a`, size: "PARCEL_SIZE_SMALL", weightKg: 1.2, tag: "fragile" },
@@ -57,11 +60,13 @@ async function schedule(key: string, overrides: Json = {}): Promise<string> {
 }
 
 /** Waits until the workflow has created the delivery and `path` reads it. */
+/** Reads a delivery once the workflow has created it (past REQUESTED, readable from the accept). */
 async function readWhenCreated(path: string): Promise<Json> {
   return vi.waitFor(
     async () => {
       const res = await call("GET", path, { token: demoToken });
       if (res.status !== 200) throw new Error(`status ${res.status}`);
+      if (res.json.stage === "DELIVERY_STAGE_REQUESTED") throw new Error("not created yet");
       return res.json;
     },
     { timeout: 20_000, interval: 100 },
@@ -204,10 +209,14 @@ describe("API v2 beside v1", () => {
       bearer(demoToken),
     );
     const { deliveryId } = accepted;
-    const delivery = await vi.waitFor(async () => (await connectV2.getDelivery({ deliveryId }, bearer(demoToken))).delivery, {
-      timeout: 20_000,
-      interval: 100,
-    });
+    const delivery = await vi.waitFor(
+      async () => {
+        const found = (await connectV2.getDelivery({ deliveryId }, bearer(demoToken))).delivery;
+        if (found?.stage === DeliveryStage.REQUESTED) throw new Error("not created yet");
+        return found;
+      },
+      { timeout: 20_000, interval: 100 },
+    );
     expect(delivery).toMatchObject({
       deliveryId,
       priority: Priority.STANDARD,
@@ -234,12 +243,13 @@ describe("API v2 beside v1", () => {
     const history = await vi.waitFor(
       async () => {
         const { events } = await connectV2.getDeliveryHistory({ deliveryId }, bearer(demoToken));
-        if (events.length === 0) throw new Error("no events yet");
+        if (!events.some((e) => e.stage === DeliveryStage.CREATED)) throw new Error("not created yet");
         return events;
       },
       { timeout: 20_000, interval: 100 },
     );
-    expect(history[0]?.stage).toBe(DeliveryStage.CREATED);
+    // Accepted (REQUESTED), then created by the workflow.
+    expect(history.map((e) => e.stage).filter((s) => s !== DeliveryStage.REQUESTED)[0]).toBe(DeliveryStage.CREATED);
 
     const cancelled = await connectV2.cancelDelivery({ deliveryId, reason: "too heavy after all" }, bearer(demoToken));
     expect(cancelled.deliveryId).toBe(deliveryId);
