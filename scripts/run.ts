@@ -626,7 +626,7 @@ async function main(): Promise<void> {
       restarts: { failures: 0, count: 0, startedAt: Date.now() },
       ...(port ? { address: `${HOST}:${port}` } : {}),
       ...(port && plan.module ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
-      ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${port}/metrics` } : {}),
+      ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
     };
     services.push(service);
     superviseInstance(service, service.child, baseEnv, readyTimeoutMs);
