@@ -13,7 +13,7 @@ initMetrics("gateway");
 
 async function main(): Promise<void> {
   const gateway = await startGateway({ log });
-  log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl }, "gateway listening");
+  log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl, metricsUrl: gateway.metricsUrl }, "gateway listening");
   if (gateway.usesDevSecret) {
     log.warn(
       { file: process.env.GATEWAY_DEV_SECRET_FILE ?? DEFAULT_DEV_SECRET_FILE },
