@@ -251,6 +251,7 @@ describe("the OpenAPI document of the gateway's API versions", () => {
       "DELIVERY_STAGE_COMPLETED",
       "DELIVERY_STAGE_CANCELLED",
       "DELIVERY_STAGE_FAILED",
+      "DELIVERY_STAGE_REQUESTED",
     ]);
     const schedule = obj(schemas["dronedelivery.api.v1.ScheduleDeliveryRequest"], "schedule");
     expect(schedule.required).toEqual(["pickup", "dropoff", "deadline", "packageInfo"]);

@@ -58,7 +58,7 @@ describe("ensureNatsAuth", () => {
   });
 
   it("refuses an unknown identity and a damaged file", async () => {
-    await expect(ensureNatsAuth(freshDir(), ["gateway" as never])).rejects.toThrow(ConfigError);
+    await expect(ensureNatsAuth(freshDir(), ["intruder" as never])).rejects.toThrow(ConfigError);
     const dir = freshDir();
     await ensureNatsAuth(dir);
     await writeFile(path.join(dir, NATS_USERS_FILE), "{ not json");
@@ -85,7 +85,7 @@ describe("natsCredentialsFromEnv", () => {
       pass: auth.credentialsOf("delivery").pass,
       inboxPrefix: "_INBOX.delivery",
     });
-    expect(() => natsCredentialsFromEnv({ NATS_AUTH_DIR: dir }, "gateway")).toThrow(/no NATS password for "gateway"/);
+    expect(() => natsCredentialsFromEnv({ NATS_AUTH_DIR: dir }, "intruder")).toThrow(/no NATS password for "intruder"/);
     expect(() => natsCredentialsFromEnv({ NATS_AUTH_DIR: dir }, "constructor")).toThrow(ConfigError);
   });
 

@@ -73,14 +73,18 @@ export class DeliveryWatcher {
     let positions: Subscription | undefined;
     let statuses: { consumer: Consumer; messages: ConsumerMessages } | undefined;
     try {
-      // Both feeds are open before the first update goes out, so nothing after it is missed.
-      if (request.includePositions && delivery.carrier.case === "droneId") {
-        positions = this.nc.subscribe(subjects.droneLocation(delivery.carrier.value), {
+      // The drone's positions, once the delivery names its drone (at the start, or with the status
+      // event that records it: a watch may begin while the delivery is still Requested).
+      const followDrone = (droneId: string) => {
+        if (!request.includePositions || positions || droneId === "") return;
+        positions = this.nc.subscribe(subjects.droneLocation(droneId), {
           callback: (error, msg) => {
             if (!error) this.onPosition(id, msg, inbox);
           },
         });
-      }
+      };
+      // Both feeds are open before the first update goes out, so nothing after it is missed.
+      if (delivery.carrier.case === "droneId") followDrone(delivery.carrier.value);
       statuses = await this.statusesAfter(id, Math.max(after, latest));
       void pump(statuses.messages, inbox);
       if (showCurrent) yield current;
@@ -100,6 +104,7 @@ export class DeliveryWatcher {
           case "status":
             if (update.historyIndex !== undefined && update.historyIndex <= shownIndex) continue;
             sequence = update.sequence;
+            followDrone(update.event.droneId);
             yield statusUpdate(sequence, update.event);
             if (isEnded(update.event.stage)) return;
             continue;

@@ -156,7 +156,7 @@ describe("three delivery instances", () => {
   }, 120_000);
 
   it("exposes the gateway's request, client, error, retry and breaker metrics", async () => {
-    const text = await scrape(`${gateway.url}/metrics`);
+    const text = await scrape(gateway.metricsUrl);
     expect(total(text, "http_server_requests_total", 'route_kind="rest"', 'status="200"')).toBeGreaterThanOrEqual(READS);
     expect(total(text, "rpc_client_handled_total", 'target="delivery"', 'grpc_code="OK"')).toBeGreaterThanOrEqual(READS);
     expect(total(text, "rpc_client_handling_seconds_count", 'target="delivery"')).toBeGreaterThan(0);
