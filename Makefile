@@ -17,8 +17,10 @@ VITEST_FLAGS ?=
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
+# run and chaos run under node itself (tsx as a loader, not tsx's CLI, which relays signals to its
+# child and may repeat a Ctrl-C on a loaded machine): one Ctrl-C is one graceful stop.
 run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
-	@$(BIN)/tsx scripts/run.ts
+	@node --import tsx scripts/run.ts
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
 
@@ -28,7 +30,7 @@ bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on 
 	@$(BIN)/tsx bench/layer.ts
 
 chaos: deps nats ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
-	@$(BIN)/tsx scripts/chaos.ts
+	@node --import tsx scripts/chaos.ts
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 
