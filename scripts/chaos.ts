@@ -194,10 +194,12 @@ async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, s
   const ports: Record<string, string> = {
     NATS_PORT: String(await pickPort()),
     NATS_HTTP_PORT: String(await pickPort()),
-    GATEWAY_PORT: String(await pickPort()),
     GATEWAY_GRPC_PORT: String(await pickPort()),
-    GATEWAY_ADMIN_PORT: String(await pickPort()),
   };
+  // The gateway's admin port (metrics) is its port + 1000, as make run has it.
+  const gatewayPort = await pickPort([0, 1000]);
+  ports["GATEWAY_PORT"] = String(gatewayPort);
+  ports["GATEWAY_ADMIN_PORT"] = String(gatewayPort + 1000);
   for (const name of names) {
     const offsets = Array.from({ length: instancesOf(name) }, (_, i) => [i * 100, i * 100 + 1000]).flat();
     ports[`${envPrefix(name)}PORT`] = String(await pickPort(offsets));

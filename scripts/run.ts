@@ -639,7 +639,21 @@ async function main(): Promise<void> {
       const result = await waitUntilServing(s, readyTimeoutMs, baseEnv);
       if (s.health === "restarting") return;
       s.health = result.ok ? "SERVING" : `not ready (${result.last})`;
-      if (!result.ok) complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
+      if (result.ok) return;
+      complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
+      // Keep asking in the background, and say when it is (the gateway's turn is printGatewayHowTo).
+      if (s.name === "gateway") return;
+      const child = s.child;
+      void (async () => {
+        while (!stopping && s.child === child) {
+          if ((await waitUntilServing(s, 60_000, baseEnv)).ok) {
+            if (stopping || s.child !== child) return;
+            s.health = "SERVING";
+            say(`${s.name} is SERVING`);
+            return;
+          }
+        }
+      })();
     }),
   );
   if (stopping) return;
