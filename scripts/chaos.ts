@@ -249,6 +249,8 @@ async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, s
 // --- requests --------------------------------------------------------------------------------
 
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+/** One deadline for every request of the run, so that a request sent again is the same request. */
+const DEADLINE = new Date(Date.now() + 6 * 3600_000).toISOString();
 
 interface Answer {
   status: number | "network";
@@ -272,7 +274,7 @@ async function schedule(baseUrl: string, token: string, key: string, index: numb
   const body = JSON.stringify({
     pickup: { latitude: 47.61 + (index % 7) * 0.001, longitude: -122.33 },
     dropoff: { latitude: 47.62, longitude: -122.35 + (index % 5) * 0.001 },
-    deadline: new Date(Date.now() + 6 * 3600_000).toISOString(),
+    deadline: DEADLINE,
     confirmationRequired: "CONFIRMATION_TYPE_NONE",
     packageInfo: { packageId: `pkg-${key}`, size: "PACKAGE_SIZE_SMALL", weightKg: 1.5 },
   });
@@ -463,7 +465,7 @@ async function main(): Promise<number> {
 
   const runId = `${Date.now().toString(36)}`;
   const keys = Array.from({ length: settings.requests }, (_, i) => `chaos-${runId}-${i}`);
-  const records = new Map<string, { ids: Set<string>; outcome: RequestRecord["outcome"]; last?: string }>();
+  const records = new Map<string, { ids: Set<string>; outcome: RequestRecord["outcome"]; last?: string; resentAnswer?: string | undefined }>();
   let done = 0;
   let sending = true;
   const targets = victims();
@@ -481,11 +483,17 @@ async function main(): Promise<number> {
   try {
     await pool(keys, settings.concurrency, async (key, index) => {
       const first = await schedule(baseUrl, token, key, index);
-      const record = { ids: new Set<string>(), outcome: (first.id ? "accepted" : first.final ? "rejected" : "unanswered") as RequestRecord["outcome"], last: first.last };
+      const record = {
+        ids: new Set<string>(),
+        outcome: (first.id ? "accepted" : first.final ? "rejected" : "unanswered") as RequestRecord["outcome"],
+        last: first.last,
+        resentAnswer: undefined as string | undefined,
+      };
       if (first.id) record.ids.add(first.id);
       if (first.id && settings.repeatEvery > 0 && index % settings.repeatEvery === 0) {
         const again = await schedule(baseUrl, token, key, index);
         if (again.id) record.ids.add(again.id);
+        else record.resentAnswer = again.last;
       }
       records.set(key, record);
       done++;
@@ -535,7 +543,9 @@ async function main(): Promise<number> {
   const report = summarize({
     requests: keys.map((key) => {
       const r = records.get(key);
-      return r ? { key, ids: [...r.ids], outcome: r.outcome, ...(r.last ? { lastAnswer: r.last } : {}) } : { key, ids: [], outcome: "unanswered" as const };
+      return r
+        ? { key, ids: [...r.ids], outcome: r.outcome, ...(r.last ? { lastAnswer: r.last } : {}), ...(r.resentAnswer ? { resentAnswer: r.resentAnswer } : {}) }
+        : { key, ids: [], outcome: "unanswered" as const };
     }),
     observations,
     listed,

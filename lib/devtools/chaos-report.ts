@@ -16,6 +16,8 @@ export interface RequestRecord {
   readonly outcome: "accepted" | "rejected" | "unanswered";
   /** The last HTTP status (or "network") when not accepted. */
   readonly lastAnswer?: string;
+  /** Sent again with its key and not answered 202 with a delivery id: what it answered. */
+  readonly resentAnswer?: string;
 }
 
 /** An accepted delivery as the public API showed it at the end. */
@@ -56,6 +58,8 @@ export interface ChaosReport {
   readonly accepted: number;
   readonly rejected: Readonly<Record<string, number>>;
   readonly unanswered: number;
+  /** Sent again with their key and answered otherwise than 202 (by answer); not a verdict. */
+  readonly resentOtherwise: Readonly<Record<string, number>>;
   readonly completed: number;
   readonly cancelled: number;
   readonly failed: number;
@@ -117,6 +121,7 @@ const EXAMPLES = 5;
 
 export function summarize(findings: ChaosFindings): ChaosReport {
   const rejected: Record<string, number> = {};
+  const resentOtherwise: Record<string, number> = {};
   const failedBy: Record<string, number> = {};
   const stuckBy: Record<string, number> = {};
   const examples: Record<string, string[]> = { stuck: [], missing: [], "duplicate keys": [], "listed twice": [], "overlapping assignments": [] };
@@ -134,6 +139,7 @@ export function summarize(findings: ChaosFindings): ChaosReport {
       for (const id of request.ids) acceptedIds.add(id);
     } else if (request.outcome === "unanswered") unanswered++;
     else count(rejected, request.lastAnswer ?? "?");
+    if (request.resentAnswer) count(resentOtherwise, request.resentAnswer);
     if (request.ids.length > 1) {
       duplicateKeys++;
       example("duplicate keys", `${request.key}: ${request.ids.join(", ")}`);
@@ -191,6 +197,7 @@ export function summarize(findings: ChaosFindings): ChaosReport {
     accepted,
     rejected,
     unanswered,
+    resentOtherwise,
     completed,
     cancelled,
     failed,
@@ -218,6 +225,8 @@ export function formatReport(report: ChaosReport): string[] {
   const rejectedTotal = Object.values(report.rejected).reduce((a, b) => a + b, 0);
   rows.push(["rejected (final answer, not 202)", rejectedTotal === 0 ? "0" : `${rejectedTotal} (${Object.entries(report.rejected).map(([k, v]) => `${k}: ${v}`).join(", ")})`]);
   rows.push(["unanswered (retries ran out)", String(report.unanswered)]);
+  const resent = Object.entries(report.resentOtherwise);
+  if (resent.length > 0) rows.push(["resent with its key, not 202", resent.map(([k, v]) => `${k}: ${v}`).join(", ")]);
   rows.push(["completed", String(report.completed)]);
   rows.push(["cancelled", String(report.cancelled)]);
   rows.push(["failed", String(report.failed)]);
