@@ -32,7 +32,7 @@
  *   CHAOS_REQUEST_RETRY_MS=60000   how long one request is retried
  *   CHAOS_REPEAT_EVERY=10          send every n-th accepted request again with its key (0: never)
  *   CHAOS_KILLS=all                which to SIGKILL, comma-separated: service names, gateway, nats
- *   CHAOS_KILL_SPACING_MS=1000     at least this long between two kills
+ *   CHAOS_KILL_SPACING_MS=500      at least this long between two kills (after the previous is back)
  *   CHAOS_SETTLE_TIMEOUT_MS=600000 how long accepted deliveries get to end after the last request
  *   CHAOS_SETTLE_IDLE_MS=60000     stop waiting sooner when no delivery has changed its stage this long
  *   CHAOS_POLL_CONCURRENCY=8       reads in flight while waiting
@@ -134,7 +134,7 @@ const settings = {
   concurrency: intSetting("CHAOS_CONCURRENCY", 16, 1, 1000),
   requestRetryMs: intSetting("CHAOS_REQUEST_RETRY_MS", 60_000, 0),
   repeatEvery: intSetting("CHAOS_REPEAT_EVERY", 10, 0),
-  killSpacingMs: intSetting("CHAOS_KILL_SPACING_MS", 1_000, 0),
+  killSpacingMs: intSetting("CHAOS_KILL_SPACING_MS", 500, 0),
   settleTimeoutMs: intSetting("CHAOS_SETTLE_TIMEOUT_MS", 600_000, 0),
   settleIdleMs: intSetting("CHAOS_SETTLE_IDLE_MS", 60_000, 1_000),
   pollConcurrency: intSetting("CHAOS_POLL_CONCURRENCY", 8, 1, 1000),
@@ -472,7 +472,10 @@ async function main(): Promise<number> {
   const kills: Kill[] = [];
   const faults = (async () => {
     for (let k = 0; k < targets.length && !interrupted; k++) {
-      const threshold = Math.floor(((k + 1) * settings.requests) / (targets.length + 1));
+      // Spread over the first four fifths of the requests: a kill and its restart take about a
+      // second or two, and the requests may flow fast. Kills left when the last request has been
+      // answered happen while the accepted deliveries are still being worked on.
+      const threshold = Math.floor(((k + 1) * settings.requests * 0.8) / (targets.length + 1));
       while (sending && done < threshold && !interrupted) await sleep(50);
       if (kills.length > 0) await sleep(settings.killSpacingMs);
       await killAndWait(targets[k]!, () => done, kills);
