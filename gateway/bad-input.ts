@@ -68,6 +68,25 @@ export function relabelDecodingError(error: unknown, protocolName = ""): boolean
   return false;
 }
 
+/** A UTF-16 code unit of a surrogate pair standing alone (not text: it cannot be URI-encoded). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Makes an error's message well-formed text, in place: a message quoting the caller's input may
+ * hold lone surrogates, which the gRPC trailer (`grpc-message`, percent-encoded) cannot carry,
+ * and the call would end without its status. Each is replaced by U+FFFD.
+ */
+export function wellFormedMessage(error: unknown): void {
+  if (!(error instanceof ConnectError)) return;
+  LONE_SURROGATE.lastIndex = 0;
+  if (!LONE_SURROGATE.test(error.rawMessage)) return;
+  const rawMessage = error.rawMessage.replace(LONE_SURROGATE, "\uFFFD");
+  Object.assign(error as { rawMessage: string; message: string }, {
+    rawMessage,
+    message: new ConnectError(rawMessage, error.code).message,
+  });
+}
+
 /** The Connect GET query's refusal, if its message cannot be what it claims to be. */
 function checkGetQuery(url: string): ConnectError | undefined {
   let query: URLSearchParams;
@@ -95,6 +114,7 @@ export function badInputGate(ctx: HandlerContext): void {
   const abort = controller.abort.bind(ctx);
   controller.abort = (reason?: unknown) => {
     relabelDecodingError(reason, ctx.protocolName);
+    wellFormedMessage(reason);
     abort(reason);
   };
 }

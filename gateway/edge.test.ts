@@ -8,6 +8,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { startGateway, type RunningGateway } from "./module.js";
+import { TEST_PKI_DIR } from "./test-stack.js";
 import { mintToken } from "./tokens.js";
 
 const SECRET = "edge-test-secret-edge-test-secret";
@@ -20,6 +21,8 @@ beforeAll(async () => {
   gateway = await startGateway({
     env: {
       GATEWAY_JWT_SECRET: SECRET,
+      // Its client certificates come from the tests' own PKI, never the repository's .run/.
+      INTERNAL_PKI_DIR: TEST_PKI_DIR,
       GATEWAY_PORT: "0",
       GATEWAY_GRPC_PORT: "0",
       GATEWAY_CORS_ORIGINS: `${ORIGIN}, https://admin.example.com`,

@@ -111,6 +111,7 @@ afterAll(async () => {
 });
 
 const FLOWN = [
+  DeliveryStage.REQUESTED,
   DeliveryStage.CREATED,
   DeliveryStage.HEADED_TO_PICKUP,
   DeliveryStage.HEADED_TO_DROPOFF,

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
-import { ensureStreams, subjects } from "../lib/nats/streams.js";
+import { ensureStreams, STREAMS, subjects } from "../lib/nats/streams.js";
 import { startNatsServer, type TestNatsServer } from "./harness/nats-server.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -103,7 +103,7 @@ describe("test harness nats-server", () => {
       // A request made while disconnected is buffered and can be lost on reconnect: wait for it.
       expect(await reconnected).toBe(true);
       const jsm = await nc.jetstreamManager();
-      expect((await ensureStreams(jsm)).length).toBe(4);
+      expect((await ensureStreams(jsm)).length).toBe(Object.keys(STREAMS).length);
     } finally {
       await drainQuietly(nc);
     }
