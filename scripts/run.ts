@@ -386,7 +386,9 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
     "Schedule a delivery, read its status, follow its events until it is delivered (REST + JSON):",
     `  ID=$(curl -s -X POST ${url}/v1/deliveryrequests -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
     `    -d '{"pickup":{"latitude":47.61,"longitude":-122.33},"dropoff":{"latitude":47.62,"longitude":-122.35},` +
-      `"deadline":"${new Date(Date.now() + 6 * 3600_000).toISOString()}","packageInfo":{"packageId":"pkg-1","size":"PACKAGE_SIZE_SMALL","weightKg":1.5}}' \\`,
+      // A deadline six hours after the command runs, and a parcel of its own each time (a parcel
+      // travels in one open delivery at a time).
+      `"deadline":"'"$(date -u -d '+6 hours' +%FT%TZ)"'","packageInfo":{"packageId":"pkg-'"$RANDOM$RANDOM"'","size":"PACKAGE_SIZE_SMALL","weightKg":1.5}}' \\`,
     `    | sed -E 's/.*"deliveryId":"([^"]+)".*/\\1/'); echo $ID`,
     `  curl -s ${url}/v1/deliveries/$ID/status -H "authorization: Bearer $TOKEN"`,
     `  curl -sN ${url}/v1/deliveries/$ID/events -H "authorization: Bearer $TOKEN"`,
