@@ -5,8 +5,9 @@
  *    (default .run/chaos, emptied first) and free private ports, so a `make run` on the default
  *    ports is not disturbed; run.ts's own lines (`[run] ...`, restarts included) are shown, the
  *    services' output goes to <RUN_DIR>/run.log and <RUN_DIR>/logs/;
- * 2. mints a token for acct-demo with the run's development secret and sends CHAOS_REQUESTS
- *    schedule requests through the gateway (POST /v1/deliveryrequests), each with its own
+ * 2. mints tokens for acct-demo and acct-suspended with the run's development secret and sends
+ *    CHAOS_REQUESTS schedule requests through the gateway (POST /v1/deliveryrequests), a mix of
+ *    deliveries that complete by drone, by an outside carrier, are cancelled or fail (below), each with its own
  *    Idempotency-Key, CHAOS_CONCURRENCY at a time, retrying 429, 502, 503, 504 and network errors
  *    with the same key (for up to CHAOS_REQUEST_RETRY_MS); every CHAOS_REPEAT_EVERY-th accepted
  *    request is sent again with its key, to check that it answers the same delivery;
@@ -31,6 +32,9 @@
  *   CHAOS_CONCURRENCY=16           requests in flight
  *   CHAOS_REQUEST_RETRY_MS=60000   how long one request is retried
  *   CHAOS_REPEAT_EVERY=10          send every n-th accepted request again with its key (0: never)
+ *   CHAOS_MIX_EVERY=20             of every n requests, one comes from the suspended account (ends
+ *                                  FAILED), one carries a parcel too heavy for a drone (an outside
+ *                                  carrier), and one is cancelled right after it is accepted (0: none)
  *   CHAOS_KILLS=all                which to SIGKILL, comma-separated: service names, gateway, nats
  *   CHAOS_KILL_SPACING_MS=500      at least this long between two kills (after the previous is back)
  *   CHAOS_SETTLE_TIMEOUT_MS=600000 how long accepted deliveries get to end after the last request
@@ -134,6 +138,7 @@ const settings = {
   concurrency: intSetting("CHAOS_CONCURRENCY", 16, 1, 1000),
   requestRetryMs: intSetting("CHAOS_REQUEST_RETRY_MS", 60_000, 0),
   repeatEvery: intSetting("CHAOS_REPEAT_EVERY", 10, 0),
+  mixEvery: intSetting("CHAOS_MIX_EVERY", 20, 0),
   killSpacingMs: intSetting("CHAOS_KILL_SPACING_MS", 500, 0),
   settleTimeoutMs: intSetting("CHAOS_SETTLE_TIMEOUT_MS", 600_000, 0),
   settleIdleMs: intSetting("CHAOS_SETTLE_IDLE_MS", 60_000, 1_000),
@@ -269,38 +274,78 @@ async function call(url: string, init: RequestInit): Promise<Answer> {
   }
 }
 
+/**
+ * What a request is: flown by a drone (most), from the suspended account (it ends FAILED), a
+ * parcel too heavy for any drone (an outside carrier takes it), or cancelled right after it is
+ * accepted (it ends CANCELLED, or COMPLETED when the drone was faster).
+ */
+type RequestKind = "drone" | "suspended" | "heavy" | "cancel";
+
+function kindOf(index: number): RequestKind {
+  if (settings.mixEvery <= 0) return "drone";
+  switch (index % settings.mixEvery) {
+    case 1:
+      return "suspended";
+    case 2:
+      return "heavy";
+    case 3:
+      return "cancel";
+    default:
+      return "drone";
+  }
+}
+
+/** Retries `send` with a growing pause while the answer is a network error or a retryable status. */
+async function withRetries(send: () => Promise<Answer>): Promise<{ answer: Answer; final: boolean }> {
+  const until = Date.now() + settings.requestRetryMs;
+  let backoff = 100;
+  for (;;) {
+    const answer = await send();
+    const retryable = answer.status === "network" || RETRY_STATUSES.has(answer.status);
+    if (!retryable) return { answer, final: true };
+    if (Date.now() + backoff > until) return { answer, final: false };
+    await sleep(answer.retryAfterMs ?? backoff);
+    backoff = Math.min(backoff * 2, 2_000);
+  }
+}
+
+/** Cancels an accepted delivery (DELETE /v1/deliveryrequests/{id}); the final status. */
+async function cancel(baseUrl: string, token: string, id: string): Promise<string> {
+  const { answer } = await withRetries(() =>
+    call(`${baseUrl}/v1/deliveryrequests/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ reason: "chaos run: cancelled right after it was accepted" }),
+    }),
+  );
+  return String(answer.status);
+}
+
 /** POSTs one schedule request, retrying with the same key; the delivery id, or why not. */
 async function schedule(baseUrl: string, token: string, key: string, index: number): Promise<{ id?: string; last: string; final: boolean }> {
+  const heavy = kindOf(index) === "heavy";
   const body = JSON.stringify({
     pickup: { latitude: 47.61 + (index % 7) * 0.001, longitude: -122.33 },
     dropoff: { latitude: 47.62, longitude: -122.35 + (index % 5) * 0.001 },
     deadline: DEADLINE,
     confirmationRequired: "CONFIRMATION_TYPE_NONE",
-    packageInfo: { packageId: `pkg-${key}`, size: "PACKAGE_SIZE_SMALL", weightKg: 1.5 },
+    packageInfo: { packageId: `pkg-${key}`, size: heavy ? "PACKAGE_SIZE_LARGE" : "PACKAGE_SIZE_SMALL", weightKg: heavy ? 40 : 1.5 },
   });
-  const until = Date.now() + settings.requestRetryMs;
-  let backoff = 100;
-  for (;;) {
-    const answer = await call(`${baseUrl}/v1/deliveryrequests`, {
+  const { answer, final } = await withRetries(() =>
+    call(`${baseUrl}/v1/deliveryrequests`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": key },
       body,
-    });
-    if (answer.status === 202) {
-      try {
-        const id = (JSON.parse(answer.body) as { deliveryId?: string }).deliveryId;
-        if (id) return { id, last: "202", final: true };
-      } catch {
-        // Fall through: a 202 without a delivery id is reported as such.
-      }
-      return { last: "202 without a delivery id", final: true };
-    }
-    const retryable = answer.status === "network" || RETRY_STATUSES.has(answer.status);
-    if (!retryable) return { last: String(answer.status), final: true };
-    if (Date.now() + backoff > until) return { last: String(answer.status), final: false };
-    await sleep(answer.retryAfterMs ?? backoff);
-    backoff = Math.min(backoff * 2, 2_000);
+    }),
+  );
+  if (answer.status !== 202) return { last: String(answer.status), final };
+  try {
+    const id = (JSON.parse(answer.body) as { deliveryId?: string }).deliveryId;
+    if (id) return { id, last: "202", final: true };
+  } catch {
+    // Fall through: a 202 without a delivery id is reported as such.
   }
+  return { last: "202 without a delivery id", final: true };
 }
 
 /** Runs `work` over `items`, `concurrency` at a time. */
@@ -450,6 +495,7 @@ async function readAssignments(natsPort: string): Promise<AssignmentSpan[] | und
 async function main(): Promise<number> {
   const printed = [
     `requests ${settings.requests}, ${settings.concurrency} in flight, each retried up to ${settings.requestRetryMs} ms; every ${settings.repeatEvery || "-"}th sent again with its key`,
+    `mix: of every ${settings.mixEvery || "-"} requests one from the suspended account, one too heavy for a drone, one cancelled at once`,
     `kills: ${settings.kills}, at least ${settings.killSpacingMs} ms apart; settle up to ${settings.settleTimeoutMs} ms (${settings.settleIdleMs} ms without progress), ${settings.pollConcurrency} reads in flight`,
     `platform: ${Object.entries(platformSettings).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     `run dir: ${settings.runDir}`,
@@ -461,7 +507,12 @@ async function main(): Promise<number> {
   const secret = readDevSecret(path.join(settings.runDir, "gateway-dev-secret"));
   if (!secret) throw new ChaosError(`no development secret in ${settings.runDir}/gateway-dev-secret`);
   const token = await mintToken("acct-demo", secret, 6 * 3600);
-  say(`platform ready; gateway ${baseUrl}; sending ${settings.requests} schedule requests as acct-demo`);
+  const suspendedToken = await mintToken("acct-suspended", secret, 6 * 3600);
+  const tokenOf = (index: number) => (kindOf(index) === "suspended" ? suspendedToken : token);
+  /** The token that reads each accepted delivery (its owner's). */
+  const readerOf = new Map<string, string>();
+  const cancels = new Map<string, number>();
+  say(`platform ready; gateway ${baseUrl}; sending ${settings.requests} schedule requests`);
 
   const runId = `${Date.now().toString(36)}`;
   const keys = Array.from({ length: settings.requests }, (_, i) => `chaos-${runId}-${i}`);
@@ -485,16 +536,23 @@ async function main(): Promise<number> {
   const ticker = setInterval(() => say(`${done}/${settings.requests} requests answered`), 5_000);
   try {
     await pool(keys, settings.concurrency, async (key, index) => {
-      const first = await schedule(baseUrl, token, key, index);
+      const first = await schedule(baseUrl, tokenOf(index), key, index);
       const record = {
         ids: new Set<string>(),
         outcome: (first.id ? "accepted" : first.final ? "rejected" : "unanswered") as RequestRecord["outcome"],
         last: first.last,
         resentAnswer: undefined as string | undefined,
       };
-      if (first.id) record.ids.add(first.id);
+      if (first.id) {
+        record.ids.add(first.id);
+        readerOf.set(first.id, tokenOf(index));
+        if (kindOf(index) === "cancel") {
+          const status = await cancel(baseUrl, tokenOf(index), first.id);
+          cancels.set(status, (cancels.get(status) ?? 0) + 1);
+        }
+      }
       if (first.id && settings.repeatEvery > 0 && index % settings.repeatEvery === 0) {
-        const again = await schedule(baseUrl, token, key, index);
+        const again = await schedule(baseUrl, tokenOf(index), key, index);
         if (again.id) record.ids.add(again.id);
         else record.resentAnswer = again.last;
       }
@@ -521,7 +579,7 @@ async function main(): Promise<number> {
     if (open.length === 0 || interrupted) break;
     await pool(open, settings.pollConcurrency, async (id) => {
       const before = observations.get(id);
-      const now = await readDelivery(baseUrl, token, id);
+      const now = await readDelivery(baseUrl, readerOf.get(id) ?? token, id);
       if (now.stage !== before?.stage || now.notFound !== before?.notFound) lastChange = Date.now();
       observations.set(id, now);
     });
@@ -562,6 +620,7 @@ async function main(): Promise<number> {
     "Chaos run",
     ...printed.map((l) => `  ${l}`),
     `  sending took ${(sendMs / 1000).toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `  cancels sent: ${[...cancels].map(([status, n]) => `${n} answered ${status}`).join(", ") || "none"}`,
     `  kills: ${kills.map((k) => `${k.victim} after ${k.afterRequests} (back in ${k.backAfterMs !== undefined ? `${(k.backAfterMs / 1000).toFixed(1)} s` : "-"})`).join(", ") || "none"}`,
     "",
     ...formatReport(report),
