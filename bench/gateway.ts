@@ -19,6 +19,14 @@
  *   BENCH_GATEWAY_REQUESTS=5000  requests per path        BENCH_GATEWAY_CONCURRENCY=16  in flight
  *   BENCH_GATEWAY_WARMUP=500     warm-up requests         BENCH_GATEWAY_MAX_S=60        cap per path
  *   BENCH_GATEWAY_DELIVERIES=4   deliveries read in turn  BENCH_GATEWAY_ROUNDS=5        rounds
+ *
+ * Then the accept path, `POST /v1/deliveryrequests`, with and without a caller-chosen
+ * `Idempotency-Key`: with one, the gateway first claims the key for the request's fingerprint in
+ * its KV bucket `gateway-idempotency` (one KV create), so the difference is that check's cost.
+ * The Scheduler is stopped meanwhile, so the workflows of the accepted requests do not compete
+ * with the accept path for the machine (they stay queued, which is what accepting means).
+ *
+ *   BENCH_GATEWAY_ACCEPTS=1000   accepted requests per path
  */
 import http from "node:http";
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
@@ -36,11 +44,59 @@ const WARMUP = Number(process.env["BENCH_GATEWAY_WARMUP"] ?? 500);
 const MAX_S = Number(process.env["BENCH_GATEWAY_MAX_S"] ?? 60);
 const DELIVERIES = Number(process.env["BENCH_GATEWAY_DELIVERIES"] ?? 4);
 const ROUNDS = Math.max(1, Number(process.env["BENCH_GATEWAY_ROUNDS"] ?? 5));
+const ACCEPTS = Number(process.env["BENCH_GATEWAY_ACCEPTS"] ?? 1000);
 const SECRET = "bench-gateway-secret";
 // One of the accounts the Account service knows from the start.
 const ACCOUNT = "acct-demo";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface BenchPath {
+  readonly name: string;
+  readonly read: (i: number) => Promise<void>;
+  readonly result: PathResult;
+}
+
+/**
+ * Warms each path up, then runs `total` requests per path in rounds in which the paths take turns
+ * (and turns at going first), so that all meet the same background work of the machine.
+ */
+async function measure(paths: readonly BenchPath[], total: number, warmup: number): Promise<void> {
+  for (const { read } of paths) await run(read, warmup, CONCURRENCY, MAX_S * 1000, emptyResult());
+  for (let round = 0; round < ROUNDS; round++) {
+    const count = Math.floor(total / ROUNDS) + (round < total % ROUNDS ? 1 : 0);
+    for (const { read, result } of round % 2 === 0 ? paths : [...paths].reverse()) {
+      await run(read, count, CONCURRENCY, MAX_S * 1000 - result.elapsedMs, result);
+    }
+  }
+}
+
+function figuresOf(paths: readonly BenchPath[], total: number) {
+  return paths.map(({ name, result }) => ({
+    name,
+    result,
+    capped: result.requests < total,
+    rate: result.latenciesMs.length / (result.elapsedMs / 1000),
+    p50: percentile(result.latenciesMs, 50),
+    p99: percentile(result.latenciesMs, 99),
+  }));
+}
+
+type Figure = ReturnType<typeof figuresOf>[number];
+
+const columns = (cells: string[]) => cells.map((c, k) => (k === 0 ? c.padStart(9) : c.padStart(10))).join("");
+
+function rows(figures: readonly Figure[]): [string, string][] {
+  return [
+    ["path", columns(["requests", "req/s", "p50 ms", "p99 ms", "errors"])],
+    ...figures.map(({ name, result, capped, rate, p50, p99 }): [string, string] => [
+      name,
+      columns([`${result.requests}${capped ? "*" : ""}`, rate.toFixed(0), p50.toFixed(2), p99.toFixed(2), String(result.errors)]),
+    ]),
+  ];
+}
+
+const ratio = (a: Figure, b: Figure) => `req/s ${(a.rate / b.rate).toFixed(2)}x, p50 ${(a.p50 / b.p50).toFixed(2)}x, p99 ${(a.p99 / b.p99).toFixed(2)}x`;
 
 interface HttpAnswer {
   status: number;
@@ -130,40 +186,53 @@ async function main(): Promise<number> {
       `gateway benchmark: ${REQUESTS} reads per path at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ` +
         `${ids.length} deliveries, ${ROUNDS} alternating rounds, cap ${MAX_S} s per path`,
     );
-    const paths = [
+    const paths: BenchPath[] = [
       { name: "REST via gateway", read: viaGateway, result: emptyResult() },
       { name: "gRPC direct", read: viaGrpc, result: emptyResult() },
     ];
-    for (const { read } of paths) await run(read, WARMUP, CONCURRENCY, MAX_S * 1000, emptyResult());
-    // The measured requests in rounds, the paths taking turns (and turns at going first), so
-    // both meet the same background work of the machine.
-    for (let round = 0; round < ROUNDS; round++) {
-      const count = Math.floor(REQUESTS / ROUNDS) + (round < REQUESTS % ROUNDS ? 1 : 0);
-      for (const { read, result } of round % 2 === 0 ? paths : [...paths].reverse()) {
-        await run(read, count, CONCURRENCY, MAX_S * 1000 - result.elapsedMs, result);
-      }
-    }
-
-    const figures = paths.map(({ name, result }) => ({
-      name,
-      result,
-      capped: result.requests < REQUESTS,
-      rate: result.latenciesMs.length / (result.elapsedMs / 1000),
-      p50: percentile(result.latenciesMs, 50),
-      p99: percentile(result.latenciesMs, 99),
-    }));
-    const columns = (cells: string[]) => cells.map((c, k) => (k === 0 ? c.padStart(9) : c.padStart(10))).join("");
-    const [gw, grpc] = figures as [(typeof figures)[0], (typeof figures)[0]];
+    await measure(paths, REQUESTS, WARMUP);
+    const figures = figuresOf(paths, REQUESTS);
+    const [gw, grpc] = figures as [Figure, Figure];
     printTable("GET /v1/deliveries/{id} via the gateway vs DeliveryService.GetDelivery direct", [
-      ["path", columns(["requests", "req/s", "p50 ms", "p99 ms", "errors"])],
-      ...figures.map(({ name, result, capped, rate, p50, p99 }): [string, string] => [
-        name,
-        columns([`${result.requests}${capped ? "*" : ""}`, rate.toFixed(0), p50.toFixed(2), p99.toFixed(2), String(result.errors)]),
-      ]),
-      ["gateway / direct", `req/s ${(gw.rate / grpc.rate).toFixed(2)}x, p50 ${(gw.p50 / grpc.p50).toFixed(2)}x, p99 ${(gw.p99 / grpc.p99).toFixed(2)}x`],
+      ...rows(figures),
+      ["gateway / direct", ratio(gw, grpc)],
       ["REST read does", "edge checks + JWT check + span + GetDelivery (owner checked) + public JSON"],
     ]);
     if (figures.some((f) => f.capped)) console.log(`  * stopped by the ${MAX_S} s cap before ${REQUESTS} requests`);
+
+    // The accept path, with and without a caller-chosen key.
+    await platform.stopService("scheduler");
+    const runId = Date.now().toString(36);
+    const accept = (withKey: boolean) => async (i: number) => {
+      const tag = `${runId}-${withKey ? "k" : "n"}-${i}`;
+      const answer = await httpRequest(agent, new URL("/v1/deliveryrequests", base), {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json", ...(withKey ? { "idempotency-key": `bench-${tag}` } : {}) },
+        body: JSON.stringify({
+          pickup: { latitude: 47.61, longitude: -122.33 },
+          dropoff: { latitude: 47.63, longitude: -122.36 },
+          deadline: new Date(Date.now() + 86_400_000).toISOString(),
+          confirmationRequired: "CONFIRMATION_TYPE_NONE",
+          packageInfo: { packageId: `pkg-${tag}`, size: "PACKAGE_SIZE_SMALL", weightKg: 1.2 },
+        }),
+      });
+      if (answer.status !== 202) throw new Error(`HTTP ${answer.status}: ${answer.body.slice(0, 200)}`);
+    };
+    const accepts: BenchPath[] = [
+      { name: "with key", read: accept(true), result: emptyResult() },
+      { name: "without key", read: accept(false), result: emptyResult() },
+    ];
+    console.log(`accept benchmark: ${ACCEPTS} accepted requests per path at concurrency ${CONCURRENCY}`);
+    await measure(accepts, ACCEPTS, Math.min(WARMUP, 100));
+    const acceptFigures = figuresOf(accepts, ACCEPTS);
+    const [keyed, unkeyed] = acceptFigures as [Figure, Figure];
+    printTable("POST /v1/deliveryrequests (202, after the JetStream ack) with and without an Idempotency-Key", [
+      ...rows(acceptFigures),
+      ["key / no key", ratio(keyed, unkeyed)],
+      ["the key adds", "a KV create of the request's fingerprint per account and key (gateway-idempotency)"],
+    ]);
+    if (acceptFigures.some((f) => f.capped)) console.log(`  * stopped by the ${MAX_S} s cap before ${ACCEPTS} requests`);
+    figures.push(...acceptFigures);
     return reportErrors(figures);
   } finally {
     direct?.close();
