@@ -75,6 +75,9 @@ function event(i: number, deliveryId: string, tick: number, dropTick: number) {
   });
 }
 
+/** Where the Delivery process writes its CPU profile (`node --cpu-prof`), when set. */
+const PROFILE_DIR = process.env["BENCH_CPU_PROF_DIR"]?.trim() || undefined;
+
 /** Mutual TLS as the platform runs it; the certificates live in a temp folder of this run. */
 let tlsEnv: Record<string, string> = {};
 /** The Delivery process running now, if any: stopped in the end whatever happens. */
@@ -84,7 +87,8 @@ function startDelivery(natsUrl: string, port: number): SupervisedChild {
   running = startSupervisedChild({
     name: "delivery",
     command: process.execPath,
-    args: ["--import", "tsx", "services/delivery/main.ts"],
+    // BENCH_CPU_PROF_DIR=<dir>: the Delivery process writes a CPU profile there when it stops.
+    args: [...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : []), "--import", "tsx", "services/delivery/main.ts"],
     cwd: root,
     env: { ...process.env, ...hermeticEnv(), ...tlsEnv, NATS_URL: natsUrl, DELIVERY_PORT: String(port), LOG_LEVEL: "warn" },
     onLine: (line, stream) => {
