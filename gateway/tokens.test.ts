@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { webcrypto } from "node:crypto";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { loadOrCreateDevSecret, readDevSecret } from "./dev-secret.js";
 import { SignJWT } from "jose";
 import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyToken } from "./tokens.js";
@@ -38,6 +39,21 @@ describe("tokens", () => {
     // A configured maximum; the default token of mint-token (1 h) stays valid under the default.
     await expect(verifyToken(await mintToken("acct-demo", "s1", 7200), "s1", 3600)).rejects.toThrow(/longer/);
     expect(await verifyToken(await mintToken("acct-demo", "s1"), "s1")).toBe("acct-demo");
+  });
+
+  it("imports a secret's key once and still checks every token", async () => {
+    const imports = vi.spyOn(webcrypto.subtle, "importKey");
+    try {
+      const token = await mintToken("acct-demo", "s-once", 60);
+      for (let i = 0; i < 3; i++) expect(await verifyToken(token, "s-once")).toBe("acct-demo");
+      const forged = `${token.slice(0, token.lastIndexOf("."))}${(await mintToken("acct-demo", "s-forger", 60)).slice(token.lastIndexOf("."))}`;
+      await expect(verifyToken(forged, "s-once")).rejects.toThrow();
+      await expect(verifyToken(token, "s-other")).rejects.toThrow();
+      await expect(verifyToken(await mintToken("acct-demo", "s-once", -10), "s-once")).rejects.toThrow();
+      expect(imports.mock.calls.length).toBe(3); // "s-once", "s-forger" and "s-other"
+    } finally {
+      imports.mockRestore();
+    }
   });
 
   it("generates the development secret once and keeps it", () => {
