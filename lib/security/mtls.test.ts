@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
@@ -16,7 +17,7 @@ import { authorizationInterceptor, type Denial } from "./authorization-intercept
 import { DEV_TLS_CHANNEL_OPTIONS, channelCredentials, serverCredentials } from "./credentials.js";
 import { ensureDevPki, type DevPki } from "./dev-pki.js";
 import type { IdentityMaterial } from "./pki-files.js";
-import { callerIdentity, isVerifiedTls } from "./peer-identity.js";
+import { callerIdentity, isVerifiedTls, sessionOf } from "./peer-identity.js";
 
 /** DroneSchedulerService answering empty responses; AssignDrone records the delivery ids it handled. */
 function droneImpl(handled: string[]): ServiceImpl<typeof DroneSchedulerService> {
@@ -202,6 +203,45 @@ describe("authorization", () => {
     ]);
     // The refused call never reached its handler.
     expect(server.handled).toEqual(["d-2"]);
+  });
+
+  it("reads a connection's certificate once and still decides every call", async () => {
+    const scheduler = client(DroneSchedulerService, server.address, channelCredentials(pki.material("scheduler")));
+    const gateway = client(DroneSchedulerService, server.address, channelCredentials(pki.material("gateway")));
+    // Connected, so that only the calls below read certificates.
+    await scheduler.assignDrone({ deliveryId: "d-warm" });
+    expect(await rpcCode(gateway.assignDrone({ deliveryId: "d-warm-refused" }))).toBe(grpc.status.PERMISSION_DENIED);
+    const original = TLSSocket.prototype.getPeerCertificate;
+    let reads = 0;
+    TLSSocket.prototype.getPeerCertificate = function (this: TLSSocket, ...args: [detailed?: boolean]) {
+      // Server side only: other tests' clients may (re)connect meanwhile and check their servers.
+      if ((this as unknown as { _tlsOptions?: { isServer?: boolean } })._tlsOptions?.isServer) reads++;
+      return original.apply(this, args as [true]);
+    } as typeof original;
+    try {
+      server.callers.length = 0;
+      server.denials.length = 0;
+      for (let i = 0; i < 5; i++) {
+        expect(await rpcCode(scheduler.assignDrone({ deliveryId: `d-many-${i}` }))).toBe("ok");
+        expect(await rpcCode(gateway.assignDrone({ deliveryId: `d-refused-${i}` }))).toBe(grpc.status.PERMISSION_DENIED);
+      }
+    } finally {
+      TLSSocket.prototype.getPeerCertificate = original;
+    }
+    expect(reads).toBe(0);
+    // The interceptor after the check sees each call's caller, refused or not.
+    expect(server.callers).toEqual(Array(5).fill(["scheduler", "gateway"]).flat());
+    expect(server.denials.map((d) => d.caller)).toEqual(Array(5).fill("gateway"));
+  });
+
+  it("finds the connection of a call through the calls wrapping it", () => {
+    const session = {};
+    const base = { stream: { session }, getAuthContext: () => null };
+    expect(sessionOf(base)).toBe(session);
+    expect(sessionOf({ nextCall: { nextCall: base } })).toBe(session);
+    expect(sessionOf({ call: { nextCall: base } })).toBe(session);
+    expect(sessionOf({ stream: {} })).toBeUndefined();
+    expect(sessionOf({})).toBeUndefined();
   });
 
   it("opens health to every identity the CA issued", async () => {

@@ -19,17 +19,67 @@ export interface AuthContextSource {
   getAuthContext(): CallAuthContext | null;
 }
 
-/** The verified caller's identity; undefined on a plaintext connection or without a usable name. */
-export function callerIdentity(call: AuthContextSource): string | undefined {
+/** What one call's auth context says about its connection's peer. */
+interface Peer {
+  readonly verified: boolean;
+  readonly identity: string | undefined;
+}
+
+/**
+ * The peer of each verified TLS connection, by the connection's HTTP/2 session: reading and
+ * parsing the peer certificate (`getPeerCertificate`, behind grpc-js's `getAuthContext`) costs
+ * more than the rest of the caller check, and a connection's verified certificate cannot change
+ * (Node.js refuses TLS renegotiation on HTTP/2 sessions). Only verified peers are kept; an entry
+ * goes with its session.
+ */
+const verifiedPeers = new WeakMap<object, Peer>();
+
+const UNVERIFIED: Peer = { verified: false, identity: undefined };
+
+/** How far `sessionOf` follows a chain of wrapping calls (interceptors, the handler's call). */
+const MAX_WRAPPING = 16;
+
+/**
+ * The HTTP/2 session a grpc-js server call came over: grpc-js's base server call holds the
+ * HTTP/2 stream (`stream.session`); the calls wrapping it (`ServerInterceptingCall.nextCall`, a
+ * handler's `call`) lead to it. Undefined when nothing on the way looks like that, in which case
+ * every check reads the auth context afresh.
+ */
+export function sessionOf(call: object): object | undefined {
+  let current: unknown = call;
+  for (let depth = 0; depth < MAX_WRAPPING && typeof current === "object" && current !== null; depth++) {
+    const holder = current as { stream?: { session?: unknown }; nextCall?: unknown; call?: unknown };
+    if (typeof holder.stream === "object" && holder.stream !== null) {
+      const session = holder.stream.session;
+      return typeof session === "object" && session !== null ? session : undefined;
+    }
+    current = holder.nextCall ?? holder.call;
+  }
+  return undefined;
+}
+
+function peerOf(call: AuthContextSource): Peer {
+  const session = sessionOf(call);
+  const known = session && verifiedPeers.get(session);
+  if (known) return known;
   const context = call.getAuthContext();
-  if (context?.transportSecurityType !== "ssl" || context.sslPeerCertificate === undefined) return undefined;
-  return identityFromCertificate(context.sslPeerCertificate);
+  if (context?.transportSecurityType !== "ssl" || context.sslPeerCertificate === undefined) return UNVERIFIED;
+  const peer: Peer = { verified: true, identity: identityFromCertificate(context.sslPeerCertificate) };
+  if (session) verifiedPeers.set(session, peer);
+  return peer;
+}
+
+/**
+ * The verified caller's identity; undefined on a plaintext connection or without a usable name.
+ * Read from the certificate once per connection; callers still decide on every call.
+ */
+export function callerIdentity(call: AuthContextSource): string | undefined {
+  return peerOf(call).identity;
 }
 
 /** Whether the call came over a TLS connection whose client certificate was verified. */
 export function isVerifiedTls(call: AuthContextSource): boolean {
-  const context = call.getAuthContext();
-  return context?.transportSecurityType === "ssl" && context.sslPeerCertificate !== undefined;
+  return peerOf(call).verified;
 }
 
 /**
