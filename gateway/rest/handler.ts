@@ -44,6 +44,9 @@ export type RestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 type AnyImpl = (request: Message, ctx: HandlerContext) => unknown;
 
+/** Why a call's signal ends after its answer was sent: one shared value, not an error per call. */
+const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
+
 /** A caller's timeout from the `Connect-Timeout-Ms` header, as the Connect protocol sends it. */
 function timeoutOf(headers: Headers): number | undefined {
   const value = headers.get("connect-timeout-ms");
@@ -119,7 +122,9 @@ export function restHandler(options: RestOptions): RestHandler {
       contextValues: createContextValues(),
     });
     options.setAccount(ctx, account);
-    res.once("close", () => ctx.abort(new ConnectError("the client went away", Code.Canceled)));
+    // Ends the call's signal (and its deadline timer) when the connection closes; an error is made
+    // only when the answer did not get out.
+    res.once("close", () => ctx.abort(res.writableFinished ? CALL_ENDED : new ConnectError("the client went away", Code.Canceled)));
 
     const impl = (options.implementation as unknown as Record<string, AnyImpl>)[route.method.localName];
     if (!impl) throw new ConnectError(`${route.method.name} is not implemented`, Code.Unimplemented);
