@@ -14,27 +14,40 @@
  *     claimed for this delivery.
  * A crash after step 3 leaves the drone claimed for the delivery: a retry reuses it (step 3); if no
  * retry comes, the claim expires after the lease and `reclaimOrphanedClaims` frees it.
+ *
+ * The fleet is searched through the instance's `FleetIndex` (fleet-index.ts), caught up with the
+ * bucket at the start of each round, so a call reads only the drones it tries; without an index,
+ * or when it cannot catch up in time, through a full read of the fleet. Either way the choice is
+ * the same, and every claim is a revision-checked write of the drone record.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { Location } from "../../gen/dronedelivery/common/v1/location_pb.js";
 import { AssignmentSchema, AssignmentState, DroneStatus, FlightStage, type Assignment, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import type { AssignDroneRequest } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { aborted, failedPrecondition, resourceExhausted } from "../../lib/grpc/errors.js";
 import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
 import { claimedDrone, isClaimedFor, releaseClaim, renewClaim, startFlight } from "./claims.js";
-import { droneAt, positionOf, type DroneRecord } from "./drone-record.js";
+import { droneAt, type DroneRecord } from "./drone-record.js";
 import { flightDistanceKm, transitionMs, transitionOf, type FlightTiming } from "./flight.js";
 import { deliveryFlightFor } from "./flight-start.js";
-import { distanceKm } from "./geo.js";
 import { reclaimOrphanedClaims } from "./reclaim.js";
-import { compareIds, type DroneStore } from "./store.js";
+import type { DroneStore } from "./store.js";
+import { nearestFirst, snapshotView, type FleetView, type SyncedFleetView } from "./fleet-index.js";
+import type { Logger } from "pino";
 
 export interface AssignOptions {
   readonly claimLeaseMs: number;
   readonly timing: FlightTiming;
   readonly now: () => Date;
+  /** The instance's index of the fleet; none: every round reads the whole fleet. */
+  readonly index?: SyncedFleetView;
+  /** How long a round waits for the index to catch up before reading the whole fleet instead. */
+  readonly indexSyncMs?: number;
+  readonly log?: Logger;
 }
+
+/** Default of `indexSyncMs`. */
+const INDEX_SYNC_MS = 2_000;
 
 export interface AssignResult {
   readonly assignment: Assignment;
@@ -52,21 +65,8 @@ export function totalPayloadKg(request: AssignDroneRequest): number {
   return Math.round(sum * 1e6) / 1e6;
 }
 
-function distanceToPickup(record: DroneRecord, pickup: Location, atMs: number): number {
-  const at = positionOf(record, atMs);
-  return at ? distanceKm(at, pickup) : Number.POSITIVE_INFINITY;
-}
-
-/** Drones nearest to the pickup first (where they are at `atMs`); ties in id order. */
-function nearestFirst(drones: readonly Versioned<DroneRecord>[], pickup: Location, atMs: number): Versioned<DroneRecord>[] {
-  return drones
-    .map((d) => ({ d, km: distanceToPickup(d.value, pickup, atMs) }))
-    .sort((a, b) => a.km - b.km || compareIds(a.d.value.drone.droneId, b.d.value.drone.droneId))
-    .map((x) => x.d);
-}
-
-function ensurePayloadFits(fleet: readonly Versioned<DroneRecord>[], request: AssignDroneRequest, payloadKg: number): void {
-  const largest = fleet.reduce((max, d) => Math.max(max, d.value.drone.maxPayloadKg), 0);
+function ensurePayloadFits(view: FleetView, request: AssignDroneRequest, payloadKg: number): void {
+  const largest = view.largestPayloadKg();
   if (payloadKg <= largest) return;
   const description = `total payload ${payloadKg} kg exceeds the largest drone payload of the fleet (${largest} kg); use a third-party carrier`;
   throw failedPrecondition(`delivery ${request.deliveryId}: ${description}`, [
@@ -111,14 +111,16 @@ export class DroneAssigner {
       const existing = await this.store.getAssignment(deliveryId);
       if (existing) return this.withDrone(existing.value);
 
-      const fleet = await this.store.fleet();
-      ensurePayloadFits(fleet, request, payloadKg);
-      const capable = fleet.filter((d) => d.value.drone.maxPayloadKg >= payloadKg);
+      let view = await this.fleetView();
+      ensurePayloadFits(view, request, payloadKg);
 
-      let droneId = await this.claimNearest(capable, request);
+      let droneId = await this.claimNearest(view, request, payloadKg);
       if (droneId === undefined) {
-        const reclaimed = await reclaimOrphanedClaims(this.store, capable, this.options);
-        if (reclaimed > 0) droneId = await this.claimNearest(await this.store.readDrones(capable.map((d) => d.value.drone.droneId)), request);
+        const reclaimed = await reclaimOrphanedClaims(this.store, view.claimed(payloadKg), this.options);
+        if (reclaimed > 0) {
+          view = await this.fleetView();
+          droneId = await this.claimNearest(view, request, payloadKg);
+        }
       }
       if (droneId === undefined) {
         // A concurrent call for the same delivery may have taken the last free drone.
@@ -145,23 +147,37 @@ export class DroneAssigner {
       }
       const decided = won ? assignment : (await this.store.getAssignment(deliveryId))?.value;
       if (!decided) continue;
-      await this.releaseOtherClaims(fleet, deliveryId, droneId, decided.droneId);
+      await this.releaseOtherClaims(view, deliveryId, droneId, decided.droneId);
       return this.withDrone(decided);
     }
     throw aborted(`assigning a drone to delivery ${deliveryId} kept conflicting with concurrent calls; retry the call`);
   }
 
   /**
-   * Claims a drone for the delivery among `capable` (a snapshot) and returns its id: one already
-   * claimed for it if any, else the nearest available one this call manages to claim.
+   * The fleet to search: the index once it has caught up with every drone write made before this
+   * moment, else (no index, or it did not catch up within `indexSyncMs`) a full read of the fleet.
    */
-  private async claimNearest(capable: readonly Versioned<DroneRecord>[], request: AssignDroneRequest): Promise<string | undefined> {
+  private async fleetView(): Promise<FleetView> {
+    const index = this.options.index;
+    if (index) {
+      if (await index.sync(this.options.indexSyncMs ?? INDEX_SYNC_MS)) return index;
+      this.options.log?.warn("the drone index did not catch up in time; reading the whole fleet");
+    }
+    return snapshotView(await this.store.fleet());
+  }
+
+  /**
+   * Claims a drone for the delivery and returns its id: one already claimed for it if any (the
+   * nearest), else the nearest available capable one this call manages to claim.
+   */
+  private async claimNearest(view: FleetView, request: AssignDroneRequest, payloadKg: number): Promise<string | undefined> {
     const deliveryId = request.deliveryId;
-    const candidates = nearestFirst(capable, request.pickup!, this.now().getTime());
-    const held = candidates.find((d) => isClaimedFor(d.value.drone, deliveryId));
+    const pickup = request.pickup!;
+    const atMs = this.now().getTime();
+    const held = nearestFirst(view.heldFor(deliveryId, payloadKg), pickup, atMs)[0];
     if (held) return held.value.drone.droneId;
 
-    for (const candidate of candidates) {
+    for (const candidate of view.nearest(pickup, payloadKg, atMs)) {
       const droneId = candidate.value.drone.droneId;
       if (candidate.value.drone.status !== DroneStatus.AVAILABLE) continue;
       try {
@@ -169,6 +185,8 @@ export class DroneAssigner {
         return droneId;
       } catch (error) {
         if (!isRevisionConflict(error)) throw error;
+        // The record changed since it was indexed (or read): another call claimed it, or it moved
+        // on; the next nearest is tried.
         const fresh = await this.store.getDrone(droneId);
         if (fresh && isClaimedFor(fresh.value.drone, deliveryId)) return droneId;
       }
@@ -180,13 +198,8 @@ export class DroneAssigner {
    * Once the delivery's assignment exists, no other drone may stay claimed for it: frees the one
    * this call claimed (if the assignment uses another) and any seen claimed for it in the snapshot.
    */
-  private async releaseOtherClaims(
-    fleet: readonly Versioned<DroneRecord>[],
-    deliveryId: string,
-    claimedId: string,
-    assignedId: string,
-  ): Promise<void> {
-    const others = new Set(fleet.filter((d) => isClaimedFor(d.value.drone, deliveryId)).map((d) => d.value.drone.droneId));
+  private async releaseOtherClaims(view: FleetView, deliveryId: string, claimedId: string, assignedId: string): Promise<void> {
+    const others = new Set(view.heldFor(deliveryId, 0).map((d) => d.value.drone.droneId));
     others.add(claimedId);
     others.delete(assignedId);
     // These drones never flew this delivery: freeing them leaves their flights as they are.

@@ -8,6 +8,7 @@ import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_sc
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { flightTimingOf, readDroneConfig } from "./config.js";
+import { cellKmFor, FleetIndex, lastDroneRevisionFrom } from "./fleet-index.js";
 import { startReclaimSweep } from "./reclaim-sweep.js";
 import { seedFleet } from "./seed.js";
 import { droneRegistration } from "./server.js";
@@ -26,7 +27,14 @@ export const droneModule: ServiceModule = {
     const created = await seedFleet(store, config);
     if (created > 0) log.info({ created, fleetSize: config.fleetSize }, "seeded the fleet");
     const now = () => new Date();
-    const sweep = startReclaimSweep(store, { ...config, timing, now, log });
+    const index = new FleetIndex(store.kv, lastDroneRevisionFrom(jsm), {
+      cellKm: cellKmFor(config.fleetSize, config.spreadKm),
+      referenceLatitude: config.homeBase.latitude,
+      now: () => Date.now(),
+      log,
+    });
+    index.start();
+    const sweep = startReclaimSweep(store, { ...config, timing, now, log, index });
     const simulator = new FlightSimulator(store, js, {
       instanceId: randomUUID(),
       leaseMs: config.simulatorLeaseMs,
@@ -36,10 +44,11 @@ export const droneModule: ServiceModule = {
     });
     simulator.start();
     return {
-      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, timing, now })],
+      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, timing, now, index, log })],
       async close() {
         await simulator.stop();
         await sweep.stop();
+        await index.stop();
       },
     };
   },

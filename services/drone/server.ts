@@ -7,6 +7,8 @@ import { notFound } from "../../lib/grpc/errors.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
 import { DroneAssigner } from "./assign.js";
 import { droneAt } from "./drone-record.js";
+import type { SyncedFleetView } from "./fleet-index.js";
+import type { Logger } from "pino";
 import type { FlightTiming } from "./flight.js";
 import { listDrones } from "./list-drones.js";
 import { releaseAssignment } from "./release.js";
@@ -27,12 +29,21 @@ export interface DroneServerOptions {
   readonly claimLeaseMs: number;
   readonly timing: FlightTiming;
   readonly now?: () => Date;
+  /** The instance's fleet index, searched by AssignDrone (see fleet-index.ts). */
+  readonly index?: SyncedFleetView;
+  readonly log?: Logger;
 }
 
 export function droneRegistration(store: DroneStore, options: DroneServerOptions): Registration {
   const now = options.now ?? (() => new Date());
   const { timing } = options;
-  const assigner = new DroneAssigner(store, { claimLeaseMs: options.claimLeaseMs, timing, now });
+  const assigner = new DroneAssigner(store, {
+    claimLeaseMs: options.claimLeaseMs,
+    timing,
+    now,
+    ...(options.index ? { index: options.index } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
 
   return registration(DroneSchedulerService, {
     async assignDrone(request) {
