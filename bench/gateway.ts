@@ -27,11 +27,20 @@
  * with the accept path for the machine (they stay queued, which is what accepting means).
  *
  *   BENCH_GATEWAY_ACCEPTS=1000   accepted requests per path
+ *
+ * The internal hops are plaintext by default (as in the tests). `BENCH_GATEWAY_TLS=on` runs them
+ * over mutual TLS with a temporary development PKI, as deployed: every internal call then carries
+ * the caller check of the authorization table, and the direct gRPC client is the `gateway`
+ * identity's communication layer.
  */
+import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { startGateway, type RunningGateway } from "../gateway/module.js";
 import { mintToken } from "../gateway/tokens.js";
+import { createCommsLayer, type CommsLayer } from "../lib/comms/index.js";
 import { createClient, type Client } from "../lib/grpc/index.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
@@ -45,6 +54,7 @@ const MAX_S = Number(process.env["BENCH_GATEWAY_MAX_S"] ?? 60);
 const DELIVERIES = Number(process.env["BENCH_GATEWAY_DELIVERIES"] ?? 4);
 const ROUNDS = Math.max(1, Number(process.env["BENCH_GATEWAY_ROUNDS"] ?? 5));
 const ACCEPTS = Number(process.env["BENCH_GATEWAY_ACCEPTS"] ?? 1000);
+const TLS = ["on", "true", "1"].includes((process.env["BENCH_GATEWAY_TLS"] ?? "off").toLowerCase());
 const SECRET = "bench-gateway-secret";
 // One of the accounts the Account service knows from the start.
 const ACCOUNT = "acct-demo";
@@ -123,9 +133,12 @@ async function main(): Promise<number> {
   let platform: TestPlatform | undefined;
   let gateway: RunningGateway | undefined;
   let direct: Client<typeof DeliveryService> | undefined;
+  let layer: CommsLayer | undefined;
+  const pki = TLS ? await mkdtemp(path.join(tmpdir(), "bench-gateway-pki-")) : undefined;
+  const tlsEnv = pki ? { INTERNAL_TLS: "on", INTERNAL_PKI_DIR: pki } : {};
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   try {
-    platform = await startPlatform(nats.url, { env: { DRONE_FLEET_SIZE: String(Math.max(6, DELIVERIES + 2)) } });
+    platform = await startPlatform(nats.url, { env: { DRONE_FLEET_SIZE: String(Math.max(6, DELIVERIES + 2)), ...tlsEnv } });
     gateway = await startGateway({
       env: {
         ...platform.env,
@@ -137,7 +150,12 @@ async function main(): Promise<number> {
         GATEWAY_RATE_LIMIT_REQUESTS: "1000000000",
       },
     });
-    direct = createClient(DeliveryService, { address: platform.address("delivery"), defaultTimeoutMs: 10_000 });
+    if (TLS) {
+      layer = await createCommsLayer({ identity: "gateway", env: platform.env });
+      direct = layer.client(DeliveryService, "delivery");
+    } else {
+      direct = createClient(DeliveryService, { address: platform.address("delivery"), defaultTimeoutMs: 10_000 });
+    }
     const client = direct;
     const token = await mintToken(ACCOUNT, SECRET);
     const auth = { authorization: `Bearer ${token}` };
@@ -184,7 +202,7 @@ async function main(): Promise<number> {
 
     console.log(
       `gateway benchmark: ${REQUESTS} reads per path at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ` +
-        `${ids.length} deliveries, ${ROUNDS} alternating rounds, cap ${MAX_S} s per path`,
+        `${ids.length} deliveries, ${ROUNDS} alternating rounds, cap ${MAX_S} s per path, internal hops ${TLS ? "mutual TLS" : "plaintext"}`,
     );
     const paths: BenchPath[] = [
       { name: "REST via gateway", read: viaGateway, result: emptyResult() },
@@ -235,11 +253,13 @@ async function main(): Promise<number> {
     figures.push(...acceptFigures);
     return reportErrors(figures);
   } finally {
-    direct?.close();
+    if (layer) layer.close();
+    else direct?.close();
     agent.destroy();
     await gateway?.close();
     await platform?.stop();
     await nats.stop();
+    if (pki) await rm(pki, { recursive: true, force: true });
   }
 }
 
