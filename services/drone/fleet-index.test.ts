@@ -71,6 +71,9 @@ function randomFleet(rand: () => number, size: number, nowMs: number): DroneReco
   });
 }
 
+/** The search tests feed the index by hand and never sync it. */
+const NO_PROBE = { lastRevision: async () => 0, nextDroneRevision: async () => 0 };
+
 const ids = (records: Iterable<Versioned<DroneRecord>>): string[] => [...records].map((r) => r.value.drone.droneId);
 
 describe("fleet index search", () => {
@@ -80,7 +83,7 @@ describe("fleet index search", () => {
     for (const size of [1, 5, 40, 300]) {
       for (const cellKm of [cellKmFor(size, 3), 0.05, 1, 10]) {
         let clock = t0;
-        const index = new FleetIndex({} as never, async () => 0, { cellKm, referenceLatitude: HOME.latitude, now: () => clock, log: pino({ level: "silent" }) });
+        const index = new FleetIndex({} as never, NO_PROBE, { cellKm, referenceLatitude: HOME.latitude, now: () => clock, log: pino({ level: "silent" }) });
         const fleet = randomFleet(rand, size, t0);
         const stored = fleet.map((record, i) => ({ value: record, revision: i + 1 }));
         stored.forEach((s) => index.applyEntry({ key: `drone.${s.value.drone.droneId}`, revision: s.revision, operation: "PUT", value: encodeDroneRecord(s.value) }));
@@ -101,7 +104,7 @@ describe("fleet index search", () => {
 
   it("follows changes: a claimed drone leaves the search, a freed one comes back, a deleted one is gone", () => {
     const t0 = Date.now();
-    const index = new FleetIndex({} as never, async () => 0, { cellKm: 0.5, referenceLatitude: HOME.latitude, now: () => t0, log: pino({ level: "silent" }) });
+    const index = new FleetIndex({} as never, NO_PROBE, { cellKm: 0.5, referenceLatitude: HOME.latitude, now: () => t0, log: pino({ level: "silent" }) });
     const [a, b] = randomFleet(random(3), 2, t0).map((r) => ({ ...r, drone: create(DroneSchema, { ...r.drone, status: DroneStatus.AVAILABLE, deliveryId: "" }) }));
     const put = (record: DroneRecord, revision: number) =>
       index.applyEntry({ key: `drone.${record.drone.droneId}`, revision, operation: "PUT", value: encodeDroneRecord(record) });

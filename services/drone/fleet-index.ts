@@ -11,10 +11,11 @@
  * The index is a guide, never the authority: every change of a drone is still a revision-checked
  * write of its KV record, and a candidate whose index entry is stale just loses its claim.
  *
- * **Caught up before each search.** `sync()` asks JetStream for the sequence of the last drone
- * record written (one request: the last message of `drone.*` in the bucket's stream) and waits
- * until the watch has delivered it. A search after `sync()` therefore sees at least every drone
- * write that completed before the call began, as a full read of the fleet would.
+ * **Caught up before each search.** `sync()` asks JetStream for the bucket's last revision and, if
+ * the watch is behind it, for the next drone write after what the watch delivered (usually two
+ * small requests, whatever the fleet's size), and waits until the watch has delivered it. A
+ * search after `sync()` therefore sees at least every drone write that completed before the call
+ * began, as a full read of the fleet would.
  *
  * **Nearest, exactly.** A drone's position moves with its flight plan (a drone flying home is
  * available). An available drone is entered in every cell its remaining flight passes through
@@ -27,7 +28,7 @@
  * list looked at by every search. After `MAX_RINGS` rings without having seen every available
  * drone (free drones only far away), the rest are read from the whole index in memory.
  */
-import type { JetStreamManager, KV, KvEntry, NatsError, QueuedIterator } from "nats";
+import type { JetStreamManager, KV, KvEntry, MsgRequest, NatsError, QueuedIterator } from "nats";
 import type { Logger } from "pino";
 import { DroneStatus } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import type { Versioned } from "../../lib/store/proto-kv-store.js";
@@ -144,7 +145,7 @@ export class FleetIndex implements SyncedFleetView {
 
   constructor(
     private readonly kv: KV,
-    private readonly lastDroneRevision: () => Promise<number>,
+    private readonly probe: BucketProbe,
     private readonly options: FleetIndexOptions,
   ) {
     this.latDeg = options.cellKm / KM_PER_DEGREE;
@@ -165,22 +166,37 @@ export class FleetIndex implements SyncedFleetView {
     this.waiters = [];
   }
 
-  /** The index has seen every drone write that completed before the call; false after `timeoutMs`. */
+  /**
+   * Waits until the index has seen every drone write that completed before the call: asks for the
+   * bucket's last revision, then, while the watch is behind it, for the next drone write after
+   * what the watch has delivered, and waits for that one. False after `timeoutMs`.
+   */
   async sync(timeoutMs: number): Promise<boolean> {
-    const target = await this.lastDroneRevision();
-    if (this.processed >= target) return true;
+    const deadline = Date.now() + timeoutMs;
+    const last = await this.probe.lastRevision();
+    while (this.processed < last) {
+      const next = await this.probe.nextDroneRevision(this.processed + 1);
+      if (next === 0 || next > last) return true;
+      if (!(await this.waitFor(next, deadline - Date.now()))) return false;
+    }
+    return true;
+  }
+
+  private waitFor(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.processed >= revision) return Promise.resolve(true);
+    if (timeoutMs <= 0 || this.stopped) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        resolve(false);
-      }, timeoutMs);
       const waiter = {
-        revision: target,
+        revision,
         resolve: () => {
           clearTimeout(timer);
           resolve(!this.stopped);
         },
       };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
       this.waiters.push(waiter);
     });
   }
@@ -439,20 +455,33 @@ export class FleetIndex implements SyncedFleetView {
 // JetStream API error code: no message found.
 const JS_NO_MESSAGE_FOUND = 10037;
 
-/**
- * Asks JetStream for the revision of the last drone record written to the bucket (0 when none):
- * the last message of the bucket's stream on the drone keys' subjects.
- */
-export function lastDroneRevisionFrom(jsm: JetStreamManager): () => Promise<number> {
+/** What `sync` asks JetStream about the bucket's stream (each answer is one request). */
+export interface BucketProbe {
+  /** The sequence (revision) of the last message of the bucket, any key. */
+  lastRevision(): Promise<number>;
+  /** The revision of the first drone record write at or after `from`; 0 when there is none. */
+  nextDroneRevision(from: number): Promise<number>;
+}
+
+/** The probe of the drones bucket, through the JetStream API. */
+export function bucketProbe(jsm: JetStreamManager): BucketProbe {
   const stream = `KV_${DRONES_BUCKET}`;
   const subject = `$KV.${DRONES_BUCKET}.${DRONE_KEYS}`;
-  return async () => {
-    try {
-      return (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq;
-    } catch (error) {
-      const e = error as NatsError;
-      if (e.api_error?.err_code === JS_NO_MESSAGE_FOUND || e.code === "404") return 0;
-      throw error;
-    }
+  return {
+    async lastRevision() {
+      return (await jsm.streams.info(stream)).state.last_seq;
+    },
+    async nextDroneRevision(from) {
+      try {
+        // The JetStream API takes `next_by_subj` (first message at or after `seq` on the subject);
+        // the client's types do not list it and it passes the request through as it is.
+        const query = { seq: from, next_by_subj: subject } as unknown as MsgRequest;
+        return (await jsm.streams.getMessage(stream, query)).seq;
+      } catch (error) {
+        const e = error as NatsError;
+        if (e.api_error?.err_code === JS_NO_MESSAGE_FOUND || e.code === "404") return 0;
+        throw error;
+      }
+    },
   };
 }

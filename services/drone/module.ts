@@ -8,7 +8,7 @@ import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_sc
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { flightTimingOf, readDroneConfig } from "./config.js";
-import { cellKmFor, FleetIndex, lastDroneRevisionFrom } from "./fleet-index.js";
+import { bucketProbe, cellKmFor, FleetIndex } from "./fleet-index.js";
 import { startReclaimSweep } from "./reclaim-sweep.js";
 import { seedFleet } from "./seed.js";
 import { droneRegistration } from "./server.js";
@@ -27,7 +27,7 @@ export const droneModule: ServiceModule = {
     const created = await seedFleet(store, config);
     if (created > 0) log.info({ created, fleetSize: config.fleetSize }, "seeded the fleet");
     const now = () => new Date();
-    const index = new FleetIndex(store.kv, lastDroneRevisionFrom(jsm), {
+    const index = new FleetIndex(store.kv, bucketProbe(jsm), {
       cellKm: cellKmFor(config.fleetSize, config.spreadKm),
       referenceLatitude: config.homeBase.latitude,
       now: () => Date.now(),
