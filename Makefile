@@ -28,6 +28,7 @@ bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on 
 	@$(BIN)/tsx bench/telemetry.ts
 	@$(BIN)/tsx bench/gateway.ts
 	@$(BIN)/tsx bench/layer.ts
+	@$(BIN)/tsx bench/assign.ts
 
 chaos: deps nats ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
 	@node --import tsx scripts/chaos.ts
