@@ -76,6 +76,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class FlightSimulator {
   private readonly lease: LeaderLease;
   private readonly tracked = new Map<string, Tracked>();
+  /** When each drone's next stage change is due (see `dueOf`), earliest first; stale entries are skipped. */
+  private readonly dueQueue = new DueQueue();
+  /** Drones changed since the queue was last updated. */
+  private readonly changed = new Set<Tracked>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private watch: QueuedIterator<KvEntry> | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -152,6 +156,8 @@ export class FlightSimulator {
     this.watch?.stop();
     this.watch = undefined;
     this.tracked.clear();
+    this.dueQueue.clear();
+    this.changed.clear();
   }
 
   private async startWatch(term: number): Promise<void> {
@@ -216,7 +222,7 @@ export class FlightSimulator {
     }
     const tracked = this.tracked.get(droneId)!;
     this.advance(tracked, this.options.now());
-    this.requestSchedule();
+    this.requestSchedule(tracked);
   }
 
   /** Replaces the tracked record by a newer one; false when it is not newer. */
@@ -259,8 +265,9 @@ export class FlightSimulator {
   // ---------------------------------------------------------------------------------------------
   // Stage changes
 
-  /** Schedules the transition timer once, after the current burst of changes. */
-  private requestSchedule(): void {
+  /** Schedules the transition timer once, after the current burst of changes (of `tracked`). */
+  private requestSchedule(tracked?: Tracked): void {
+    if (tracked) this.changed.add(tracked);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -269,16 +276,45 @@ export class FlightSimulator {
     });
   }
 
+  /**
+   * When the drone's next stage change can be worked on (its due time, or its retry time if
+   * later); undefined while it is busy or has nothing due.
+   */
+  private dueOf(tracked: Tracked): number | undefined {
+    if (tracked.busy || !tracked.record.flight) return undefined;
+    const due = nextTransitionMs(tracked.record.flight);
+    return due === undefined ? undefined : Math.max(due, tracked.retryAtMs);
+  }
+
+  /** True while a queue entry still says when the drone is due (it was not changed or dropped since). */
+  private isCurrent(entry: DueEntry): boolean {
+    return this.tracked.get(entry.tracked.record.drone.droneId) === entry.tracked && this.dueOf(entry.tracked) === entry.atMs;
+  }
+
+  /**
+   * Sets the timer for the earliest stage change due in the fleet. Only the drones changed since
+   * the last call are looked at (a queue of due times, not a scan of the fleet): every change of a
+   * drone's record, busy state or retry time is followed by `requestSchedule(tracked)`.
+   */
   private scheduleTransitions(): void {
     clearTimeout(this.transitionTimer);
     if (!this.leading) return;
-    let next = Number.POSITIVE_INFINITY;
-    for (const tracked of this.tracked.values()) {
-      if (tracked.busy || !tracked.record.flight) continue;
-      const due = nextTransitionMs(tracked.record.flight);
-      if (due !== undefined) next = Math.min(next, Math.max(due, tracked.retryAtMs));
+    // Stale entries leave the queue when they come first; past twice the fleet, it is rebuilt
+    // (one pass over the fleet for as many changes).
+    const rebuild = this.dueQueue.size > 2 * this.tracked.size + 1_000;
+    if (rebuild) this.dueQueue.clear();
+    for (const tracked of rebuild ? this.tracked.values() : this.changed) {
+      const atMs = this.dueOf(tracked);
+      if (atMs !== undefined) this.dueQueue.push({ atMs, tracked });
     }
-    if (next === Number.POSITIVE_INFINITY) return;
+    this.changed.clear();
+    let first = this.dueQueue.peek();
+    while (first && !this.isCurrent(first)) {
+      this.dueQueue.pop();
+      first = this.dueQueue.peek();
+    }
+    if (!first) return;
+    const next = first.atMs;
     // While the lease waits for its renewal nothing is published: look again a little later.
     const floor = this.lease.isLeader() ? 0 : LEASE_WAIT_MS;
     const delay = Math.min(MAX_TIMER_MS, Math.max(floor, next - this.options.now()));
@@ -289,10 +325,15 @@ export class FlightSimulator {
   private runTransitions(): void {
     if (!this.leading) return;
     const now = this.options.now();
-    for (const tracked of this.tracked.values()) {
-      const due = tracked.record.flight && nextTransitionMs(tracked.record.flight);
-      if (due !== undefined && due <= now && tracked.retryAtMs <= now) this.advance(tracked, now);
+    const advanced = new Set<Tracked>();
+    for (let entry = this.dueQueue.peek(); entry && entry.atMs <= now; entry = this.dueQueue.peek()) {
+      this.dueQueue.pop();
+      if (!this.isCurrent(entry) || advanced.has(entry.tracked)) continue;
+      advanced.add(entry.tracked);
+      this.advance(entry.tracked, now);
     }
+    // A drone still due afterwards (not made busy) goes back in the queue.
+    for (const tracked of advanced) this.changed.add(tracked);
     this.scheduleTransitions();
   }
 
@@ -351,7 +392,7 @@ export class FlightSimulator {
             tracked.again = false;
             this.advance(tracked, this.options.now());
           }
-          this.requestSchedule();
+          this.requestSchedule(tracked);
         }),
     );
     return undefined;
@@ -385,7 +426,7 @@ export class FlightSimulator {
           if (term !== this.term) return;
           tracked.again = false;
           this.advance(tracked, this.options.now());
-          this.requestSchedule();
+          this.requestSchedule(tracked);
         }),
     );
   }
@@ -455,5 +496,59 @@ export class FlightSimulator {
     } catch (error) {
       this.options.log.warn({ err: error, deliveryId }, "could not start an unstarted flight");
     }
+  }
+}
+
+interface DueEntry {
+  readonly atMs: number;
+  readonly tracked: Tracked;
+}
+
+/** A binary min-heap of due times. */
+class DueQueue {
+  private heap: DueEntry[] = [];
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  clear(): void {
+    this.heap = [];
+  }
+
+  peek(): DueEntry | undefined {
+    return this.heap[0];
+  }
+
+  push(entry: DueEntry): void {
+    const h = this.heap;
+    h.push(entry);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]!.atMs <= h[i]!.atMs) break;
+      [h[parent], h[i]] = [h[i]!, h[parent]!];
+      i = parent;
+    }
+  }
+
+  pop(): DueEntry | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length === 0 || last === undefined) return top;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && h[l]!.atMs < h[m]!.atMs) m = l;
+      if (r < h.length && h[r]!.atMs < h[m]!.atMs) m = r;
+      if (m === i) break;
+      [h[m], h[i]] = [h[i]!, h[m]!];
+      i = m;
+    }
+    return top;
   }
 }
