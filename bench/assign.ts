@@ -24,6 +24,7 @@ import { destination } from "../services/drone/geo.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { startTestService } from "../test/harness/services.js";
 import { percentile, printTable } from "./report.js";
+import { seededRandom } from "../lib/devtools/seeded-random.js";
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -43,18 +44,6 @@ const HOME = { latitude: 47.6062, longitude: -122.3321 };
 const SPREAD_KM = 2;
 
 type Drones = Client<typeof DroneSchedulerService>;
-
-/** A small deterministic generator (mulberry32), so every size gets the same pickups. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pointNearHome(rand: () => number): { latitude: number; longitude: number; altitude: number } {
   const p = destination(HOME, rand() * 360, SPREAD_KM * Math.sqrt(rand()));
@@ -107,7 +96,7 @@ async function runSize(fleet: number): Promise<SizeResult> {
     const seedMs = performance.now() - seedStart;
     const client = createClient(DroneSchedulerService, { address: service.address });
     try {
-      const rand = random(fleet);
+      const rand = seededRandom(fleet);
       for (let i = 0; i < WARMUP; i++) await assignAndRelease(client, rand);
 
       const timings: number[] = [];

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { DeliveryApiService as DeliveryApiServiceV2 } from "../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
 import { startGatewayStack, type GatewayStack } from "./test-stack.js";
+import { seededRandom } from "../lib/devtools/seeded-random.js";
 
 const SECRET = "gateway-fuzz-secret";
 const SEED = Number(process.env["FUZZ_SEED"] ?? 20_240_611);
@@ -21,19 +22,7 @@ const CONCURRENCY = 8;
 const REQUEST_TIMEOUT_MS = 5_000;
 
 // ---------------------------------------------------------------------------------------------
-// The seeded PRNG and its helpers.
-
-/** mulberry32: small, fast, good enough for test inputs, and the same everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Helpers over the seeded generator (lib/devtools/seeded-random.ts).
 
 /** Characters of random text, by code point (no lone surrogates: URLs cannot carry them). */
 const ALPHABET = Array.from("abcXYZ019-_.~%/:?#[]@!$&'()*+,;= \u00e9\u4e2d\ud83d\ude80\u0000\n\"\\{}");
@@ -436,7 +425,7 @@ describe(`gateway fuzz (seed ${SEED})`, () => {
   it("answers every mutated request with a success or the caller's fault, and keeps serving", async () => {
     const gateway = stack!.gateway;
     const token = stack!.demoToken;
-    const dice = new Dice(prng(SEED));
+    const dice = new Dice(seededRandom(SEED));
     // A delivery of the caller's, so that some mutations reach past the ownership check.
     const accepted = await fetch(`${gateway.url}/v1/deliveryrequests`, {
       method: "POST",

@@ -22,21 +22,10 @@ import type { FlightTiming } from "./flight.js";
 import { destination } from "./geo.js";
 import { droneModule } from "./module.js";
 import { openDroneStore, type DroneStore } from "./store.js";
+import { seededRandom } from "../../lib/devtools/seeded-random.js";
 
 const HOME = { latitude: 47.6062, longitude: -122.3321, altitude: 0 };
 const TIMING: FlightTiming = { timeScale: 1, pickupSeconds: 30, dropoffSeconds: 30, tickMs: 1000 };
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function near(rand: () => number, km: number): { latitude: number; longitude: number; altitude: number } {
   const p = destination(HOME, rand() * 360, km * Math.sqrt(rand()));
@@ -78,7 +67,7 @@ const ids = (records: Iterable<Versioned<DroneRecord>>): string[] => [...records
 
 describe("fleet index search", () => {
   it("hands out available capable drones in the order of a full sort of the fleet, moving drones included", () => {
-    const rand = random(7);
+    const rand = seededRandom(7);
     const t0 = Date.now();
     for (const size of [1, 5, 40, 300]) {
       for (const cellKm of [cellKmFor(size, 3), 0.05, 1, 10]) {
@@ -105,7 +94,7 @@ describe("fleet index search", () => {
   it("follows changes: a claimed drone leaves the search, a freed one comes back, a deleted one is gone", () => {
     const t0 = Date.now();
     const index = new FleetIndex({} as never, NO_PROBE, { cellKm: 0.5, referenceLatitude: HOME.latitude, now: () => t0, log: pino({ level: "silent" }) });
-    const [a, b] = randomFleet(random(3), 2, t0).map((r) => ({ ...r, drone: create(DroneSchema, { ...r.drone, status: DroneStatus.AVAILABLE, deliveryId: "" }) }));
+    const [a, b] = randomFleet(seededRandom(3), 2, t0).map((r) => ({ ...r, drone: create(DroneSchema, { ...r.drone, status: DroneStatus.AVAILABLE, deliveryId: "" }) }));
     const put = (record: DroneRecord, revision: number) =>
       index.applyEntry({ key: `drone.${record.drone.droneId}`, revision, operation: "PUT", value: encodeDroneRecord(record) });
     put(a!, 1);
@@ -211,7 +200,7 @@ describe("AssignDrone through the fleet index", () => {
 
   it("never hands one drone out twice to concurrent calls through two instances", async () => {
     const calls = Array.from({ length: FLEET + 10 }, (_, i) =>
-      clients[i % 2]!.assignDrone(request(`idx-burst-${i}`, near(random(i), 2))).then(
+      clients[i % 2]!.assignDrone(request(`idx-burst-${i}`, near(seededRandom(i), 2))).then(
         (r) => r.assignment!.droneId,
         () => undefined,
       ),

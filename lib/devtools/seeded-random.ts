@@ -1,0 +1,15 @@
+/**
+ * A small deterministic pseudo-random generator (mulberry32) for tests and benchmarks: the same
+ * seed gives the same sequence on every machine, so a failing fuzz input or a benchmark's inputs
+ * can be repeated. Not for anything that needs unpredictability.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
