@@ -2,21 +2,20 @@
 // nats-server (fast time scale), across releases, restarts and two instances.
 import { create, equals, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
+import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
-import { DroneLocationEventSchema, type DroneLocationEvent } from "../../gen/dronedelivery/drone/v1/drone_events_pb.js";
 import { AssignmentState, DroneSchema, DroneStatus, FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { createClient, type Client } from "../../lib/grpc/index.js";
 import { connectNats, drainQuietly } from "../../lib/nats/connection.js";
-import { decodeMessage, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER } from "../../lib/nats/messages.js";
-import { STREAMS, subjects } from "../../lib/nats/streams.js";
+import { STREAMS } from "../../lib/nats/streams.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { startTestService } from "../../test/harness/services.js";
 import { decodeDroneRecord, droneAt, encodeDroneRecord, isFlying } from "./drone-record.js";
+import { expectIncreasingSequences, isStageChange, recordDrone, type Received } from "./flight-recorder.js";
 import { planDeliveryFlight, stageAt, transitionMs, transitionOf, type Flight, type FlightTiming } from "./flight.js";
 import { destination, distanceKm, type LatLon } from "./geo.js";
 import { LeaderLease } from "./leader-lease.js";
@@ -137,51 +136,14 @@ describe("drone record", () => {
 // -------------------------------------------------------------------------------------------------
 // Flying, against a real nats-server
 
-interface Received {
-  readonly event: DroneLocationEvent;
-  readonly msgId: string | undefined;
-}
-
-/** Collects the events of one drone from a stream position on, through a filtered consumer. */
-async function recordDrone(js: JetStreamClient, droneId: string, fromStreamSeq: number) {
-  const consumer = await js.consumers.get(STREAM, {
-    filterSubjects: subjects.droneLocation(droneId),
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: fromStreamSeq,
-  });
-  const messages = await consumer.consume();
-  const received: Received[] = [];
-  const badTypes: (string | undefined)[] = [];
-  const done = (async () => {
-    for await (const m of messages) {
-      const type = m.headers?.get(MESSAGE_TYPE_HEADER);
-      if (type !== DroneLocationEventSchema.typeName) badTypes.push(type);
-      received.push({ event: decodeMessage(m, DroneLocationEventSchema), msgId: m.headers?.get(MESSAGE_ID_HEADER) });
-    }
-  })();
-  return {
-    received,
-    badTypes,
-    async stop() {
-      await messages.close();
-      await done;
-    },
-  };
-}
-
 /** The stage-change events (message id `<droneId>:<flight>:<STAGE>`), in stream order. */
-const stageChanges = (received: readonly Received[]) => received.filter((r) => /^[^:]+:\d+:[A-Z_]+$/.test(r.msgId ?? ""));
+const stageChanges = (received: readonly Received[]) => received.filter(isStageChange);
 
 /** The stages the drone went through, each run of equal stages counted once. */
 function stageRuns(received: readonly Received[]): FlightStage[] {
   const runs: FlightStage[] = [];
   for (const { event } of received) if (runs.at(-1) !== event.stage) runs.push(event.stage);
   return runs;
-}
-
-function expectIncreasingSequences(received: readonly Received[]): void {
-  const sequences = received.map((r) => r.event.sequence);
-  for (let i = 1; i < sequences.length; i++) expect(sequences[i]!).toBeGreaterThan(sequences[i - 1]!);
 }
 
 describe("drone flights", () => {

@@ -3,17 +3,15 @@
 import { equals } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
+import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
-import { DroneLocationEventSchema, type DroneLocationEvent } from "../../gen/dronedelivery/drone/v1/drone_events_pb.js";
 import { AssignmentSchema, AssignmentState, FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createClient, fieldViolations, type Client } from "../../lib/grpc/index.js";
 import { connectNats, drainQuietly } from "../../lib/nats/connection.js";
-import { decodeMessage, MESSAGE_ID_HEADER } from "../../lib/nats/messages.js";
-import { STREAMS, subjects } from "../../lib/nats/streams.js";
+import { STREAMS } from "../../lib/nats/streams.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { rpcError } from "../../test/harness/rpc.js";
@@ -32,6 +30,7 @@ import {
   type FlightTiming,
 } from "./flight.js";
 import { destination, distanceKm, type LatLon } from "./geo.js";
+import { expectIncreasingSequences, isStageChange, recordDrone, type Received } from "./flight-recorder.js";
 import { droneModule } from "./module.js";
 import { sequenceAt } from "./sequence.js";
 import { openDroneStore, type DroneStore } from "./store.js";
@@ -119,39 +118,9 @@ describe("rerouted flight plan", () => {
 // -------------------------------------------------------------------------------------------------
 // Flying, against a real nats-server
 
-interface Received {
-  readonly event: DroneLocationEvent;
-  readonly msgId: string;
-}
-
-/** Collects the location events of one drone from a stream position on. */
-async function recordDrone(js: JetStreamClient, droneId: string, fromStreamSeq: number) {
-  const consumer = await js.consumers.get(STREAM, {
-    filterSubjects: subjects.droneLocation(droneId),
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: fromStreamSeq,
-  });
-  const messages = await consumer.consume();
-  const received: Received[] = [];
-  const done = (async () => {
-    for await (const m of messages) received.push({ event: decodeMessage(m, DroneLocationEventSchema), msgId: m.headers?.get(MESSAGE_ID_HEADER) ?? "" });
-  })();
-  return {
-    received,
-    async stop() {
-      await messages.close();
-      await done;
-    },
-  };
-}
-
 /** The stage changes (message id `<droneId>:<flight>:<STAGE>`), as `<flight>:<STAGE>`, in stream order. */
 const stageChanges = (received: readonly Received[]) =>
-  received.filter((r) => /^[^:]+:\d+:[A-Z_]+$/.test(r.msgId)).map((r) => ({ id: r.msgId.split(":").slice(1).join(":"), event: r.event }));
-
-function expectIncreasingSequences(received: readonly Received[]): void {
-  for (let i = 1; i < received.length; i++) expect(received[i]!.event.sequence).toBeGreaterThan(received[i - 1]!.event.sequence);
-}
+  received.filter(isStageChange).map((r) => ({ id: r.msgId.split(":").slice(1).join(":"), event: r.event }));
 
 describe("RerouteAssignment", () => {
   let nats: TestNatsServer;
