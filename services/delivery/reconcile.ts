@@ -21,6 +21,7 @@ import { DeliverySchema, DeliveryStage, type Delivery } from "../../gen/dronedel
 import { AssignmentState, type Assignment } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { RpcError } from "../../lib/grpc/errors.js";
 import { recordReconcileRepair } from "../../lib/observability/metrics.js";
+import { startPeriodic, type Periodic } from "../../lib/service/periodic.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { enterStage, type Decision } from "./lifecycle.js";
@@ -85,26 +86,10 @@ export class DeliveryReconciler {
   }
 
   /** Sweeps every `intervalMs` until stopped; one sweep at a time. */
-  start(): { stop(): Promise<void> } {
-    if (this.options.intervalMs <= 0) return { stop: async () => undefined };
-    let running: Promise<unknown> | undefined;
-    let stopped = false;
-    const timer = setInterval(() => {
-      if (stopped || running) return;
-      running = this.sweep()
-        .catch((error: unknown) => this.log.warn({ err: error }, "reconciliation sweep failed; trying again at the next interval"))
-        .finally(() => {
-          running = undefined;
-        });
-    }, this.options.intervalMs);
-    timer.unref();
-    return {
-      async stop() {
-        stopped = true;
-        clearInterval(timer);
-        await running;
-      },
-    };
+  start(): Periodic {
+    return startPeriodic(this.options.intervalMs, () => this.sweep(), (error) =>
+      this.log.warn({ err: error }, "reconciliation sweep failed; trying again at the next interval"),
+    );
   }
 }
 

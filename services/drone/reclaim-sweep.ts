@@ -6,6 +6,7 @@
  * caught up (no read of the whole fleet), else from a full read.
  */
 import type { Logger } from "pino";
+import { startPeriodic, type Periodic } from "../../lib/service/periodic.js";
 import type { SyncedFleetView } from "./fleet-index.js";
 import { reclaimOrphanedClaims, type ReclaimOptions } from "./reclaim.js";
 import type { DroneStore } from "./store.js";
@@ -19,38 +20,14 @@ export interface ReclaimSweepOptions extends ReclaimOptions {
 
 const INDEX_SYNC_MS = 5_000;
 
-export interface ReclaimSweep {
-  /** Stops the timer and waits for a sweep in progress. */
-  stop(): Promise<void>;
-}
-
-export function startReclaimSweep(store: DroneStore, options: ReclaimSweepOptions): ReclaimSweep {
-  if (options.reclaimIntervalMs <= 0) return { stop: async () => undefined };
-  let running: Promise<void> | undefined;
-  let stopped = false;
+export function startReclaimSweep(store: DroneStore, options: ReclaimSweepOptions): Periodic {
   const sweepOnce = async (): Promise<void> => {
-    try {
-      const index = options.index;
-      const drones = index && (await index.sync(INDEX_SYNC_MS)) ? index.claimed(0) : await store.fleet();
-      const freed = await reclaimOrphanedClaims(store, drones, options);
-      if (freed > 0) options.log.warn({ freed }, "freed drones left claimed without an active assignment");
-    } catch (error) {
-      options.log.warn({ err: error }, "reclaim sweep failed; trying again at the next interval");
-    }
+    const index = options.index;
+    const drones = index && (await index.sync(INDEX_SYNC_MS)) ? index.claimed(0) : await store.fleet();
+    const freed = await reclaimOrphanedClaims(store, drones, options);
+    if (freed > 0) options.log.warn({ freed }, "freed drones left claimed without an active assignment");
   };
-  const timer = setInterval(() => {
-    // One sweep at a time: a tick that finds one still running is skipped.
-    if (stopped || running) return;
-    running = sweepOnce().finally(() => {
-      running = undefined;
-    });
-  }, options.reclaimIntervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodic(options.reclaimIntervalMs, sweepOnce, (error) =>
+    options.log.warn({ err: error }, "reclaim sweep failed; trying again at the next interval"),
+  );
 }

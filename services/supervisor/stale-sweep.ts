@@ -17,6 +17,7 @@ import {
   WorkflowStep,
 } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { startPeriodic, type Periodic } from "../../lib/service/periodic.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import { publishWorkflowFailure } from "../scheduler/failure-events.js";
 import { nextScheduleStep } from "../scheduler/progress.js";
@@ -62,19 +63,11 @@ export async function sweepStaleWorkflows(workflows: WorkflowStore, js: JetStrea
   return marked;
 }
 
-/** Runs the sweep every `intervalMs` until stopped. */
-export function startStaleSweep(workflows: WorkflowStore, js: JetStreamClient, options: StaleSweepOptions, log: Logger): { stop(): Promise<void> } {
-  if (options.intervalMs <= 0) return { stop: async () => {} };
-  let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = running.then(() =>
-      sweepStaleWorkflows(workflows, js, options.staleAfterMs, log).catch((error: unknown) => log.error({ err: error }, "stale sweep failed")),
-    );
-  }, options.intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+/** Runs the sweep every `intervalMs` until stopped (one sweep at a time). */
+export function startStaleSweep(workflows: WorkflowStore, js: JetStreamClient, options: StaleSweepOptions, log: Logger): Periodic {
+  return startPeriodic(
+    options.intervalMs,
+    () => sweepStaleWorkflows(workflows, js, options.staleAfterMs, log),
+    (error) => log.error({ err: error }, "stale sweep failed"),
+  );
 }
