@@ -1,16 +1,5 @@
 /** Small helpers shared by the benchmarks: free ports, percentiles, a plain table. */
-import { createServer } from "node:net";
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
+export { freePort } from "../test/harness/ports.js";
 
 /** The p-th percentile (nearest rank) of `values`; NaN when empty. */
 export function percentile(values: readonly number[], p: number): number {

@@ -4,7 +4,6 @@
 // gateway's reads, its /readyz and the Scheduler's calls (a new delivery gets created) must come
 // back within a bounded number of attempts, not minutes later.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
@@ -15,6 +14,7 @@ import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
 import { startGateway, type RunningGateway } from "./module.js";
 import { TEST_PKI_DIR } from "./test-stack.js";
 import { mintToken } from "./tokens.js";
+import { freePort } from "../test/harness/ports.js";
 
 const root = join(import.meta.dirname, "..");
 const SECRET = "recovery-test-secret-recovery";
@@ -28,17 +28,6 @@ const PAUSE_MS = 200;
  * with grpc-js's default backoff (growing to 120 s) and a 5 s half-open delay it took longer.
  */
 const MAX_CALLS_TO_RECOVER = 40;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let nats: TestNatsServer;
 let platform: TestPlatform | undefined;

@@ -3,7 +3,6 @@
 // middle of 500 REST reads: no client request fails, because reads are safe to repeat and the
 // balancer stops picking the dead instance. Afterwards every /metrics shows the traffic.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startGateway, type RunningGateway } from "../../gateway/module.js";
@@ -14,6 +13,7 @@ import { waitForHealth } from "../../lib/service/health-probe.js";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../harness/platform.js";
 import { hermeticEnv } from "../harness/hermetic.js";
+import { freePort } from "../harness/ports.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const SECRET = "instances-test-secret-instances";
@@ -26,17 +26,6 @@ interface Instance {
   readonly child: ChildProcess;
   readonly address: string;
   readonly metricsUrl: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let nats: TestNatsServer;
