@@ -36,39 +36,20 @@ import { CarrierStage, CarrierStatusEventSchema, type CarrierStatusEvent } from 
 import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS } from "../../lib/nats/streams.js";
 import { ack, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
-import { envInt, type Env } from "../../lib/service/config.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
 import { startKeyedConsumer, type RunningConsumer } from "./keyed-consumer.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { enterStage, type Decision } from "./lifecycle.js";
+import type { DeliveryConfig } from "./config.js";
 import { LruMap } from "./lru.js";
 import { stagesTo } from "./progress.js";
 import { isEnded } from "./stages.js";
 
 export const CARRIER_STATUS_CONSUMER = "delivery-carrier-status";
 
-export interface CarrierStatusConfig {
-  /** Carrier messages in hand at once (queued per delivery or being handled). */
-  readonly concurrency: number;
-  readonly ackWaitMs: number;
-  /** Deliveries of one message: bounds the retries of an event that came before its record. */
-  readonly maxDeliver: number;
-  /** Delay before an event whose delivery record does not name the carrier yet is retried. */
-  readonly retryDelayMs: number;
-  /** Deliveries whose last applied sequence is kept. */
-  readonly cacheSize: number;
-}
-
-export function readCarrierStatusConfig(env: Env): CarrierStatusConfig {
-  return {
-    concurrency: envInt(env, "DELIVERY_CARRIER_CONCURRENCY", 64, { min: 1, max: 10_000 }),
-    ackWaitMs: envInt(env, "DELIVERY_CARRIER_ACK_WAIT_MS", 30_000, { min: 1_000 }),
-    maxDeliver: envInt(env, "DELIVERY_CARRIER_MAX_DELIVER", 300, { min: 1, max: 100_000 }),
-    retryDelayMs: envInt(env, "DELIVERY_CARRIER_RETRY_MS", 1_000, { min: 10, max: 600_000 }),
-    cacheSize: envInt(env, "DELIVERY_CARRIER_CACHE_SIZE", 20_000, { min: 1 }),
-  };
-}
+/** The consumer's settings, read with the service's others (config.ts, `DELIVERY_CARRIER_*`). */
+export type CarrierStatusConfig = DeliveryConfig["carrier"];
 
 /** The delivery stage a carrier stage stands for; undefined for none. */
 export function deliveryStageForCarrier(stage: CarrierStage): DeliveryStage | undefined {
@@ -179,15 +160,14 @@ function deliveryOfSubject(subject: string): string {
   return subject.split(".")[1] ?? subject;
 }
 
-/** Starts the durable consumer with its settings from the environment (`DELIVERY_CARRIER_*`). */
+/** Starts the durable consumer. */
 export function startCarrierStatusConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   ledger: DeliveryLedger,
-  env: Env,
+  config: CarrierStatusConfig,
   log: Logger,
 ): Promise<RunningConsumer> {
-  const config = readCarrierStatusConfig(env);
   const handler = new CarrierStatusHandler(ledger, config, log);
   return startKeyedConsumer(js, jsm, {
     stream: STREAMS.CARRIER_STATUS.name,

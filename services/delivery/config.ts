@@ -28,6 +28,18 @@ export interface DeliveryConfig {
   readonly reconcileIntervalMs: number;
   /** An open delivery unchanged for this long is compared with its drone's assignment. */
   readonly reconcileQuietMs: number;
+  /** The carrier status consumer (`DELIVERY_CARRIER_*`). */
+  readonly carrier: {
+    /** Carrier messages in hand at once (queued per delivery or being handled). */
+    readonly concurrency: number;
+    readonly ackWaitMs: number;
+    /** Deliveries of one message: bounds the retries of an event that came before its record. */
+    readonly maxDeliver: number;
+    /** Delay before an event whose delivery record does not name the carrier yet is retried. */
+    readonly retryDelayMs: number;
+    /** Deliveries whose last applied sequence is kept. */
+    readonly cacheSize: number;
+  };
 }
 
 export function readConfig(env: Env): DeliveryConfig {
@@ -45,5 +57,12 @@ export function readConfig(env: Env): DeliveryConfig {
     publishTimeoutMs: envInt(env, "DELIVERY_PUBLISH_TIMEOUT_MS", 5_000, { min: 100 }),
     reconcileIntervalMs: envInt(env, "DELIVERY_RECONCILE_INTERVAL_MS", 15_000, { min: 0 }),
     reconcileQuietMs: envInt(env, "DELIVERY_RECONCILE_QUIET_MS", 10_000, { min: 0 }),
+    carrier: {
+      concurrency: envInt(env, "DELIVERY_CARRIER_CONCURRENCY", 64, { min: 1, max: 10_000 }),
+      ackWaitMs: envInt(env, "DELIVERY_CARRIER_ACK_WAIT_MS", 30_000, { min: 1_000 }),
+      maxDeliver: envInt(env, "DELIVERY_CARRIER_MAX_DELIVER", 300, { min: 1, max: 100_000 }),
+      retryDelayMs: envInt(env, "DELIVERY_CARRIER_RETRY_MS", 1_000, { min: 10, max: 600_000 }),
+      cacheSize: envInt(env, "DELIVERY_CARRIER_CACHE_SIZE", 20_000, { min: 1 }),
+    },
   };
 }

@@ -58,7 +58,7 @@ export const deliveryModule: ServiceModule = {
     };
     try {
       running.push(await startTelemetryConsumer(js, jsm, new TelemetryHandler(ledger, config, log), config, log));
-      running.push(await startCarrierStatusConsumer(js, jsm, ledger, env, log));
+      running.push(await startCarrierStatusConsumer(js, jsm, ledger, config.carrier, log));
       running.push(await startHistorySubscriber(js, jsm, history, config, log));
       running.push(outbox.startSweeping(config.outboxIntervalMs));
       running.push(reconciler.start());
