@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { DroneSchema, DroneStatus, FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { AssignDroneRequestSchema, DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
-import { createClient, type Client } from "../../lib/grpc/index.js";
+import { status } from "@grpc/grpc-js";
+import { createClient, RpcError, type Client } from "../../lib/grpc/index.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
@@ -199,12 +200,20 @@ describe("AssignDrone through the fleet index", () => {
   });
 
   it("never hands one drone out twice to concurrent calls through two instances", async () => {
-    const calls = Array.from({ length: FLEET + 10 }, (_, i) =>
-      clients[i % 2]!.assignDrone(request(`idx-burst-${i}`, near(seededRandom(i), 2))).then(
-        (r) => r.assignment!.droneId,
-        () => undefined,
-      ),
-    );
+    // Each caller retries a transient answer (a lost race, a slow machine) as the Scheduler does;
+    // only RESOURCE_EXHAUSTED (no drone free) ends a call without a drone.
+    const assignWithRetries = async (i: number): Promise<string | undefined> => {
+      const pickup = near(seededRandom(i), 2);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await clients[i % 2]!.assignDrone(request(`idx-burst-${i}`, pickup))).assignment!.droneId;
+        } catch (error) {
+          if (error instanceof RpcError && error.code === status.RESOURCE_EXHAUSTED) return undefined;
+          if (attempt >= 5) throw error;
+        }
+      }
+    };
+    const calls = Array.from({ length: FLEET + 10 }, (_, i) => assignWithRetries(i));
     const won = (await Promise.all(calls)).filter((id): id is string => id !== undefined);
     expect(won).toHaveLength(FLEET);
     expect(new Set(won).size).toBe(FLEET);
