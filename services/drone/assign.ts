@@ -5,7 +5,8 @@
  *  2. Payload heavier than every drone of the fleet can carry: FAILED_PRECONDITION.
  *  3. Claim a drone: reuse one already claimed for this delivery (left by a crashed or concurrent
  *     call), else claim the nearest available capable drone with a revision-checked write, moving
- *     on to the next nearest when another call claimed it first. None free: orphaned claims are
+ *     on to the next nearest when another call claimed it first (a drone whose record merely moved
+ *     on, still free, is tried again on its fresh record). None free: orphaned claims are
  *     reclaimed and the search repeats once; still none: RESOURCE_EXHAUSTED.
  *  4. Renew the claim, then create the assignment record (create-only: the one write that decides
  *     which call wins for this delivery).
@@ -56,6 +57,8 @@ export interface AssignResult {
 
 /** How often the whole sequence starts over after losing a claim before answering ABORTED. */
 const MAX_ROUNDS = 8;
+/** How often one drone's claim is tried on its fresh record while it stays free. */
+const CLAIM_ATTEMPTS = 3;
 /** The retry delay suggested with RESOURCE_EXHAUSTED. */
 export const RETRY_AFTER_MS = 5_000;
 
@@ -178,20 +181,31 @@ export class DroneAssigner {
     if (held) return held.value.drone.droneId;
 
     for (const candidate of view.nearest(pickup, payloadKg, atMs)) {
-      const droneId = candidate.value.drone.droneId;
-      if (candidate.value.drone.status !== DroneStatus.AVAILABLE) continue;
-      try {
-        await this.store.updateDrone(claimedDrone(candidate.value, deliveryId, this.now()), candidate.revision);
-        return droneId;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-        // The record changed since it was indexed (or read): another call claimed it, or it moved
-        // on; the next nearest is tried.
-        const fresh = await this.store.getDrone(droneId);
-        if (fresh && isClaimedFor(fresh.value.drone, deliveryId)) return droneId;
-      }
+      if (await this.tryClaim(candidate, deliveryId, payloadKg)) return candidate.value.drone.droneId;
     }
     return undefined;
+  }
+
+  /**
+   * Claims `candidate` for the delivery with a write checked against its revision. When the record
+   * changed since it was indexed (or read) and is still free, as a drone flying home is written at
+   * every tick, the claim is tried again on the fresh record; a drone another call claimed is left.
+   */
+  private async tryClaim(candidate: Versioned<DroneRecord>, deliveryId: string, payloadKg: number): Promise<boolean> {
+    let current: Versioned<DroneRecord> | undefined = candidate;
+    for (let attempt = 1; current && attempt <= CLAIM_ATTEMPTS; attempt++) {
+      const drone = current.value.drone;
+      if (isClaimedFor(drone, deliveryId)) return true;
+      if (drone.status !== DroneStatus.AVAILABLE || drone.maxPayloadKg < payloadKg) return false;
+      try {
+        await this.store.updateDrone(claimedDrone(current.value, deliveryId, this.now()), current.revision);
+        return true;
+      } catch (error) {
+        if (!isRevisionConflict(error)) throw error;
+      }
+      current = await this.store.getDrone(drone.droneId);
+    }
+    return false;
   }
 
   /**
