@@ -12,7 +12,7 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos deps nats lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos deps nats h2load lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -45,6 +45,9 @@ $(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor-protos.mjs
 
 nats: ## Install nats-server (Debian package) when it is missing.
 	@bash scripts/ensure-nats-server.sh
+
+h2load: ## Install h2load (Debian package nghttp2-client), the benchmarks' HTTP load generator, when it is missing.
+	@bash scripts/ensure-h2load.sh
 
 lint: deps ## buf lint the contracts.
 	@$(BUF) lint && echo "buf lint: clean"
