@@ -24,11 +24,8 @@ run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
 
-bench: deps nats ## Benchmarks (loopback only, bounded): figures; fails only on request errors.
-	@$(BIN)/tsx bench/telemetry.ts
-	@$(BIN)/tsx bench/gateway.ts
-	@$(BIN)/tsx bench/layer.ts
-	@$(BIN)/tsx bench/assign.ts
+bench: deps nats h2load ## The performance report (loopback only, bounded): one table + bench/results.json; fails only on request errors.
+	@node --import tsx bench/run.ts
 
 chaos: deps nats ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
 	@node --import tsx scripts/chaos.ts
