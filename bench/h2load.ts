@@ -107,9 +107,13 @@ export function parseH2loadLog(text: string): H2loadLogEntry[] {
   return entries;
 }
 
-/** Latency percentiles (ms) of the log's requests that were answered with a status in `ok`. */
-export function latencyOf(entries: readonly H2loadLogEntry[], ok: (status: number) => boolean = (s) => s >= 200 && s < 300) {
-  const ms = entries.filter((e) => ok(e.status)).map((e) => e.durationUs / 1000);
+/** The durations (ms) of the log's requests that were answered with a status in `ok` (default 2xx). */
+export function answeredMs(entries: readonly H2loadLogEntry[], ok: (status: number) => boolean = (s) => s >= 200 && s < 300): number[] {
+  return entries.filter((e) => ok(e.status)).map((e) => e.durationUs / 1000);
+}
+
+/** Latency percentiles (ms) of durations in ms. */
+export function latencyOf(ms: readonly number[]) {
   return { count: ms.length, p50: percentile(ms, 50), p90: percentile(ms, 90), p99: percentile(ms, 99), max: ms.length ? Math.max(...ms) : Number.NaN };
 }
 
@@ -150,6 +154,8 @@ export function h2loadArgs(run: H2loadRun): string[] {
 export interface H2loadResult {
   readonly summary: H2loadSummary;
   readonly latency: ReturnType<typeof latencyOf> | undefined;
+  /** The duration (ms) of every answered (2xx) request, when a log was kept. */
+  readonly latenciesMs: readonly number[] | undefined;
   /** The whole output, for a report when something went wrong. */
   readonly output: string;
 }
@@ -169,8 +175,8 @@ export function runH2load(run: H2loadRun): Promise<H2loadResult> {
       }
       void (async () => {
         const summary = parseH2loadOutput(output);
-        const latency = run.logFile ? latencyOf(parseH2loadLog(await readFile(run.logFile, "utf8"))) : undefined;
-        return { summary, latency, output };
+        const latenciesMs = run.logFile ? answeredMs(parseH2loadLog(await readFile(run.logFile, "utf8"))) : undefined;
+        return { summary, latency: latenciesMs ? latencyOf(latenciesMs) : undefined, latenciesMs, output };
       })().then(resolve, reject);
     });
   });

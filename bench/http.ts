@@ -299,11 +299,10 @@ function rateOf(path: PathRuns): number {
   return mean(path.runs.map((r) => r.summary.reqPerS));
 }
 
-/** p99 over every round's log (a percentile of the union, not a mean of percentiles). */
+/** Percentiles over every round's log together (of the union, not a mean of percentiles). */
 function latencyOfRuns(path: PathRuns): { p50: number; p99: number } {
-  const p50s = path.runs.flatMap((r) => (r.latency ? [r.latency] : []));
-  if (p50s.length === 0) return { p50: Number.NaN, p99: Number.NaN };
-  return { p50: mean(p50s.map((l) => l.p50)), p99: Math.max(...p50s.map((l) => l.p99)) };
+  const ms = path.runs.flatMap((r) => r.latenciesMs ?? []);
+  return { p50: percentile(ms, 50), p99: percentile(ms, 99) };
 }
 
 function pathRow(p: PathRuns): [string, string] {
