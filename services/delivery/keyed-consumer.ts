@@ -6,7 +6,9 @@
  * memory stays bounded and JetStream holds back the rest.
  *
  * The handler decides each message's fate: `ack`, or `retry` (nak with a delay, up to the
- * consumer's `max_deliver`); a thrown error is a retry after `errorDelayMs`. When the consumer or
+ * consumer's `max_deliver`); a thrown error is a retry after `errorDelayMs`. The fates of the
+ * messages handled within one turn of the event loop are sent together at its end (one socket
+ * write for a burst of acks), each message's only after its handler is done. When the consumer or
  * its stream disappears under it, it creates the consumer again and goes on.
  */
 import {
@@ -20,6 +22,7 @@ import type { Logger } from "pino";
 import { ensureWorkConsumer, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 import { watchConsumer } from "../../lib/observability/metrics.js";
 import { consumerSpan } from "../../lib/observability/trace-nats.js";
+import { isTracingOn } from "../../lib/observability/trace-runtime.js";
 
 export interface KeyedConsumerOptions {
   readonly stream: string;
@@ -33,6 +36,8 @@ export interface KeyedConsumerOptions {
   readonly maxDeliver: number;
   /** Messages in hand at once. */
   readonly concurrency: number;
+  /** Messages asked of JetStream per pull (default: `concurrency`). */
+  readonly batch?: number;
   /** The ordering key of a message. */
   keyOf(msg: JsMsg): string;
   handle(msg: JsMsg): Promise<WorkOutcome>;
@@ -65,16 +70,43 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
   /** Wakes the loop when a slot frees up. */
   let slotFreed: (() => void) | undefined;
 
-  const settle = async (msg: JsMsg): Promise<void> => {
-    const outcome = await consumerSpan(msg.subject, msg.headers, () => options.handle(msg), {
+  /**
+   * The fates of the messages handled since the last turn of the event loop, sent together: the
+   * client writes what is queued in one go, so a burst of handled messages costs one socket write
+   * for its acks instead of one each. Every message is still acked (or handed back) on its own,
+   * and only after its handler is done.
+   */
+  const settled: (JsMsg | WorkOutcome)[] = [];
+  const sendSettled = (): void => {
+    const batch = settled.splice(0);
+    for (let i = 0; i < batch.length; i += 2) {
+      const msg = batch[i] as JsMsg;
+      const outcome = batch[i + 1] as WorkOutcome;
+      if (outcome.kind === "ack") msg.ack();
+      else msg.nak(outcome.delayMs);
+    }
+  };
+
+  /** Runs the handler, in a CONSUMER span while tracing is on (the span's attributes cost a parse of the reply subject). */
+  const run = (msg: JsMsg): Promise<WorkOutcome> => {
+    if (!isTracingOn()) return options.handle(msg);
+    return consumerSpan(msg.subject, msg.headers, () => options.handle(msg), {
       template: options.stream,
       attributes: { "messaging.consumer.group.name": options.durable, "messaging.nats.delivery_count": msg.info.redeliveryCount },
-    }).catch((error: unknown): WorkOutcome => {
-      log.warn({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "message handling failed; will retry");
-      return retry(errorDelayMs, (error as Error)?.message ?? String(error));
     });
-    if (outcome.kind === "ack") msg.ack();
-    else msg.nak(outcome.delayMs);
+  };
+
+  /** Handles one message, then acks it (or hands it back): never before the handler is done. */
+  const settle = async (msg: JsMsg): Promise<void> => {
+    let outcome: WorkOutcome;
+    try {
+      outcome = await run(msg);
+    } catch (error) {
+      log.warn({ err: error, subject: msg.subject, attempt: msg.info.redeliveryCount }, "message handling failed; will retry");
+      outcome = retry(errorDelayMs, (error as Error)?.message ?? String(error));
+    }
+    settled.push(msg, outcome);
+    if (settled.length === 2) setImmediate(sendSettled);
   };
 
   const dispatch = (msg: JsMsg): void => {
@@ -93,7 +125,7 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
     while (!stopped) {
       try {
         const consumer = await js.consumers.get(options.stream, options.durable);
-        messages = await consumer.consume({ max_messages: options.concurrency, abort_on_missing_resource: true });
+        messages = await consumer.consume({ max_messages: options.batch ?? options.concurrency, abort_on_missing_resource: true });
         if (stopped) messages.stop();
         for await (const msg of messages) {
           if (stopped) {
@@ -126,8 +158,9 @@ export async function startKeyedConsumer(js: JetStreamClient, jsm: JetStreamMana
       stopped = true;
       unwatch();
       messages?.stop();
-      const settled = Promise.allSettled([loop, ...inFlight]);
-      await Promise.race([settled, delay(timeoutMs)]);
+      const done = Promise.allSettled([loop, ...inFlight]);
+      await Promise.race([done, delay(timeoutMs)]);
+      sendSettled();
     },
   };
 }

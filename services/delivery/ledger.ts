@@ -160,18 +160,17 @@ export class DeliveryLedger {
    * UNCHANGED for a delivery that must not change. Undefined when the delivery does not exist.
    */
   async progress(deliveryId: string, known: Versioned<Delivery> | undefined, decide: (current: Delivery, now: Date) => Decision): Promise<Committed | undefined> {
-    const missing = new MissingRecord();
     try {
       return await this.commit(
         deliveryId,
         (current, now) => {
-          if (!current) throw missing;
+          if (!current) throw MISSING_RECORD;
           return decide(current, now);
         },
         known,
       );
     } catch (error) {
-      if (error === missing) return undefined;
+      if (error === MISSING_RECORD) return undefined;
       throw error;
     }
   }
@@ -257,14 +256,15 @@ export class DeliveryLedger {
 
   /** Logs the stages a committed write entered. */
   private stagesEntered(before: Delivery | undefined, after: Delivery): void {
+    if (!this.log.isLevelEnabled("info")) return;
     for (const change of after.history.slice(before?.history.length ?? 0)) {
       this.log.info({ deliveryId: after.deliveryId, ownerId: after.ownerId, stage: stageName(change.stage), reason: change.reason || undefined }, "delivery stage changed");
     }
   }
 }
 
-/** Thrown by a decision on a record that does not exist, to end the commit. */
-class MissingRecord extends Error {}
+/** Thrown by a decision on a record that does not exist, to end the commit (one object: no stack is taken per call). */
+const MISSING_RECORD: unique symbol = Symbol("missing record");
 
 /** `kv.create` on an existing key fails with a wrong-last-sequence error or "key exists". */
 function isExistsError(error: unknown): boolean {

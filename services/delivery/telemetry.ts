@@ -165,7 +165,7 @@ export function startTelemetryConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   handler: TelemetryHandler,
-  config: Pick<DeliveryConfig, "telemetryConcurrency" | "telemetryAckWaitMs" | "telemetryMaxDeliver">,
+  config: Pick<DeliveryConfig, "telemetryConcurrency" | "telemetryBatch" | "telemetryAckWaitMs" | "telemetryMaxDeliver">,
   log: Logger,
 ): Promise<RunningConsumer> {
   return startKeyedConsumer(js, jsm, {
@@ -176,6 +176,7 @@ export function startTelemetryConsumer(
     ackWaitMs: config.telemetryAckWaitMs,
     maxDeliver: config.telemetryMaxDeliver,
     concurrency: config.telemetryConcurrency,
+    batch: config.telemetryBatch,
     keyOf: (msg) => droneOfSubject(msg.subject),
     handle: (msg) => handler.handle(msg),
     log,
