@@ -329,7 +329,10 @@ async function main(): Promise<number> {
     await nats?.stop();
     await rm(work, { recursive: true, force: true });
   };
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     console.error(`http benchmark: ${signal}, stopping what it started`);
     void cleanUp().finally(() => process.exit(130));
   };

@@ -62,6 +62,8 @@ function selected(): (readonly [string, string])[] {
 }
 
 let current: ReturnType<typeof spawn> | undefined;
+/** Set on SIGINT / SIGTERM: no further benchmark starts. */
+let stopping = false;
 
 /** Runs one benchmark script with the output shown as it comes; stops it after TIMEOUT_S. */
 function runScript(name: string, script: string, resultsDir: string): Promise<Outcome> {
@@ -141,20 +143,34 @@ async function main(): Promise<number> {
   const started = Date.now();
   const outcomes: Outcome[] = [];
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     console.error(`[bench] ${signal}: stopping`);
-    current?.kill("SIGTERM");
-    void rm(resultsDir, { recursive: true, force: true }).finally(() => process.exit(130));
+    // The running benchmark stops what it started; wait for it (bounded) before leaving.
+    const child = current;
+    const exited = child && child.exitCode === null && child.signalCode === null ? new Promise((r) => child.once("exit", r)) : Promise.resolve();
+    child?.kill("SIGTERM");
+    const killer = setTimeout(() => child?.kill("SIGKILL"), 30_000);
+    void exited
+      .then(() => rm(resultsDir, { recursive: true, force: true }))
+      .finally(() => {
+        clearTimeout(killer);
+        process.exit(130);
+      });
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   try {
     for (const [name, script] of benchmarks) {
+      if (stopping) return new Promise<number>(() => {});
       if (!existsSync(path.join(REPO_ROOT, script))) {
         console.log(`[bench] ${script} does not exist: skipped`);
         continue;
       }
       console.log(`\n[bench] ===== ${name} (${script}) =====`);
       const outcome = await runScript(name, script, resultsDir);
+      // Interrupted: the signal handler finishes and exits.
+      if (stopping) return new Promise<number>(() => {});
       outcomes.push(outcome);
       const how = outcome.exitCode === 0 ? "ok" : outcome.signal ? `killed (${outcome.signal})` : `FAILED (exit ${outcome.exitCode})`;
       console.log(`[bench] ${name}: ${how} in ${outcome.seconds.toFixed(0)} s`);
