@@ -392,7 +392,9 @@ class MethodCaller {
   private metadataOf(callOptions: CallOptions | undefined, carrier?: TraceCarrier): Metadata {
     try {
       const metadata = toMetadata(callOptions?.metadata);
-      for (const [key, value] of Object.entries(carrier ?? {})) metadata.set(key, value);
+      if (carrier !== undefined) {
+        for (const key in carrier) metadata.set(key, carrier[key]!);
+      }
       return metadata;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -437,8 +439,10 @@ function toMetadata(metadata: Record<string, string> | Metadata | undefined): Me
     return metadata.clone();
   }
   const result = new Metadata();
-  for (const [key, value] of Object.entries(metadata ?? {})) {
-    result.set(key, key.endsWith("-bin") ? Buffer.from(value) : value);
+  if (metadata !== undefined) {
+    for (const [key, value] of Object.entries(metadata)) {
+      result.set(key, key.endsWith("-bin") ? Buffer.from(value) : value);
+    }
   }
   return result;
 }

@@ -5,7 +5,7 @@ import { Metadata, status, type ServerUnaryCall, type StatusObject } from "@grpc
 import { methodPath } from "./codec.js";
 import { RpcError } from "./errors.js";
 import { statusFromError } from "./status.js";
-import { startServerCallTimer } from "../observability/metrics.js";
+import { recordServerCall } from "../observability/metrics.js";
 import { startServerSpan, type ServerSpan } from "../observability/trace-grpc.js";
 import { runWithDeadline } from "../resilience/deadline.js";
 import type { AddServiceOptions, HandlerContext } from "./types.js";
@@ -23,16 +23,84 @@ export interface Finisher {
 
 export const CANCELLED: unique symbol = Symbol("cancelled");
 
+/**
+ * Sent for a response header or trailer no handler asked for. grpc-js only reads what it is given
+ * (headers are turned into HTTP/2 headers, a trailer is copied), so one empty instance serves all.
+ */
+const NO_METADATA = new Metadata();
+
 // Timers may fire a little before the clock reaches the deadline.
 const DEADLINE_TOLERANCE_MS = 5;
+
+/**
+ * The HandlerContext of one call. What most handlers never touch is made on first use: the
+ * cancellation signal (an AbortController) and the response header and trailer metadata.
+ */
+class ScopeContext implements HandlerContext {
+  private controller: AbortController | undefined;
+  private cancelledWith: RpcError | undefined;
+  private header: Metadata | undefined;
+  private trailer: Metadata | undefined;
+
+  constructor(
+    readonly service: HandlerContext["service"],
+    readonly method: DescMethod,
+    readonly path: string,
+    readonly peer: string,
+    readonly metadata: Metadata,
+    readonly deadline: Date | undefined,
+  ) {}
+
+
+  timeRemainingMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline.getTime() - Date.now();
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.cancelledWith !== undefined) this.controller.abort(this.cancelledWith);
+    }
+    return this.controller.signal;
+  }
+
+  get responseHeader(): Metadata {
+    return (this.header ??= new Metadata());
+  }
+
+  get responseTrailer(): Metadata {
+    return (this.trailer ??= new Metadata());
+  }
+
+  /** The response header, or undefined when no handler asked for it. */
+  get headerIfMade(): Metadata | undefined {
+    return this.header;
+  }
+
+  /** The response trailer, or undefined when no handler asked for it. */
+  get trailerIfMade(): Metadata | undefined {
+    return this.trailer;
+  }
+
+  /** Whether anything was put in the response header. */
+  get hasResponseHeader(): boolean {
+    return this.header !== undefined && Object.keys(this.header.getMap()).length > 0;
+  }
+
+  /** Fires the signal (now, or as it is made) with `reason`. */
+  cancel(reason: RpcError): void {
+    this.cancelledWith = reason;
+    this.controller?.abort(reason);
+  }
+}
 
 export class CallScope {
   readonly ctx: HandlerContext;
   readonly path: string;
   readonly trace: ServerSpan;
-  private readonly recordCall: (code: string | number) => void;
-  private readonly controller = new AbortController();
-  private readonly cancelledPromise: Promise<typeof CANCELLED>;
+  private readonly context: ScopeContext;
+  private readonly started: number;
+  private cancelledPromise: Promise<typeof CANCELLED> | undefined;
   private headersSent = false;
   private finished = false;
 
@@ -44,30 +112,10 @@ export class CallScope {
   ) {
     this.path = methodPath(method);
     this.trace = startServerSpan(this.path, call.metadata, { service: options.serviceName });
-    const timer = startServerCallTimer(this.path);
-    const started = performance.now();
-    this.recordCall = (code) => {
-      timer(code);
-      // Within the call's span, so that a log line written here carries its trace id.
-      const durationMs = performance.now() - started;
-      this.trace.run(() => this.options.onCallEnd?.(this.ctx, typeof code === "number" ? code : status.UNKNOWN, durationMs));
-    };
+    this.started = performance.now();
     const deadline = toDate(call.getDeadline());
-    this.ctx = {
-      service: method.parent,
-      method,
-      path: this.path,
-      peer: call.getPeer(),
-      metadata: call.metadata,
-      deadline,
-      timeRemainingMs: () => (deadline === undefined ? undefined : deadline.getTime() - Date.now()),
-      signal: this.controller.signal,
-      responseHeader: new Metadata(),
-      responseTrailer: new Metadata(),
-    };
-    this.cancelledPromise = new Promise((resolve) => {
-      this.controller.signal.addEventListener("abort", () => resolve(CANCELLED), { once: true });
-    });
+    this.context = new ScopeContext(method.parent, method, this.path, call.getPeer(), call.metadata, deadline);
+    this.ctx = this.context;
     // grpc-js also emits 'cancelled' after a status was sent; only an unfinished call is cancelled.
     call.once("cancelled", () => {
       if (this.finished) {
@@ -75,10 +123,21 @@ export class CallScope {
       }
       this.finished = true;
       const reason = this.cancellationReason(deadline);
-      this.controller.abort(reason);
+      this.context.cancel(reason);
       this.trace.end(reason);
       this.recordCall(reason.code);
     });
+  }
+
+  /** Records the finished call: the server metrics, then the call's log line (onCallEnd). */
+  private recordCall(code: number): void {
+    const durationMs = performance.now() - this.started;
+    recordServerCall(this.path, code, durationMs / 1000);
+    const onCallEnd = this.options.onCallEnd;
+    if (onCallEnd !== undefined) {
+      // Within the call's span, so that a log line written here carries its trace id.
+      this.trace.run(() => onCallEnd(this.ctx, code, durationMs));
+    }
   }
 
   /**
@@ -95,11 +154,17 @@ export class CallScope {
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.ctx.signal;
   }
 
   /** Waits for `promise`, or returns CANCELLED as soon as the call is cancelled. */
   untilCancelled<T>(promise: Promise<T>): Promise<T | typeof CANCELLED> {
+    if (this.cancelledPromise === undefined) {
+      const signal = this.signal;
+      this.cancelledPromise = signal.aborted
+        ? Promise.resolve(CANCELLED)
+        : new Promise((resolve) => signal.addEventListener("abort", () => resolve(CANCELLED), { once: true }));
+    }
     return Promise.race([promise, this.cancelledPromise]);
   }
 
@@ -107,7 +172,7 @@ export class CallScope {
   sendHeaders(): void {
     if (!this.headersSent && !this.finished) {
       this.headersSent = true;
-      this.call.sendMetadata(this.ctx.responseHeader);
+      this.call.sendMetadata(this.context.headerIfMade ?? NO_METADATA);
     }
   }
 
@@ -120,7 +185,7 @@ export class CallScope {
     this.finished = true;
     this.trace.end();
     this.recordCall(status.OK);
-    this.finisher.ok(response, this.ctx.responseTrailer);
+    this.finisher.ok(response, this.context.trailerIfMade ?? NO_METADATA);
   }
 
   /**
@@ -153,7 +218,7 @@ export class CallScope {
   }
 
   private finishWith(result: StatusObject): void {
-    if (Object.keys(this.ctx.responseHeader.getMap()).length > 0) {
+    if (this.context.hasResponseHeader) {
       this.sendHeaders();
     }
     this.finished = true;

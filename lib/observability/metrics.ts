@@ -78,9 +78,36 @@ const serverHandling = new Histogram({
  * as a name ("OK", "NOT_FOUND") or number, `seconds` how long the call took.
  */
 export function recordServerCall(fullMethodPath: string, code: string | number, seconds: number): void {
-  const method = methodLabels(fullMethodPath);
-  serverHandled.inc({ ...method, grpc_code: grpcCodeName(code) });
-  serverHandling.observe(method, nonNegative(seconds));
+  const labels = callLabels("", fullMethodPath, code);
+  serverHandled.inc(labels.handled);
+  serverHandling.observe(labels.timed, nonNegative(seconds));
+}
+
+/** The label sets of one kind of call, made once: prom-client only reads the labels it is given. */
+interface CallLabels {
+  readonly handled: Readonly<Record<string, string>>;
+  readonly timed: Readonly<Record<string, string>>;
+}
+
+/** Label sets by target, method path and code; bounded by the cap, as the labels' values are. */
+const callLabelSets = new Map<string, CallLabels>();
+const MAX_CALL_LABEL_SETS = 10_000;
+
+/** The labels of a call by `target` ("" for a served call) to `path` that ended with `code`. */
+function callLabels(target: string, path: string, code: string | number): CallLabels {
+  const key = `${target}\u0000${path}\u0000${code}`;
+  let labels = callLabelSets.get(key);
+  if (labels === undefined) {
+    const method = methodLabels(path);
+    const timed = target === "" ? { ...method } : { target, ...method };
+    labels = Object.freeze({
+      handled: Object.freeze({ ...timed, grpc_code: grpcCodeName(code) }),
+      timed: Object.freeze(timed),
+    });
+    if (callLabelSets.size >= MAX_CALL_LABEL_SETS) callLabelSets.clear();
+    callLabelSets.set(key, labels);
+  }
+  return labels;
 }
 
 /** Starts timing a served call; the returned function records it with its final status code. */
@@ -120,15 +147,15 @@ const clientRetries = new Counter({
  * per-request value), `path` is `/package.Service/Method`, `code` the final gRPC status.
  */
 export function recordClientCall(target: string, path: string, code: string | number, seconds: number): void {
-  const method = methodLabels(path);
-  clientHandled.inc({ target, ...method, grpc_code: grpcCodeName(code) });
-  clientHandling.observe({ target, ...method }, nonNegative(seconds));
+  const labels = callLabels(target, path, code);
+  clientHandled.inc(labels.handled);
+  clientHandling.observe(labels.timed, nonNegative(seconds));
 }
 
 /** Starts timing a client call; the returned function records it with its final status code. */
 export function startClientCallTimer(target: string, path: string): (code: string | number) => void {
-  const started = process.hrtime.bigint();
-  return (code) => recordClientCall(target, path, code, secondsSince(started));
+  const started = performance.now();
+  return (code) => recordClientCall(target, path, code, (performance.now() - started) / 1000);
 }
 
 /** Records that a call to `target` is being tried again (count each extra attempt once). */

@@ -19,7 +19,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 import { ATTR_ERROR_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from "@opentelemetry/semantic-conventions";
 import { extractTraceContext, injectTraceContext, type TraceCarrier, type TraceCarrierSource } from "./trace-propagation.js";
-import { contextForService, tracerIn } from "./trace-runtime.js";
+import { contextForService, serviceOf, tracerIn } from "./trace-runtime.js";
 
 export type { TraceCarrier, TraceCarrierSource } from "./trace-propagation.js";
 
@@ -120,21 +120,69 @@ export function startClientSpan(target: string, path: string, options?: RpcSpanO
   if (found === undefined) {
     return NOOP_CLIENT_SPAN;
   }
-  const { service, method } = splitPath(path);
-  const { address, port } = serverAddressOf(target);
-  const attributes: Attributes = {
-    [ATTR_RPC_SYSTEM]: options?.system ?? "grpc",
-    [ATTR_RPC_SERVICE]: service,
-    [ATTR_RPC_METHOD]: method,
-    ...(address === undefined ? {} : { [ATTR_SERVER_ADDRESS]: address }),
-    ...(port === undefined ? {} : { [ATTR_SERVER_PORT]: port }),
-    ...options?.attributes,
-  };
-  const span = found.tracer.startSpan(spanName(path), { kind: SpanKind.CLIENT, attributes }, parent);
-  const spanContext = trace.setSpan(contextForService(parent, found.service), span);
+  const attributes =
+    options?.system === undefined && options?.attributes === undefined
+      ? clientAttributesOf(target, path)
+      : { ...clientAttributesOf(target, path), [ATTR_RPC_SYSTEM]: options.system ?? "grpc", ...options.attributes };
+  const span = found.tracer.startSpan(namesOf(path).spanName, { kind: SpanKind.CLIENT, attributes }, parent);
+  const serviceContext = serviceOf(parent) === found.service ? parent : contextForService(parent, found.service);
+  const spanContext = trace.setSpan(serviceContext, span);
   const carrier: TraceCarrier = {};
   injectTraceContext(spanContext, carrier);
   return { carrier, context: spanContext, end: once((error, code) => finish(span, error, code, "client")) };
+}
+
+/** Span name, `rpc.service` and `rpc.method` of a method path, worked out once per path. */
+interface PathNames {
+  readonly spanName: string;
+  readonly service: string;
+  readonly method: string;
+}
+
+/** How many paths' (and targets') derived values are kept; the platform has far fewer. */
+const MAX_CACHED = 1_000;
+const pathNames = new Map<string, PathNames>();
+const clientAttributes = new Map<string, Attributes>();
+const serverAttributes = new Map<string, Attributes>();
+
+function cached<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(key, value);
+  }
+  return value;
+}
+
+function namesOf(path: string): PathNames {
+  return cached(pathNames, path, () => ({ spanName: spanName(path), ...splitPath(path) }));
+}
+
+/**
+ * The attributes a client span of `path` to `target` starts with. Shared by every such span: the
+ * SDK copies attributes into the span, so the object is only read.
+ */
+function clientAttributesOf(target: string, path: string): Attributes {
+  return cached(clientAttributes, `${target} ${path}`, () => {
+    const { service, method } = namesOf(path);
+    const { address, port } = serverAddressOf(target);
+    return Object.freeze({
+      [ATTR_RPC_SYSTEM]: "grpc",
+      [ATTR_RPC_SERVICE]: service,
+      [ATTR_RPC_METHOD]: method,
+      ...(address === undefined ? {} : { [ATTR_SERVER_ADDRESS]: address }),
+      ...(port === undefined ? {} : { [ATTR_SERVER_PORT]: port }),
+    });
+  });
+}
+
+/** The attributes a server span of `path` starts with (shared, as for client spans). */
+function serverAttributesOf(path: string): Attributes {
+  return cached(serverAttributes, path, () => {
+    const { service, method } = namesOf(path);
+    return Object.freeze({ [ATTR_RPC_SYSTEM]: "grpc", [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: method });
+  });
 }
 
 /**
@@ -171,14 +219,11 @@ export function startServerSpan(path: string, metadata: TraceCarrierSource | und
     return NOOP_SERVER_SPAN;
   }
   const parent = contextForService(extractTraceContext(metadata), probe.service);
-  const { service, method } = splitPath(path);
-  const attributes: Attributes = {
-    [ATTR_RPC_SYSTEM]: options?.system ?? "grpc",
-    [ATTR_RPC_SERVICE]: service,
-    [ATTR_RPC_METHOD]: method,
-    ...options?.attributes,
-  };
-  const span = probe.tracer.startSpan(spanName(path), { kind: SpanKind.SERVER, attributes }, parent);
+  const attributes =
+    options?.system === undefined && options?.attributes === undefined
+      ? serverAttributesOf(path)
+      : { ...serverAttributesOf(path), [ATTR_RPC_SYSTEM]: options.system ?? "grpc", ...options.attributes };
+  const span = probe.tracer.startSpan(namesOf(path).spanName, { kind: SpanKind.SERVER, attributes }, parent);
   const spanContext = trace.setSpan(parent, span);
   return {
     context: spanContext,

@@ -56,22 +56,28 @@ export function effectiveDeadline(request: DeadlineRequest & { readonly defaultT
 export function effectiveDeadline(request: DeadlineRequest): Date | undefined;
 export function effectiveDeadline(request: DeadlineRequest): Date | undefined {
   const now = request.now ?? Date.now();
-  const explicit: number[] = [];
+  // The earliest finite candidate (NaN when there is none yet): explicit limits first.
+  let earliestMs = Number.NaN;
   if (request.callDeadline !== undefined) {
-    explicit.push(request.callDeadline.getTime());
+    earliestMs = earlierMs(earliestMs, request.callDeadline.getTime());
   }
   if (request.timeoutMs !== undefined) {
-    explicit.push(now + request.timeoutMs);
+    earliestMs = earlierMs(earliestMs, now + request.timeoutMs);
   }
-  const candidates = explicit.filter(Number.isFinite);
-  if (candidates.length === 0 && request.defaultTimeoutMs !== undefined) {
-    candidates.push(now + request.defaultTimeoutMs);
+  if (Number.isNaN(earliestMs) && request.defaultTimeoutMs !== undefined) {
+    earliestMs = earlierMs(earliestMs, now + request.defaultTimeoutMs);
   }
   const incoming = currentDeadline()?.getTime();
-  if (incoming !== undefined && Number.isFinite(incoming)) {
-    candidates.push(incoming);
+  if (incoming !== undefined) {
+    earliestMs = earlierMs(earliestMs, incoming);
   }
-  return candidates.length === 0 ? undefined : new Date(Math.min(...candidates));
+  return Number.isNaN(earliestMs) ? undefined : new Date(earliestMs);
+}
+
+/** The earlier of `current` (NaN: none yet) and `candidate`, ignoring a candidate that is not finite. */
+function earlierMs(current: number, candidate: number): number {
+  if (!Number.isFinite(candidate)) return current;
+  return Number.isNaN(current) || candidate < current ? candidate : current;
 }
 
 type TimeoutConfig = Pick<ResilienceConfig, "readTimeoutMs" | "idempotentWriteTimeoutMs" | "writeTimeoutMs" | "streamTimeoutMs">;

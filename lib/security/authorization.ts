@@ -101,12 +101,16 @@ export function allowedCallers(serviceTypeName: string, methodName: string): All
 
 /** Whether `caller` may call `serviceTypeName`/`methodName` (e.g. "dronedelivery.drone.v1.DroneSchedulerService", "AssignDrone"). */
 export function authorize(serviceTypeName: string, methodName: string, caller: string | undefined): AuthorizationDecision {
+  if (caller !== undefined) {
+    const callers = allowedCallers(serviceTypeName, methodName);
+    if (callers === ANY_AUTHENTICATED) return ALLOWED;
+    if (callers !== undefined && (callers as readonly string[]).includes(caller)) return ALLOWED;
+  }
   const target = `${serviceTypeName}/${methodName}`;
   if (caller === undefined) return { allowed: false, reason: `${target}: the caller presented no identity` };
   const callers = allowedCallers(serviceTypeName, methodName);
   if (callers === undefined) return { allowed: false, reason: `${target} is not in the authorization table` };
   if (callers === ANY_AUTHENTICATED) return ALLOWED;
-  if ((callers as readonly string[]).includes(caller)) return ALLOWED;
   const who = callers.length === 0 ? "no internal caller" : callers.join(", ");
   return { allowed: false, reason: `${target} may be called by ${who}, not by ${caller}` };
 }
