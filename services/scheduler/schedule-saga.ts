@@ -16,7 +16,7 @@ import type { DomainClients } from "./clients.js";
 import { callStep, PermanentFailure } from "./outcomes.js";
 import { openRequestOf } from "../../lib/workflow/open-request.js";
 import { registerPackages } from "./package-registration.js";
-import { beginAttempt, completeStep, markSucceeded } from "./progress.js";
+import { beginAttempt, type WorkflowRecord } from "./progress.js";
 import type { WorkflowStore } from "./workflow-store.js";
 
 export interface SagaContext {
@@ -28,8 +28,6 @@ export interface SagaContext {
 type Carrier =
   | { kind: "drone"; droneId: string; pickupEta?: import("@bufbuild/protobuf/wkt").Timestamp; dropoffEta?: import("@bufbuild/protobuf/wkt").Timestamp }
   | { kind: "thirdParty"; carrier: string; trackingId: string; pickupEta?: import("@bufbuild/protobuf/wkt").Timestamp; dropoffEta?: import("@bufbuild/protobuf/wkt").Timestamp };
-
-const done = (progress: WorkflowProgress, step: WorkflowStep) => progress.completedSteps.includes(step);
 
 async function openDelivery(ctx: SagaContext, command: ScheduleDeliveryCommand): Promise<void> {
   await callStep(WorkflowStep.OPEN_DELIVERY, "delivery record", () => ctx.clients.deliveries.openDelivery(openRequestOf(command)));
@@ -61,9 +59,12 @@ async function bookThirdParty(ctx: SagaContext, command: ScheduleDeliveryCommand
   return { kind: "thirdParty", carrier: pickup.carrier, trackingId: pickup.trackingId, pickupEta: pickup.pickupEta, dropoffEta: pickup.deliveryEta };
 }
 
-/** Assigns a drone; when the parcels are too heavy for every drone, books a carrier instead. */
-async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand, progress: WorkflowProgress): Promise<Carrier> {
-  if (!done(progress, WorkflowStep.ARRANGE_THIRD_PARTY)) {
+/**
+ * Assigns a drone; when the parcels are too heavy for every drone, books a carrier instead. The
+ * carrier step is recorded (with the drone or the booking) before the delivery record is given it.
+ */
+async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand, record: WorkflowRecord): Promise<Carrier> {
+  if (!record.done(WorkflowStep.ARRANGE_THIRD_PARTY)) {
     try {
       const { assignment } = await ctx.clients.drones.assignDrone({
         deliveryId: command.deliveryId,
@@ -74,7 +75,9 @@ async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand
         expedited: command.expedited,
       });
       if (!assignment) throw new Error("drone service answered without an assignment");
-      await completeStep(ctx.store, command.deliveryId, WorkflowStep.ASSIGN_DRONE, (p) => (p.droneId = assignment.droneId));
+      if (!record.done(WorkflowStep.ASSIGN_DRONE) || record.progress.droneId !== assignment.droneId) {
+        await record.complete([WorkflowStep.ASSIGN_DRONE], (p) => (p.droneId = assignment.droneId));
+      }
       return { kind: "drone", droneId: assignment.droneId, pickupEta: assignment.pickupEta, dropoffEta: assignment.dropoffEta };
     } catch (error) {
       const tooHeavy = error instanceof RpcError && error.code === status.FAILED_PRECONDITION;
@@ -82,8 +85,8 @@ async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand
     }
   }
   const carrier = await bookThirdParty(ctx, command);
-  if (carrier.kind === "thirdParty") {
-    await completeStep(ctx.store, command.deliveryId, WorkflowStep.ARRANGE_THIRD_PARTY, (p) => {
+  if (carrier.kind === "thirdParty" && !record.done(WorkflowStep.ARRANGE_THIRD_PARTY)) {
+    await record.complete([WorkflowStep.ARRANGE_THIRD_PARTY], (p) => {
       p.thirdPartyCarrier = carrier.carrier;
       p.thirdPartyTrackingId = carrier.trackingId;
     });
@@ -116,36 +119,46 @@ async function createDelivery(ctx: SagaContext, command: ScheduleDeliveryCommand
 /**
  * Runs (or resumes) the workflow of one schedule command. Returns the record as it ends; throws
  * a transient error to be retried later, or a PermanentFailure for the Supervisor.
+ *
+ * Each step is recorded before the next one starts, except that opening the delivery and checking
+ * the account run side by side and are recorded together: both are idempotent (the open by
+ * delivery id, the check reads only), neither has anything to undo, and a crash before their
+ * record repeats both. Creating the delivery record and marking the workflow SUCCEEDED are one
+ * write. A step that took effect but failed to be recorded because a later one failed is recorded
+ * before the failure is handed on, so the Supervisor undoes what it did.
  */
 export async function runSchedule(ctx: SagaContext, command: ScheduleDeliveryCommand, attempt: number): Promise<WorkflowProgress> {
-  let progress = await beginAttempt(
+  const record = await beginAttempt(
     ctx.store,
     command.deliveryId,
     command.ownerId,
     command.packages.map((p) => p.packageId),
     attempt,
   );
-  if (progress.state !== WorkflowState.RUNNING) return progress;
+  if (record.progress.state !== WorkflowState.RUNNING) return record.progress;
 
-  if (!done(progress, WorkflowStep.OPEN_DELIVERY)) {
-    await openDelivery(ctx, command);
-    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.OPEN_DELIVERY);
+  const opening: Promise<WorkflowStep | undefined>[] = [];
+  if (!record.done(WorkflowStep.OPEN_DELIVERY)) opening.push(openDelivery(ctx, command).then(() => WorkflowStep.OPEN_DELIVERY));
+  if (!record.done(WorkflowStep.CHECK_ACCOUNT)) opening.push(checkAccount(ctx, command).then(() => WorkflowStep.CHECK_ACCOUNT));
+  if (opening.length > 0) {
+    const settled = await Promise.allSettled(opening);
+    const done = settled.flatMap((r) => (r.status === "fulfilled" && r.value !== undefined ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      // The open step first (a failure of both reports the open), as if they ran in order.
+      const first = settled[0]?.status === "rejected" ? (settled[0] as PromiseRejectedResult) : failed;
+      if (done.length > 0) await record.complete(done).catch(() => undefined);
+      throw first.reason;
+    }
+    await record.complete(done);
   }
-  if (!done(progress, WorkflowStep.CHECK_ACCOUNT)) {
-    await checkAccount(ctx, command);
-    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.CHECK_ACCOUNT);
-  }
-  if (!done(progress, WorkflowStep.REGISTER_PACKAGES)) {
+  if (!record.done(WorkflowStep.REGISTER_PACKAGES)) {
     await registerPackages(ctx, command);
-    progress = await completeStep(ctx.store, command.deliveryId, WorkflowStep.REGISTER_PACKAGES);
+    await record.complete([WorkflowStep.REGISTER_PACKAGES]);
   }
   // Assignment and booking are repeated on resume (they are idempotent and answer the same), since
   // the delivery record needs what they return.
-  const carrier = await arrangeCarrier(ctx, command, progress);
-  progress = await completeStep(ctx.store, command.deliveryId, carrier.kind === "drone" ? WorkflowStep.ASSIGN_DRONE : WorkflowStep.ARRANGE_THIRD_PARTY);
-  if (!done(progress, WorkflowStep.CREATE_DELIVERY)) {
-    await createDelivery(ctx, command, carrier);
-    await completeStep(ctx.store, command.deliveryId, WorkflowStep.CREATE_DELIVERY);
-  }
-  return markSucceeded(ctx.store, command.deliveryId);
+  const carrier = await arrangeCarrier(ctx, command, record);
+  if (!record.done(WorkflowStep.CREATE_DELIVERY)) await createDelivery(ctx, command, carrier);
+  return record.complete([WorkflowStep.CREATE_DELIVERY], () => {}, true);
 }
