@@ -30,7 +30,7 @@ import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-sto
 import { claimedDrone, isClaimedFor, releaseClaim, renewClaim, startFlight } from "./claims.js";
 import { droneAt, type DroneRecord } from "./drone-record.js";
 import { flightDistanceKm, transitionMs, transitionOf, type FlightTiming } from "./flight.js";
-import { deliveryFlightFor } from "./flight-start.js";
+import { deliveryFlightFor, needsFlightStart, withDeliveryFlight } from "./flight-start.js";
 import { reclaimOrphanedClaims } from "./reclaim.js";
 import type { DroneStore } from "./store.js";
 import { nearestFirst, snapshotView, type FleetView, type SyncedFleetView } from "./fleet-index.js";
@@ -99,6 +99,12 @@ export function newAssignment(request: AssignDroneRequest, record: DroneRecord, 
   });
 }
 
+/** A drone claimed for a delivery; `written` when this call wrote the claim (with the revision it got). */
+interface Claim {
+  readonly droneId: string;
+  readonly written?: Versioned<DroneRecord>;
+}
+
 export class DroneAssigner {
   constructor(
     private readonly store: DroneStore,
@@ -117,15 +123,15 @@ export class DroneAssigner {
       let view = await this.fleetView();
       ensurePayloadFits(view, request, payloadKg);
 
-      let droneId = await this.claimNearest(view, request, payloadKg);
-      if (droneId === undefined) {
+      let claim = await this.claimNearest(view, request, payloadKg);
+      if (claim === undefined) {
         const reclaimed = await reclaimOrphanedClaims(this.store, view.claimed(payloadKg), this.options);
         if (reclaimed > 0) {
           view = await this.fleetView();
-          droneId = await this.claimNearest(view, request, payloadKg);
+          claim = await this.claimNearest(view, request, payloadKg);
         }
       }
-      if (droneId === undefined) {
+      if (claim === undefined) {
         // A concurrent call for the same delivery may have taken the last free drone.
         const winner = await this.store.getAssignment(deliveryId);
         if (winner) return this.withDrone(winner.value);
@@ -134,9 +140,13 @@ export class DroneAssigner {
           RETRY_AFTER_MS,
         );
       }
+      const droneId = claim.droneId;
 
-      const record = await renewClaim(this.store, droneId, deliveryId, this.now);
-      if (!record) continue; // the claim was given up by a concurrent call in the meantime: start over
+      // A claim this call has just written is fresh; one found held for the delivery (left by a
+      // crashed or concurrent call) is renewed first.
+      const claimed = claim.written ?? (await this.renewed(droneId, deliveryId));
+      if (!claimed) continue; // the claim was given up by a concurrent call in the meantime: start over
+      const record = claimed.value;
 
       const start = this.now();
       const assignment = newAssignment(request, record, payloadKg, start, this.options.timing);
@@ -151,7 +161,7 @@ export class DroneAssigner {
       const decided = won ? assignment : (await this.store.getAssignment(deliveryId))?.value;
       if (!decided) continue;
       await this.releaseOtherClaims(view, deliveryId, droneId, decided.droneId);
-      return this.withDrone(decided);
+      return this.withDrone(decided, decided.droneId === droneId ? claimed : undefined);
     }
     throw aborted(`assigning a drone to delivery ${deliveryId} kept conflicting with concurrent calls; retry the call`);
   }
@@ -173,17 +183,23 @@ export class DroneAssigner {
    * Claims a drone for the delivery and returns its id: one already claimed for it if any (the
    * nearest), else the nearest available capable one this call manages to claim.
    */
-  private async claimNearest(view: FleetView, request: AssignDroneRequest, payloadKg: number): Promise<string | undefined> {
+  private async claimNearest(view: FleetView, request: AssignDroneRequest, payloadKg: number): Promise<Claim | undefined> {
     const deliveryId = request.deliveryId;
     const pickup = request.pickup!;
     const atMs = this.now().getTime();
     const held = nearestFirst(view.heldFor(deliveryId, payloadKg), pickup, atMs)[0];
-    if (held) return held.value.drone.droneId;
+    if (held) return { droneId: held.value.drone.droneId };
 
     for (const candidate of view.nearest(pickup, payloadKg, atMs)) {
-      if (await this.tryClaim(candidate, deliveryId, payloadKg)) return candidate.value.drone.droneId;
+      const claim = await this.tryClaim(candidate, deliveryId, payloadKg);
+      if (claim) return claim;
     }
     return undefined;
+  }
+
+  /** The drone's claim for the delivery renewed, with the revision written; undefined when no longer held. */
+  private renewed(droneId: string, deliveryId: string): Promise<Versioned<DroneRecord> | undefined> {
+    return renewClaim(this.store, droneId, deliveryId, this.now);
   }
 
   /**
@@ -191,21 +207,21 @@ export class DroneAssigner {
    * changed since it was indexed (or read) and is still free, as a drone flying home is written at
    * every tick, the claim is tried again on the fresh record; a drone another call claimed is left.
    */
-  private async tryClaim(candidate: Versioned<DroneRecord>, deliveryId: string, payloadKg: number): Promise<boolean> {
+  private async tryClaim(candidate: Versioned<DroneRecord>, deliveryId: string, payloadKg: number): Promise<Claim | undefined> {
     let current: Versioned<DroneRecord> | undefined = candidate;
     for (let attempt = 1; current && attempt <= CLAIM_ATTEMPTS; attempt++) {
       const drone = current.value.drone;
-      if (isClaimedFor(drone, deliveryId)) return true;
-      if (drone.status !== DroneStatus.AVAILABLE || drone.maxPayloadKg < payloadKg) return false;
+      if (isClaimedFor(drone, deliveryId)) return { droneId: drone.droneId };
+      if (drone.status !== DroneStatus.AVAILABLE || drone.maxPayloadKg < payloadKg) return undefined;
+      const claimed = claimedDrone(current.value, deliveryId, this.now());
       try {
-        await this.store.updateDrone(claimedDrone(current.value, deliveryId, this.now()), current.revision);
-        return true;
+        return { droneId: drone.droneId, written: { value: claimed, revision: await this.store.updateDrone(claimed, current.revision) } };
       } catch (error) {
         if (!isRevisionConflict(error)) throw error;
       }
       current = await this.store.getDrone(drone.droneId);
     }
-    return false;
+    return undefined;
   }
 
   /**
@@ -226,9 +242,20 @@ export class DroneAssigner {
    * if the assignment is active and the flight was not started yet (this call's own start, or one
    * a crash interrupted).
    */
-  private async withDrone(assignment: Assignment): Promise<AssignResult> {
+  private async withDrone(assignment: Assignment, claimed?: Versioned<DroneRecord>): Promise<AssignResult> {
     let record: DroneRecord | undefined;
-    if (assignment.state === AssignmentState.ACTIVE) record = await startFlight(this.store, assignment, this.options.timing, this.now);
+    if (claimed && needsFlightStart(claimed.value, assignment)) {
+      // The drone as this call claimed it, at the revision it wrote: the flight starts with one
+      // write checked against that revision (a change in between reads the drone again below).
+      const started = withDeliveryFlight(claimed.value, assignment, this.options.timing, this.now().getTime());
+      try {
+        await this.store.updateDrone(started, claimed.revision);
+        record = started;
+      } catch (error) {
+        if (!isRevisionConflict(error)) throw error;
+      }
+    }
+    if (!record && assignment.state === AssignmentState.ACTIVE) record = await startFlight(this.store, assignment, this.options.timing, this.now);
     record ??= (await this.store.getDrone(assignment.droneId))?.value;
     return { assignment, drone: record ? droneAt(record, this.now().getTime()) : undefined };
   }

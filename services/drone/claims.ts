@@ -8,7 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { DroneSchema, DroneStatus, FlightStage, type Assignment, type Drone } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
-import { isRevisionConflict } from "../../lib/store/proto-kv-store.js";
+import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
 import type { DroneRecord } from "./drone-record.js";
 import { transitionOf, type FlightTiming } from "./flight.js";
 import { needsFlightStart, withDeliveryFlight, withReturnFlight } from "./flight-start.js";
@@ -74,14 +74,23 @@ export async function changeDroneIf(
   applies: (record: DroneRecord) => boolean,
   change: (record: DroneRecord) => DroneRecord,
 ): Promise<DroneRecord | undefined> {
+  return (await changeDroneVersioned(store, droneId, applies, change))?.value;
+}
+
+/** `changeDroneIf`, answering the record with the revision it is stored at. */
+async function changeDroneVersioned(
+  store: DroneStore,
+  droneId: string,
+  applies: (record: DroneRecord) => boolean,
+  change: (record: DroneRecord) => DroneRecord,
+): Promise<Versioned<DroneRecord> | undefined> {
   for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
     const current = await store.getDrone(droneId);
     if (!current || !applies(current.value)) return undefined;
     const next = change(current.value);
-    if (next === current.value) return next;
+    if (next === current.value) return current;
     try {
-      await store.updateDrone(next, current.revision);
-      return next;
+      return { value: next, revision: await store.updateDrone(next, current.revision) };
     } catch (error) {
       if (!isRevisionConflict(error)) throw error;
     }
@@ -91,11 +100,11 @@ export async function changeDroneIf(
 }
 
 /**
- * Renews the claim of `deliveryId` on the drone (fresh `update_time`) and returns the drone, or
- * undefined when the drone is no longer claimed for the delivery.
+ * Renews the claim of `deliveryId` on the drone (fresh `update_time`) and returns the drone with
+ * the revision written, or undefined when the drone is no longer claimed for the delivery.
  */
-export function renewClaim(store: DroneStore, droneId: string, deliveryId: string, now: () => Date): Promise<DroneRecord | undefined> {
-  return changeDroneIf(
+export function renewClaim(store: DroneStore, droneId: string, deliveryId: string, now: () => Date): Promise<Versioned<DroneRecord> | undefined> {
+  return changeDroneVersioned(
     store,
     droneId,
     (r) => isClaimedFor(r.drone, deliveryId),
