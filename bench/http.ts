@@ -37,7 +37,10 @@
  *   BENCH_HTTP_READ_CONNS=16     connections of the read paths
  *   BENCH_CPU_PROF_DIR           when set, the platform processes run with --cpu-prof and write
  *                                their profiles to <dir>/<process>/ when they stop
- *   BENCH_CPU_PROF=gateway,...   only these processes (default: all of them)
+ *   BENCH_CPU_PROF=gateway,...   only these processes (default: all of them; the direct read's
+ *                                Delivery instance is `delivery-plaintext`)
+ *   BENCH_HTTP_LOG_DIR           keep every process's output in <dir>/<process>.log (default: a
+ *                                temporary directory, removed)
  *   H2LOAD_BIN                   the h2load binary (default: h2load on PATH)
  */
 import { spawn } from "node:child_process";
@@ -81,12 +84,20 @@ const PROFILED = new Set(
     .filter(Boolean),
 );
 
+const LOG_DIR = process.env["BENCH_HTTP_LOG_DIR"]?.trim() ? path.resolve(process.env["BENCH_HTTP_LOG_DIR"].trim()) : undefined;
+
 const HOST = "127.0.0.1";
 const SECRET = "bench-http-secret";
 // One of the accounts the Account service knows from the start.
 const ACCOUNT = "acct-demo";
 const SELF = fileURLToPath(import.meta.url);
 const MB = 1024 * 1024;
+
+/** `--cpu-prof` into <BENCH_CPU_PROF_DIR>/<label>/ when that process is to be profiled. */
+function profileOptions(label: string): string[] {
+  const profiled = PROFILE_DIR && (PROFILED.size === 0 || PROFILED.has(label));
+  return profiled ? ["--cpu-prof", `--cpu-prof-dir=${path.join(PROFILE_DIR, label)}`] : [];
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -317,7 +328,7 @@ const rounded = (value: number, digits = 2) => Math.round(value * 10 ** digits) 
 
 async function main(): Promise<number> {
   const work = await mkdtemp(path.join(tmpdir(), "bench-http-"));
-  const logDir = path.join(work, "logs");
+  const logDir = LOG_DIR ?? path.join(work, "logs");
   mkdirSync(logDir, { recursive: true });
   let nats: TestNatsServer | undefined;
   const processes: PlatformProcess[] = [];
@@ -361,12 +372,10 @@ async function main(): Promise<number> {
       ...addresses,
     };
     const start = async (label: string, entry: string, env: NodeJS.ProcessEnv, address: string): Promise<PlatformProcess> => {
-      const profiled = PROFILE_DIR && (PROFILED.size === 0 || PROFILED.has(label));
-      const nodeOptions = profiled ? ["--cpu-prof", `--cpu-prof-dir=${path.join(PROFILE_DIR, label)}`] : [];
       const child = startSupervisedChild({
         name: label,
         command: process.execPath,
-        args: nodeArgsFor(entry, nodeOptions),
+        args: nodeArgsFor(entry, profileOptions(label)),
         cwd: REPO_ROOT,
         env,
         logFile: path.join(logDir, `${label}.log`),
@@ -465,7 +474,7 @@ async function main(): Promise<number> {
     const plain = startSupervisedChild({
       name: "delivery-plaintext",
       command: process.execPath,
-      args: nodeArgsFor("services/delivery/main.ts"),
+      args: nodeArgsFor("services/delivery/main.ts", profileOptions("delivery-plaintext")),
       cwd: REPO_ROOT,
       env: plainEnv,
       logFile: path.join(logDir, "delivery-plaintext.log"),
