@@ -8,8 +8,9 @@
  *     on to the next nearest when another call claimed it first (a drone whose record merely moved
  *     on, still free, is tried again on its fresh record). None free: orphaned claims are
  *     reclaimed and the search repeats once; still none: RESOURCE_EXHAUSTED.
- *  4. Renew the claim, then create the assignment record (create-only: the one write that decides
- *     which call wins for this delivery).
+ *  4. Renew a claim found held (one this call has just written is fresh), then create the
+ *     assignment record (create-only: the one write that decides which call wins for this
+ *     delivery).
  *  5. Lost that create to a concurrent call: answer the winner's assignment, and free the drone
  *     this call claimed if the winner uses another one. Either way, free any other drone still
  *     claimed for this delivery.
