@@ -467,6 +467,9 @@ async function main(): Promise<number> {
     const plainEnv: NodeJS.ProcessEnv = {
       ...baseEnv,
       INTERNAL_TLS: "off",
+      // Its one outgoing call (the reconciliation's GetAssignment) would meet the Drone service's
+      // mutual TLS without a certificate: the platform's own Delivery instance reconciles.
+      DELIVERY_RECONCILE_INTERVAL_MS: "0",
       SERVICE_NAME: "delivery",
       DELIVERY_PORT: String(plainPort),
       DELIVERY_METRICS_PORT: String(await freePort()),
