@@ -32,7 +32,7 @@ export const schedulerModule: ServiceModule = {
       durable: SCHEDULER_CONSUMER,
       maxDeliver,
       ackWaitMs: envInt(env, "SCHEDULER_ACK_WAIT_MS", 30_000, { min: 500 }),
-      concurrency: envInt(env, "SCHEDULER_CONCURRENCY", 8, { min: 1, max: 256 }),
+      concurrency: envInt(env, "SCHEDULER_CONCURRENCY", 32, { min: 1, max: 256 }),
       handle,
       log,
     });
