@@ -48,8 +48,8 @@ export function readConfig(env: Env): DeliveryConfig {
   return {
     locationWriteIntervalMs: envInt(env, "DELIVERY_LOCATION_WRITE_INTERVAL_MS", 5_000, { min: 0 }),
     defaultSpeedMps: envNumber(env, "DELIVERY_DEFAULT_SPEED_MPS", 15, { min: 0.1, max: 500 }),
-    telemetryConcurrency: envInt(env, "DELIVERY_TELEMETRY_CONCURRENCY", 1024, { min: 1, max: 10_000 }),
-    telemetryBatch: envInt(env, "DELIVERY_TELEMETRY_BATCH", 512, { min: 1, max: 10_000 }),
+    telemetryConcurrency: envInt(env, "DELIVERY_TELEMETRY_CONCURRENCY", 256, { min: 1, max: 10_000 }),
+    telemetryBatch: envInt(env, "DELIVERY_TELEMETRY_BATCH", 256, { min: 1, max: 10_000 }),
     telemetryAckWaitMs: envInt(env, "DELIVERY_TELEMETRY_ACK_WAIT_MS", 30_000, { min: 1_000 }),
     telemetryMaxDeliver: envInt(env, "DELIVERY_TELEMETRY_MAX_DELIVER", 10, { min: 1, max: 1_000 }),
     telemetryCacheSize: envInt(env, "DELIVERY_TELEMETRY_CACHE_SIZE", 20_000, { min: 1 }),
