@@ -11,7 +11,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { ID_PATTERN, MAX_ID_LENGTH } from "../lib/validation/violations.js";
-import { verifyToken } from "./tokens.js";
+import { verifyTokenNow } from "./tokens.js";
 
 const ACCOUNT = createContextKey<string>("", { description: "authenticated account" });
 
@@ -25,7 +25,7 @@ export async function authenticate(headers: Headers, secret: string, maxLifetime
   if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);
   let account: string;
   try {
-    account = await verifyToken(match[1], secret, maxLifetimeS);
+    account = verifyTokenNow(match[1], secret, maxLifetimeS);
   } catch {
     throw new ConnectError("the bearer token is invalid or expired", Code.Unauthenticated);
   }

@@ -91,12 +91,13 @@ export function withRequestMetrics(
   log?: Logger,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const kind = routeKindOf(req, restPrefixes);
     res.once("close", () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1000;
       recordHttpRequest(kind, req.method ?? "GET", res.statusCode, seconds);
-      if (!log) return;
+      // The line is made only when it is written: 5xx always, the rest at debug.
+      if (!log || (res.statusCode < 500 && !log.isLevelEnabled("debug"))) return;
       const line = {
         kind,
         method: req.method,

@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { webcrypto } from "node:crypto";
+import { createHmac, webcrypto } from "node:crypto";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { loadOrCreateDevSecret, readDevSecret } from "./dev-secret.js";
 import { SignJWT } from "jose";
-import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyToken } from "./tokens.js";
+import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyToken, verifyTokenNow } from "./tokens.js";
 
 /** A token signed with `secret` carrying exactly the given time claims. */
 function signed(secret: string, claims: { iat?: number; exp?: number }): Promise<string> {
@@ -41,19 +41,45 @@ describe("tokens", () => {
     expect(await verifyToken(await mintToken("acct-demo", "s1"), "s1")).toBe("acct-demo");
   });
 
-  it("imports a secret's key once and still checks every token", async () => {
+  it("checks every token without a WebCrypto job, and still refuses forged ones", async () => {
+    const token = await mintToken("acct-demo", "s-once", 60);
+    const forged = `${token.slice(0, token.lastIndexOf("."))}${(await mintToken("acct-demo", "s-forger", 60)).slice(token.lastIndexOf("."))}`;
+    const expired = await mintToken("acct-demo", "s-once", -10);
     const imports = vi.spyOn(webcrypto.subtle, "importKey");
+    const verifies = vi.spyOn(webcrypto.subtle, "verify");
     try {
-      const token = await mintToken("acct-demo", "s-once", 60);
-      for (let i = 0; i < 3; i++) expect(await verifyToken(token, "s-once")).toBe("acct-demo");
-      const forged = `${token.slice(0, token.lastIndexOf("."))}${(await mintToken("acct-demo", "s-forger", 60)).slice(token.lastIndexOf("."))}`;
-      await expect(verifyToken(forged, "s-once")).rejects.toThrow();
-      await expect(verifyToken(token, "s-other")).rejects.toThrow();
-      await expect(verifyToken(await mintToken("acct-demo", "s-once", -10), "s-once")).rejects.toThrow();
-      expect(imports.mock.calls.length).toBe(3); // "s-once", "s-forger" and "s-other"
+      for (let i = 0; i < 3; i++) expect(verifyTokenNow(token, "s-once")).toBe("acct-demo");
+      expect(() => verifyTokenNow(forged, "s-once")).toThrow(/signature/);
+      expect(() => verifyTokenNow(token, "s-other")).toThrow(/signature/);
+      expect(() => verifyTokenNow(expired, "s-once")).toThrow(/expired/);
+      expect(imports.mock.calls.length + verifies.mock.calls.length).toBe(0);
     } finally {
       imports.mockRestore();
+      verifies.mockRestore();
     }
+  });
+
+  it("refuses tokens of another algorithm, issuer or with extensions, and not yet valid ones", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const claims = { sub: "acct-demo", iss: TOKEN_ISSUER, iat: now, exp: now + 600 };
+    const hs256 = (header: object, payload: object, secret = "s1") => {
+      const input = `${b64(header)}.${b64(payload)}`;
+      return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+    };
+    expect(verifyTokenNow(hs256({ alg: "HS256", typ: "JWT" }, claims), "s1")).toBe("acct-demo");
+    expect(() => verifyTokenNow(`${b64({ alg: "none" })}.${b64(claims)}.`, "s1")).toThrow();
+    expect(() => verifyTokenNow(hs256({ alg: "none" }, claims), "s1")).toThrow(/HS256/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS384" }, claims), "s1")).toThrow(/HS256/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256", crit: ["exp"] }, claims), "s1")).toThrow(/extension/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, { ...claims, iss: "someone-else" }), "s1")).toThrow(/issued/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, { ...claims, nbf: now + 60 }), "s1")).toThrow(/not valid yet/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, { ...claims, exp: String(now + 600) }), "s1")).toThrow(/expiry/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, { ...claims, iat: "x" }), "s1")).toThrow(/iat/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, { ...claims, sub: "" }), "s1")).toThrow(/account/);
+    expect(() => verifyTokenNow(hs256({ alg: "HS256" }, [claims]), "s1")).toThrow(/object/);
+    expect(() => verifyTokenNow(`${hs256({ alg: "HS256" }, claims)}.extra`, "s1")).toThrow(/three parts/);
+    expect(() => verifyTokenNow(`${hs256({ alg: "HS256" }, claims)}!`, "s1")).toThrow(/base64url/);
   });
 
   it("generates the development secret once and keeps it", () => {

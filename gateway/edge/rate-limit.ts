@@ -21,8 +21,23 @@ export type RateLimiter = (req: IncomingMessage) => Promise<Refusal | undefined>
 /** The client a request counts against. */
 export function clientKey(req: IncomingMessage): string {
   const match = /^Bearer\s+(\S+)$/i.exec((req.headers.authorization ?? "").trim());
-  if (match?.[1]) return `token:${createHash("sha256").update(match[1]).digest("base64url").slice(0, 22)}`;
+  if (match?.[1]) return tokenKey(match[1]);
   return `address:${req.socket.remoteAddress ?? "unknown"}`;
+}
+
+/** Keys of recently seen tokens: a client sends the same token on every request. Bounded. */
+const tokenKeys = new Map<string, string>();
+const MAX_TOKEN_KEYS = 1_000;
+
+/** A token's key: a hash of it, so that the limiter's memory holds no token. */
+function tokenKey(token: string): string {
+  let key = tokenKeys.get(token);
+  if (key === undefined) {
+    key = `token:${createHash("sha256").update(token).digest("base64url").slice(0, 22)}`;
+    if (tokenKeys.size >= MAX_TOKEN_KEYS) tokenKeys.clear();
+    tokenKeys.set(token, key);
+  }
+  return key;
 }
 
 export function createRateLimiter(policy: RateLimitPolicy): RateLimiter {

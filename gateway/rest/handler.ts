@@ -63,6 +63,43 @@ function withResume(route: RestRoute, headers: Headers, query: URLSearchParams):
   return withLast;
 }
 
+/** A handler context and the way to end its signal. */
+type RestContext = HandlerContext & { abort(reason?: unknown): void };
+
+/**
+ * The context a REST call's handler runs with. Without a caller's timeout (the usual REST call)
+ * it is made directly: the request headers as they are (createHandlerContext copies them into
+ * new Headers) and one AbortController; with one, createHandlerContext adds the deadline signal.
+ */
+function restContext(service: DescService, route: RestRoute, url: URL, headers: Headers): RestContext {
+  const timeoutMs = timeoutOf(headers);
+  const init = {
+    service,
+    method: route.method,
+    protocolName: "rest",
+    requestMethod: route.httpMethod,
+    url: url.toString(),
+    requestHeader: headers,
+    contextValues: createContextValues(),
+  };
+  if (timeoutMs !== undefined) return createHandlerContext({ ...init, timeoutMs });
+  const controller = new AbortController();
+  return {
+    service,
+    method: route.method,
+    protocolName: init.protocolName,
+    requestMethod: init.requestMethod,
+    url: init.url,
+    requestHeader: headers,
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    signal: controller.signal,
+    timeoutMs: () => undefined,
+    values: init.contextValues,
+    abort: (reason?: unknown) => controller.abort(reason),
+  };
+}
+
 export function restHandler(options: RestOptions): RestHandler {
   const routes = restRoutes(options.service);
 
@@ -111,16 +148,7 @@ export function restHandler(options: RestOptions): RestHandler {
     const query = streaming ? withResume(route, headers, url.searchParams) : url.searchParams;
     const request = buildRequest(route, { variables, query, body });
 
-    const ctx = createHandlerContext({
-      service: options.service,
-      method: route.method,
-      protocolName: "rest",
-      requestMethod: route.httpMethod,
-      url: url.toString(),
-      timeoutMs: timeoutOf(headers),
-      requestHeader: headers,
-      contextValues: createContextValues(),
-    });
+    const ctx = restContext(options.service, route, url, headers);
     options.setAccount(ctx, account);
     // Ends the call's signal (and its deadline timer) when the connection closes; an error is made
     // only when the answer did not get out.

@@ -38,6 +38,12 @@ export function headersOf(req: IncomingMessage): Headers {
 
 /** The parsed JSON body, or undefined when there is none. */
 export async function readJsonBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<JsonValue | undefined> {
+  // An HTTP/1.1 request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+  // 6.3), nor has one that declares a length of 0: nothing to wait for.
+  const length = req.headers["content-length"];
+  if (req.httpVersionMajor === 1 && req.headers["transfer-encoding"] === undefined && (length === undefined || length === "0")) {
+    return undefined;
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
