@@ -37,12 +37,22 @@ export const RECONNECT_CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 1_000,
 } as const;
 
+/**
+ * Channel options of every client besides the reconnect backoff: no channelz bookkeeping (per-call
+ * counters and traces for a channelz server, which the platform does not run; its metrics and
+ * spans are its own).
+ */
+export const CLIENT_CHANNEL_OPTIONS = {
+  ...RECONNECT_CHANNEL_OPTIONS,
+  "grpc.enable_channelz": 0,
+} as const;
+
 /** Creates a typed client of `service`, with one call function per method (keyed by localName). */
 export function createClient<S extends DescService>(service: S, options: ClientOptions): Client<S> {
   const grpcClient = new GrpcClient(
     channelTarget(options.address),
     options.credentials ?? credentials.createInsecure(),
-    { ...RECONNECT_CHANNEL_OPTIONS, ...options.channelOptions },
+    { ...CLIENT_CHANNEL_OPTIONS, ...options.channelOptions },
   );
   const client: Record<string, unknown> = {
     close: () => grpcClient.close(),

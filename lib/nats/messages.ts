@@ -12,6 +12,7 @@
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { headers as createHeaders, type JetStreamClient, type MsgHdrs, type PubAck } from "nats";
 import { producerSpan, subjectPattern } from "../observability/trace-nats.js";
+import { isTracingOn } from "../observability/trace-runtime.js";
 import { STREAMS } from "./streams.js";
 const STREAM_SUBJECTS = Object.values(STREAMS).flatMap((s) => s.subjects);
 
@@ -36,6 +37,11 @@ export interface PublishMessageOptions {
  * outgoing headers. Nothing is added until tracing is wired into the platform.
  */
 
+
+/** The stream subject pattern a subject falls under, for span names (only while tracing is on). */
+function templateOf(subject: string): string | undefined {
+  return subjectPattern(subject, STREAM_SUBJECTS);
+}
 
 function isMsgHdrs(value: Record<string, string> | MsgHdrs): value is MsgHdrs {
   return typeof (value as MsgHdrs).keys === "function" && typeof (value as MsgHdrs).values === "function";
@@ -70,7 +76,7 @@ export async function publishMessage<Desc extends DescMessage>(
     ...(options.msgId !== undefined ? { msgID: options.msgId } : {}),
     ...(options.expectStream !== undefined ? { expect: { streamName: options.expectStream } } : {}),
     ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
-  }), { messageId: options.msgId, template: subjectPattern(subject, STREAM_SUBJECTS) });
+  }), { messageId: options.msgId, template: isTracingOn() ? templateOf(subject) : undefined });
 }
 
 /**

@@ -99,12 +99,17 @@ export function createTargetPolicy(target: string, config: Partial<ResilienceCon
         defaultTimeoutMs: defaultTimeoutMs(method, resolved),
       });
     },
-    async execute<T>(method: DescMethod, attempt: AttemptFn<T>, options: ExecuteOptions): Promise<T> {
+    execute<T>(method: DescMethod, attempt: AttemptFn<T>, options: ExecuteOptions): Promise<T> {
       const path = methodPath(method);
       const { deadline, signal } = options;
-      ensureTimeLeft(deadline, floorMs, path);
-      // An open circuit refuses before the call takes a bulkhead place.
-      breaker.admit(path);
+      try {
+        ensureTimeLeft(deadline, floorMs, path);
+        // An open circuit refuses before the call takes a bulkhead place.
+        breaker.admit(path);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      // Not an async function: the bulkhead's promise is the call's, without one more to wrap it.
       return bulkheadPolicy.run(path, deadline, signal, () => {
         // The wait for a slot may have used up the budget.
         ensureTimeLeft(deadline, floorMs, path);

@@ -53,32 +53,55 @@ export class Retrier {
    * deadline, the retry budget is spent, or `signal` aborts during a backoff (CANCELLED). The last
    * attempt's error is thrown.
    */
-  async run<T>(method: DescMethod, path: string, deadline: Date, signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
+  run<T>(method: DescMethod, path: string, deadline: Date, signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
     this.options.budget.recordCall();
+    // The first attempt is the call itself (most calls need no other): the retry loop starts only
+    // when it failed.
+    let first: Promise<T>;
+    try {
+      first = attempt(1);
+    } catch (err) {
+      first = Promise.reject(err);
+    }
+    return first.catch((err: unknown) => this.retryAfter(method, path, deadline, signal, attempt, err));
+  }
+
+  /** Attempts 2, 3, ... after the first failed with `firstError`, while the failure allows one. */
+  private async retryAfter<T>(
+    method: DescMethod,
+    path: string,
+    deadline: Date,
+    signal: AbortSignal | undefined,
+    attempt: Attempt<T>,
+    firstError: unknown,
+  ): Promise<T> {
     const repeatable = isRepeatable(method) && !isStreaming(method);
     let backoff: IBackoff<unknown> | undefined;
+    let err = firstError;
     for (let attemptNumber = 1; ; attemptNumber++) {
+      const failure = err;
+      if (!repeatable || attemptNumber >= this.options.maxAttempts || !isRetryableFailure(failure)) {
+        throw failure;
+      }
+      backoff = backoff === undefined ? this.backoff.next() : backoff.next(undefined);
+      // A server that asks for a longer pause (google.rpc.RetryInfo) gets it.
+      const delayMs = Math.max(backoff.duration, retryDelayMs(err) ?? 0);
+      if (Date.now() + delayMs + this.options.floorMs >= deadline.getTime()) {
+        throw err;
+      }
+      if (!this.options.budget.tryRetry()) {
+        callHook(() => this.hooks.onRetryThrottled?.(this.target, path, failure));
+        throw err;
+      }
+      callHook(() => this.hooks.onRetry?.(this.target, path, attemptNumber + 1, failure));
+      await pause(delayMs, signal, path);
+      if (deadline.getTime() - Date.now() < Math.max(1, this.options.floorMs)) {
+        throw err;
+      }
       try {
-        return await attempt(attemptNumber);
-      } catch (err) {
-        if (!repeatable || attemptNumber >= this.options.maxAttempts || !isRetryableFailure(err)) {
-          throw err;
-        }
-        backoff = backoff === undefined ? this.backoff.next() : backoff.next(undefined);
-        // A server that asks for a longer pause (google.rpc.RetryInfo) gets it.
-        const delayMs = Math.max(backoff.duration, retryDelayMs(err) ?? 0);
-        if (Date.now() + delayMs + this.options.floorMs >= deadline.getTime()) {
-          throw err;
-        }
-        if (!this.options.budget.tryRetry()) {
-          callHook(() => this.hooks.onRetryThrottled?.(this.target, path, err));
-          throw err;
-        }
-        callHook(() => this.hooks.onRetry?.(this.target, path, attemptNumber + 1, err));
-        await pause(delayMs, signal, path);
-        if (deadline.getTime() - Date.now() < Math.max(1, this.options.floorMs)) {
-          throw err;
-        }
+        return await attempt(attemptNumber + 1);
+      } catch (next) {
+        err = next;
       }
     }
   }
