@@ -71,6 +71,18 @@ describe("the status-event outbox", () => {
     }, EVENTUALLY);
   });
 
+  it("publishes the whole history again when the stream lost the events this instance published", async () => {
+    await bed.schedule("dlv-lost", "drone-lost");
+    await bed.published("dlv-lost", [CREATED]);
+    // The instance knows Created as the delivery's latest stored event; the stream starts over.
+    await bed.jsm.streams.delete(STATUS_STREAM);
+    await ensureStreams(bed.jsm);
+    await bed.client.cancelDelivery({ deliveryId: "dlv-lost", reason: "stream lost" });
+    // The publish conditional on the remembered event is refused; the lookup finds nothing.
+    const messages = await bed.published("dlv-lost", [CREATED, CANCELLED]);
+    expect(messages.map((m) => m.msgId)).toEqual(["dlv-lost:CREATED", "dlv-lost:CANCELLED"]);
+  });
+
   it("publishes each stage once and in history order when two instances change one delivery at once", async () => {
     const second = await startTestService(deliveryModule, bed.nats.url, { env: bed.env });
     const other = createClient(DeliveryService, { address: second.address });
