@@ -23,7 +23,7 @@
  * non-zero only when a path had errors. Loopback only.
  *
  *   BENCH_LAYER_REQUESTS=10000  requests per path        BENCH_LAYER_CONCURRENCY=16  in flight
- *   BENCH_LAYER_WARMUP=500      warm-up requests         BENCH_LAYER_MAX_S=60        cap per path
+ *   BENCH_LAYER_WARMUP=500      warm-up requests         BENCH_LAYER_MAX_S=30        cap per path
  *   BENCH_LAYER_DELIVERIES=4    deliveries read in turn  BENCH_LAYER_ROUNDS=5        rounds
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -45,11 +45,14 @@ import { startNatsServer } from "../test/harness/nats-server.js";
 import { startTestService } from "../test/harness/services.js";
 import { emptyResult, reportErrors, run, type PathResult } from "./load.js";
 import { percentile, printTable } from "./report.js";
+import { formatNumber, recordFigures } from "./results.js";
 
 const REQUESTS = Number(process.env["BENCH_LAYER_REQUESTS"] ?? 10_000);
 const CONCURRENCY = Number(process.env["BENCH_LAYER_CONCURRENCY"] ?? 16);
 const WARMUP = Number(process.env["BENCH_LAYER_WARMUP"] ?? 500);
-const MAX_S = Number(process.env["BENCH_LAYER_MAX_S"] ?? 60);
+const MAX_S = Number(process.env["BENCH_LAYER_MAX_S"] ?? 30);
+/** Cap of each path's warm-up. */
+const WARMUP_MAX_MS = 10_000;
 const DELIVERIES = Math.max(1, Number(process.env["BENCH_LAYER_DELIVERIES"] ?? 4));
 const ROUNDS = Math.max(1, Number(process.env["BENCH_LAYER_ROUNDS"] ?? 5));
 /** The deadline both clients give each read: what the layer's policy gives a read by default. */
@@ -173,13 +176,14 @@ async function main(): Promise<number> {
     );
     const warmups = paths.map(emptyResult);
     for (const [k, benchPath] of paths.entries()) {
-      await withTracingOf(benchPath, () => run(benchPath.read, WARMUP, CONCURRENCY, MAX_S * 1000, warmups[k]!));
+      await withTracingOf(benchPath, () => run(benchPath.read, WARMUP, CONCURRENCY, WARMUP_MAX_MS, warmups[k]!));
     }
     for (const [k, benchPath] of paths.entries()) {
       const warmup = warmups[k]!;
       if (warmup.errors > 0) throw new Error(`${benchPath.name}: ${warmup.errors} errors in the warm-up, first: ${warmup.firstError}`);
     }
     const spansInWarmup = spansExported;
+    const cpuUs = new Map<BenchPath, number>();
     const callsBefore = await metricTotal("rpc_client_handled_total", { target: "delivery" });
     // The measured requests in rounds, the paths taking turns (and turns at going first), so
     // both meet the same background work of the machine.
@@ -187,7 +191,13 @@ async function main(): Promise<number> {
       const count = Math.floor(REQUESTS / ROUNDS) + (round < REQUESTS % ROUNDS ? 1 : 0);
       for (const benchPath of round % 2 === 0 ? paths : [...paths].reverse()) {
         const { read, result } = benchPath;
-        await withTracingOf(benchPath, () => run(read, count, CONCURRENCY, MAX_S * 1000 - result.elapsedMs, result));
+        await withTracingOf(benchPath, async () => {
+          // The process's CPU time (user + system) of the round: both sides of every call run here.
+          const before = process.cpuUsage();
+          await run(read, count, CONCURRENCY, MAX_S * 1000 - result.elapsedMs, result);
+          const used = process.cpuUsage(before);
+          cpuUs.set(benchPath, (cpuUs.get(benchPath) ?? 0) + used.user + used.system);
+        });
       }
     }
     const spansMeasured = spansExported - spansInWarmup;
@@ -196,14 +206,18 @@ async function main(): Promise<number> {
     const rejections = await metricTotal("rpc_client_bulkhead_rejected_total", { target: "delivery" });
     const openings = await metricTotal("rpc_client_circuit_opened_total", { target: "delivery" });
 
-    const figures = paths.map(({ name, result }) => ({
-      name,
-      result,
-      capped: result.requests < REQUESTS,
-      rate: result.latenciesMs.length / (result.elapsedMs / 1000),
-      p50: percentile(result.latenciesMs, 50),
-      p99: percentile(result.latenciesMs, 99),
-    }));
+    const figures = paths.map((benchPath) => {
+      const { name, result } = benchPath;
+      return {
+        name,
+        result,
+        cpuUsPerRead: (cpuUs.get(benchPath) ?? 0) / Math.max(1, result.requests),
+        capped: result.requests < REQUESTS,
+        rate: result.latenciesMs.length / (result.elapsedMs / 1000),
+        p50: percentile(result.latenciesMs, 50),
+        p99: percentile(result.latenciesMs, 99),
+      };
+    });
     const columns = (cells: string[]) => cells.map((c, k) => (k === 0 ? c.padStart(9) : c.padStart(10))).join("");
     const [off, on] = figures as [(typeof figures)[0], (typeof figures)[0]];
     const perReadUs = (1 / on.rate - 1 / off.rate) * 1e6;
@@ -215,12 +229,40 @@ async function main(): Promise<number> {
       ]),
       ["on / off", `req/s ${(on.rate / off.rate).toFixed(2)}x, p50 ${(on.p50 / off.p50).toFixed(2)}x, p99 ${(on.p99 / off.p99).toFixed(2)}x`],
       ["wall time per read", `${(1e6 / off.rate).toFixed(0)} us off, ${(1e6 / on.rate).toFixed(0)} us on (${perReadUs >= 0 ? "+" : ""}${perReadUs.toFixed(0)} us)`],
+      ["CPU per read", `${off.cpuUsPerRead.toFixed(0)} us off, ${on.cpuUsPerRead.toFixed(0)} us on (process user + system, both sides of the call)`],
       ["on: spans per read", `${(spansMeasured / Math.max(1, on.result.requests)).toFixed(2)} (${spansMeasured} exported through the batch processor)`],
       ["on: client calls recorded", `${callsRecorded} of ${on.result.requests}`],
       ["on: policy", `retries ${retries}, bulkhead rejections ${rejections}, circuit openings ${openings}`],
       ["on does", "mutual TLS + caller check, client + server spans, client metrics, deadline/bulkhead/breaker/retries"],
     ]);
     if (figures.some((f) => f.capped)) console.log(`  * stopped by the ${MAX_S} s cap before ${REQUESTS} requests`);
+    const ratio = on.rate / off.rate;
+    await recordFigures("layer", [
+      {
+        id: "layer.on_off",
+        figure: `communication layer on / off: DeliveryService.GetDelivery, ${CONCURRENCY} in flight (mTLS, caller check, spans, metrics, policy)`,
+        platform: `${formatNumber(on.rate)} req/s, p99 ${on.p99.toFixed(1)} ms (layer on)`,
+        baseline: `${formatNumber(off.rate)} req/s, p99 ${off.p99.toFixed(1)} ms (layer off)`,
+        ratio,
+        goal: ">= 0.85x",
+        met: ratio >= 0.85 && on.result.errors === 0 && off.result.errors === 0,
+        values: {
+          onRate: on.rate,
+          offRate: off.rate,
+          onP50Ms: on.p50,
+          onP99Ms: on.p99,
+          offP50Ms: off.p50,
+          offP99Ms: off.p99,
+          onCpuUsPerRead: on.cpuUsPerRead,
+          offCpuUsPerRead: off.cpuUsPerRead,
+          onRequests: on.result.requests,
+          offRequests: off.result.requests,
+          onErrors: on.result.errors,
+          offErrors: off.result.errors,
+          spansPerRead: spansMeasured / Math.max(1, on.result.requests),
+        },
+      },
+    ]);
     return reportErrors(figures);
   } finally {
     await shutdownTracing();
