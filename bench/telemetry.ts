@@ -11,7 +11,7 @@
  * fails or dies) and removes the temp folder.
  *
  *   BENCH_DRONES=1000  drones (and deliveries)       BENCH_TICKS=10   events per drone in phase 1
- *   BENCH_LIVE_S=12    seconds of live 1 Hz traffic  BENCH_BACKLOG_MAX_S=40  longest wait for the backlog
+ *   BENCH_LIVE_S=12    seconds of live 1 Hz traffic  BENCH_BACKLOG_MAX_S=30  longest wait for the backlog
  *   BENCH_VERBOSE=1    show the service's warnings
  *   BENCH_CPU_PROF_DIR=<dir>  the Delivery process writes a CPU profile there when it stops
  *
@@ -54,7 +54,7 @@ const DRONES = Number(process.env["BENCH_DRONES"] ?? 1000);
 const TICKS = Number(process.env["BENCH_TICKS"] ?? 10);
 const LIVE_S = Number(process.env["BENCH_LIVE_S"] ?? 12);
 /** The longest the service is given to work off the backlog of phase 1. */
-const MAX_BACKLOG_MS = Number(process.env["BENCH_BACKLOG_MAX_S"] ?? 40) * 1000;
+const MAX_BACKLOG_MS = Number(process.env["BENCH_BACKLOG_MAX_S"] ?? 30) * 1000;
 const CONSUMER = "delivery-telemetry";
 const root = join(import.meta.dirname, "..");
 const PICKUP = { latitude: 47.61, longitude: -122.33 };
