@@ -62,6 +62,10 @@ export function packageRegistration(store: PackageStore): Registration {
       checkPackage(new Violations(), "package", input).throwIfAny();
 
       const wanted = content(input);
+      // Most packages are new: a create-only write first, and a read only when one exists.
+      const now = timestampNow();
+      const fresh = create(PackageSchema, { ...wanted, createTime: now, updateTime: now });
+      if ((await store.createNew(input.packageId, fresh)) !== undefined) return { package: fresh, created: true };
       let created = false;
       const result = await store.mutate(input.packageId, (current) => {
         created = current === undefined;

@@ -33,6 +33,19 @@ export class PackageStore {
   }
 
   /**
+   * Stores a package that does not exist yet (a create-only write, no read first): the revision,
+   * or undefined when the package exists (the caller then reads it and decides).
+   */
+  async createNew(packageId: string, value: Package): Promise<number | undefined> {
+    try {
+      return await this.records.create(packageKey(packageId), value);
+    } catch (error) {
+      if (isRevisionConflict(error) || /exists/i.test((error as Error)?.message ?? "")) return undefined;
+      throw error;
+    }
+  }
+
+  /**
    * Revision-checked read-modify-write of one package (see ProtoKvStore.mutate): `change` sees
    * the stored package (or undefined) and returns the new one, UNCHANGED, or throws.
    */
