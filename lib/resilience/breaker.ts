@@ -126,18 +126,21 @@ export class TargetBreaker {
   }
 
   /** Runs one attempt through the circuit, which records its outcome. */
-  async run<T>(path: string, attempt: () => Promise<T>): Promise<T> {
-    this.admit(path);
+  run<T>(path: string, attempt: () => Promise<T>): Promise<T> {
     try {
-      return await this.policy.execute(() => attempt());
+      this.admit(path);
     } catch (err) {
+      return Promise.reject(err);
+    }
+    // Not an async function: the policy's promise with one handler, not two more promises per call.
+    return this.policy.execute(attempt).catch((err: unknown) => {
       if (isBrokenCircuitError(err)) {
         // Opened between the check above and the call (same millisecond): the same refusal.
         callHook(() => this.hooks.onCircuitRejected?.(this.target, path));
         throw this.refusal() ?? new CircuitOpenError(this.target, this.halfOpenAfterMs);
       }
       throw err;
-    }
+    });
   }
 
   /**
