@@ -28,7 +28,7 @@
  *
  *   BENCH_WORKFLOW_REQUESTS=3000    workflows             BENCH_WORKFLOW_FLEET=5000     drones
  *   BENCH_WORKFLOW_CONCURRENCY=     SCHEDULER_CONCURRENCY of the Scheduler (default: its own)
- *   BENCH_WORKFLOW_MAX_S=45         cap on the measured phase
+ *   BENCH_WORKFLOW_MAX_S=30         cap on the measured phase (about 90 s in all with start-up)
  *   BENCH_WORKFLOW_TELEMETRY_HZ=1   location events per second of each drone in flight
  *   BENCH_WORKFLOW_CPU_PROF=DIR     run every service with `--cpu-prof` into DIR (profiles
  *                                   written when the services stop)
@@ -70,7 +70,7 @@ const num = (name: string, fallback: number): number => {
 const REQUESTS = Math.floor(num("BENCH_WORKFLOW_REQUESTS", 3000));
 const FLEET = Math.floor(num("BENCH_WORKFLOW_FLEET", 5000));
 const CONCURRENCY = process.env["BENCH_WORKFLOW_CONCURRENCY"]?.trim() || undefined;
-const MAX_MS = num("BENCH_WORKFLOW_MAX_S", 45) * 1000;
+const MAX_MS = num("BENCH_WORKFLOW_MAX_S", 30) * 1000;
 const TELEMETRY_HZ = num("BENCH_WORKFLOW_TELEMETRY_HZ", 1);
 const CPU_PROF = process.env["BENCH_WORKFLOW_CPU_PROF"]?.trim() || undefined;
 const GOAL = 1000;
