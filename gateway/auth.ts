@@ -20,6 +20,11 @@ const ACCOUNT = createContextKey<string>("", { description: "authenticated accou
  * (also for a token without `exp` or living longer than `maxLifetimeS`).
  */
 export async function authenticate(headers: Headers, secret: string, maxLifetimeS?: number): Promise<string> {
+  return authenticateNow(headers, secret, maxLifetimeS);
+}
+
+/** `authenticate`, synchronously: the account, or a thrown Unauthenticated ConnectError. */
+export function authenticateNow(headers: Headers, secret: string, maxLifetimeS?: number): string {
   const header = headers.get("authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
   if (!match?.[1]) throw new ConnectError("a bearer token is required", Code.Unauthenticated);

@@ -3,7 +3,7 @@
  */
 import type { Logger } from "pino";
 import type { Env } from "../lib/service/config.js";
-import { authenticate, authInterceptor, setAccount } from "./auth.js";
+import { authenticateNow, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
@@ -70,7 +70,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       handler: restHandler({
         service: version.service,
         implementation: handlers,
-        authenticate: (headers) => authenticate(headers, secret, config.maxTokenLifetimeS),
+        authenticate: (headers) => authenticateNow(headers, secret, config.maxTokenLifetimeS),
         setAccount: (ctx, account) => setAccount(ctx.values, account),
         successOf: version.restSuccess,
         maxBodyBytes: config.maxBodyBytes,

@@ -30,8 +30,8 @@ export interface RestSuccess {
 export interface RestOptions {
   readonly service: DescService;
   readonly implementation: ServiceImpl<DescService>;
-  /** The account of a request's credentials; throws Unauthenticated otherwise. */
-  readonly authenticate: (headers: Headers) => Promise<string>;
+  /** The account of a request's credentials (or a promise of it); throws Unauthenticated otherwise. */
+  readonly authenticate: (headers: Headers) => string | Promise<string>;
   /** Stores the authenticated account where the handlers read it. */
   readonly setAccount: (ctx: HandlerContext, account: string) => void;
   /** Largest request body accepted, in bytes; default MAX_BODY_BYTES. */
@@ -142,7 +142,8 @@ export function restHandler(options: RestOptions): RestHandler {
     variables: Map<string, string>,
     headers: Headers,
   ): Promise<void> {
-    const account = await options.authenticate(headers);
+    const checked = options.authenticate(headers);
+    const account = typeof checked === "string" ? checked : await checked;
     const body = await readJsonBody(req, options.maxBodyBytes);
     const streaming = route.method.methodKind === "server_streaming";
     const query = streaming ? withResume(route, headers, url.searchParams) : url.searchParams;
