@@ -12,23 +12,28 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos deps nats h2load lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos build deps nats h2load lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
 # run and chaos run under node itself (tsx as a loader, not tsx's CLI, which relays signals to its
 # child and may repeat a Ctrl-C on a loaded machine): one Ctrl-C is one graceful stop.
-run: deps nats ## Start nats-server and every service; Ctrl-C stops them all.
+run: deps nats build ## Start nats-server and every service; Ctrl-C stops them all.
 	@node --import tsx scripts/run.ts
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
 
-bench: deps nats h2load ## The performance report (loopback only, bounded): one table + bench/results.json; fails only on request errors.
+bench: deps nats h2load build ## The performance report (loopback only, bounded): one table + bench/results.json; fails only on request errors.
 	@node --import tsx bench/run.ts
 
-chaos: deps nats ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
+chaos: deps nats build ## Fault run on loopback: requests through the gateway while every part is SIGKILLed once; fails on stuck, missing or duplicated deliveries.
 	@node --import tsx scripts/chaos.ts
+
+# scripts/build.mjs keeps its own stamp (.build/manifest.json: every source of every bundle) and
+# compiles only when one changed; the services run compiled JavaScript once it is current.
+build: deps ## Compile the services and the gateway to JavaScript in .build/ (when a source changed).
+	@node scripts/build.mjs
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 
@@ -73,4 +78,4 @@ release-contracts: deps lint ## Release the current contracts: rewrite the break
 		&& echo "released: $(BASELINE) now holds every file under proto/; commit it"
 
 clean: ## Remove installed and generated local state (not gen/).
-	rm -rf node_modules proto-vendor .run .make
+	rm -rf node_modules proto-vendor .run .make .build

@@ -5,6 +5,7 @@ import pino from "pino";
 import { initMetrics } from "../lib/observability/metrics.js";
 import { traceLogFields } from "../lib/observability/trace-ids.js";
 import { shutdownTracing } from "../lib/observability/tracing.js";
+import { collectStartupGarbage } from "../lib/service/startup-memory.js";
 import { DEFAULT_DEV_SECRET_FILE } from "./config.js";
 import { startGateway } from "./module.js";
 
@@ -14,6 +15,7 @@ initMetrics("gateway");
 async function main(): Promise<void> {
   const gateway = await startGateway({ log });
   log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl, metricsUrl: gateway.metricsUrl }, "gateway listening");
+  collectStartupGarbage();
   if (gateway.usesDevSecret) {
     log.warn(
       { file: process.env.GATEWAY_DEV_SECRET_FILE ?? DEFAULT_DEV_SECRET_FILE },

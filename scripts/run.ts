@@ -5,9 +5,11 @@
  *    <RUN_DIR>/logs;
  * 2. starts nats-server with JetStream on 127.0.0.1 and waits until it accepts connections;
  * 3. creates or updates the platform's streams (lib/nats/streams.ts);
- * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, as
- *    `node --import tsx services/<name>/main.ts` with NATS_URL and SERVICE_NAME set, prefixing each
- *    line it prints with its name (and copying it to <RUN_DIR>/logs/<name>.log);
+ * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, with NATS_URL and
+ *    SERVICE_NAME set, as compiled JavaScript when `make build` compiled it and the build is
+ *    current, else as `node --import tsx services/<name>/main.ts` (lib/devtools/service-command.ts;
+ *    PLATFORM_RUNTIME=tsx forces the latter), prefixing each line it prints with its name (and
+ *    copying it to <RUN_DIR>/logs/<name>.log);
  * 5. waits until every service whose module.ts describes a gRPC server reports SERVING on
  *    grpc.health.v1 (RUN_READY_TIMEOUT_MS), then prints a table of service, address and health, and
  *    waits.
@@ -57,6 +59,7 @@ import {
   type RunningNatsServer,
 } from "../lib/devtools/nats-server.js";
 import { commandPidOf, startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 import { ensureNatsAuth, natsAuthEnabled, type NatsAuth } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
@@ -611,7 +614,7 @@ async function main(): Promise<void> {
       startSupervisedChild({
         name: label,
         command: process.execPath,
-        args: ["--import", "tsx", mainFile.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, mainFile) : mainFile],
+        args: nodeArgsFor(mainFile),
         cwd: repoRoot,
         env: { ...baseEnv, ...addresses, SERVICE_NAME: name, ...own },
         logFile,

@@ -4,9 +4,18 @@
  * identity certificates that serve as both client and server certificates.
  */
 import { generateKeyPair, randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { promisify } from "node:util";
-import forge from "node-forge";
+import type Forge from "node-forge";
 import { spiffeId } from "./identities.js";
+
+// node-forge is loaded the first time a certificate is made: the services only read certificates,
+// and loading it would cost each of them memory for nothing.
+const requireHere = createRequire(import.meta.url);
+let forgeModule: typeof Forge | undefined;
+function forgeLib(): typeof Forge {
+  return (forgeModule ??= requireHere("node-forge") as typeof Forge);
+}
 
 const generateRsaKeyPair = promisify(generateKeyPair);
 
@@ -52,8 +61,8 @@ export function buildCaCertificate(key: KeyPairPem, { now, validityDays }: Valid
     { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: "subjectKeyIdentifier" },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(key.keyPem), forge.md.sha256.create());
-  return toLf(forge.pki.certificateToPem(cert));
+  cert.sign(forgeLib().pki.privateKeyFromPem(key.keyPem), forgeLib().md.sha256.create());
+  return toLf(forgeLib().pki.certificateToPem(cert));
 }
 
 /** The CA that signs identity certificates. */
@@ -68,7 +77,7 @@ export interface SigningCa {
  * for TLS server and client authentication.
  */
 export function buildIdentityCertificate(key: KeyPairPem, identity: string, ca: SigningCa, { now, validityDays }: ValidityOptions): string {
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caCert = forgeLib().pki.certificateFromPem(ca.certPem);
   const cert = newCertificate(key, now, validityDays);
   cert.setSubject([
     { name: "commonName", value: identity },
@@ -91,8 +100,8 @@ export function buildIdentityCertificate(key: KeyPairPem, identity: string, ca: 
     { name: "subjectKeyIdentifier" },
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
-  return toLf(forge.pki.certificateToPem(cert));
+  cert.sign(forgeLib().pki.privateKeyFromPem(ca.keyPem), forgeLib().md.sha256.create());
+  return toLf(forgeLib().pki.certificateToPem(cert));
 }
 
 /** forge ends PEM lines with CRLF; the files use LF like Node's own PEM. */
@@ -100,9 +109,9 @@ function toLf(pem: string): string {
   return pem.replace(/\r\n/g, "\n");
 }
 
-function newCertificate(key: KeyPairPem, now: Date, validityDays: number): forge.pki.Certificate {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(key.publicKeyPem);
+function newCertificate(key: KeyPairPem, now: Date, validityDays: number): Forge.pki.Certificate {
+  const cert = forgeLib().pki.createCertificate();
+  cert.publicKey = forgeLib().pki.publicKeyFromPem(key.publicKeyPem);
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(now.getTime() + validityDays * DAY_MS);

@@ -5,9 +5,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { addService, type ServiceImpl } from "../grpc/index.js";
 import type { ServerSecurity } from "../comms/layer.js";
+import { HealthService, type ServingStatus } from "./health.js";
 import { addReflection } from "./reflection.js";
 
 /** One service and its handlers, ready to register. */
@@ -73,7 +73,7 @@ export async function startGrpcServer(registrations: readonly Registration[], op
     });
   }
   const names = ["", ...registrations.map((r) => r.service.typeName)];
-  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING" satisfies ServingStatus])));
+  const health = new HealthService(Object.fromEntries(names.map((n) => [n, "NOT_SERVING" satisfies ServingStatus])));
   health.addToServer(server);
   addReflection(server, registrations.map((r) => r.service));
 

@@ -21,6 +21,7 @@ import { initTracing, shutdownTracing, withService } from "../observability/trac
 import { traceLogFields } from "../observability/trace-ids.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
 import { startGrpcServer, type Registration, type RunningGrpcServer } from "./grpc-server.js";
+import { collectStartupGarbage } from "./startup-memory.js";
 
 /** What a service's module gives the host. */
 export interface ServiceModule {
@@ -247,7 +248,7 @@ export function runServiceMain(module: ServiceModule): void {
   };
   startService(module, { log })
     .then((service) => {
-      service.ready.catch(fail);
+      service.ready.then(collectStartupGarbage, fail);
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         if (++signals > 1) {
