@@ -30,6 +30,7 @@
  *   BENCH_WORKFLOW_CONCURRENCY=     SCHEDULER_CONCURRENCY of the Scheduler (default: its own)
  *   BENCH_WORKFLOW_MAX_S=30         cap on the measured phase (about 90 s in all with start-up)
  *   BENCH_WORKFLOW_TELEMETRY_HZ=1   location events per second of each drone in flight
+ *   SCHEDULER_*                     passed on to the Scheduler (e.g. SCHEDULER_ACK_WAIT_MS)
  *   BENCH_WORKFLOW_CPU_PROF=DIR     run every service with `--cpu-prof` into DIR (profiles
  *                                   written when the services stop)
  */
@@ -354,6 +355,8 @@ async function main(): Promise<number> {
       DRONE_SPREAD_KM: String(SPREAD_KM),
       DRONE_MAX_PAYLOADS_KG: "2.5,5,10",
       DRONE_TELEMETRY_HZ: String(TELEMETRY_HZ),
+      // The Scheduler's own settings pass through (e.g. SCHEDULER_ACK_WAIT_MS).
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("SCHEDULER_"))),
       ...(CONCURRENCY ? { SCHEDULER_CONCURRENCY: CONCURRENCY } : {}),
       TMPDIR: scratch,
     };
