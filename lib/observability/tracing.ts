@@ -13,25 +13,50 @@
  */
 import { randomUUID } from "node:crypto";
 import { context, propagation, trace, type Context, type Tracer } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
-import {
+import { createRequire } from "node:module";
+import type { W3CTraceContextPropagator } from "@opentelemetry/core";
+import type { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import type { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import type {
   BatchSpanProcessor,
   ConsoleSpanExporter,
   InMemorySpanExporter,
   NodeTracerProvider,
   SimpleSpanProcessor,
-  type ReadableSpan,
-  type Span,
-  type SpanExporter,
-  type SpanProcessor,
+  ReadableSpan,
+  Span,
+  SpanExporter,
+  SpanProcessor,
 } from "@opentelemetry/sdk-trace-node";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import { tracingConfigFromEnv, type ExporterSpec, type TracingEnv } from "./trace-config.js";
 import { setTracerSource, type TracerSource } from "./trace-runtime.js";
 
 export { withService } from "./trace-runtime.js";
+
+// The SDK is loaded when tracing starts: a process with tracing off (the default) never loads it
+// (it costs each process a few MB).
+const requireHere = createRequire(import.meta.url);
+interface Sdk {
+  W3CTraceContextPropagator: typeof W3CTraceContextPropagator;
+  OTLPTraceExporter: typeof OTLPTraceExporter;
+  defaultResource: typeof defaultResource;
+  resourceFromAttributes: typeof resourceFromAttributes;
+  BatchSpanProcessor: typeof BatchSpanProcessor;
+  ConsoleSpanExporter: typeof ConsoleSpanExporter;
+  InMemorySpanExporter: typeof InMemorySpanExporter;
+  NodeTracerProvider: typeof NodeTracerProvider;
+  SimpleSpanProcessor: typeof SimpleSpanProcessor;
+}
+let loadedSdk: Sdk | undefined;
+function sdk(): Sdk {
+  return (loadedSdk ??= {
+    ...(requireHere("@opentelemetry/core") as typeof import("@opentelemetry/core")),
+    ...(requireHere("@opentelemetry/exporter-trace-otlp-http") as typeof import("@opentelemetry/exporter-trace-otlp-http")),
+    ...(requireHere("@opentelemetry/resources") as typeof import("@opentelemetry/resources")),
+    ...(requireHere("@opentelemetry/sdk-trace-node") as typeof import("@opentelemetry/sdk-trace-node")),
+  });
+}
 export type { ReadableSpan, SpanExporter };
 
 /** Instrumentation scope of every span the platform makes. */
@@ -135,6 +160,7 @@ class TracingRuntime implements TracerSource {
   tracerFor(service: string): Tracer {
     let tracer = this.tracers.get(service);
     if (tracer === undefined) {
+      const { NodeTracerProvider, defaultResource, resourceFromAttributes, W3CTraceContextPropagator } = sdk();
       const provider = new NodeTracerProvider({
         resource: defaultResource().merge(
           resourceFromAttributes({
@@ -173,12 +199,14 @@ function activate(resourceAttributes: Readonly<Record<string, string>>): Tracing
 }
 
 function addExporter(target: TracingRuntime, exporter: SpanExporter): void {
+  const { InMemorySpanExporter, SimpleSpanProcessor, BatchSpanProcessor } = sdk();
   const inMemory = exporter instanceof InMemorySpanExporter;
   const processor = inMemory ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
   target.pipeline.add(exporter, processor, inMemory ? "memory" : exporter.constructor.name);
 }
 
 function exporterFrom(spec: ExporterSpec): { exporter: SpanExporter; processor: SpanProcessor; label: string } {
+  const { ConsoleSpanExporter, SimpleSpanProcessor, OTLPTraceExporter, BatchSpanProcessor } = sdk();
   if (spec.kind === "console") {
     const exporter = new ConsoleSpanExporter();
     return { exporter, processor: new SimpleSpanProcessor(exporter), label: "console" };
@@ -256,7 +284,7 @@ export async function shutdownTracing(): Promise<void> {
  */
 export function useInMemoryTracing(): InMemoryTracing {
   const current = runtime ?? activate({});
-  const exporter = new InMemorySpanExporter();
+  const exporter = new (sdk().InMemorySpanExporter)();
   addExporter(current, exporter);
   return {
     exporter,
