@@ -5,6 +5,8 @@
 import { connect, type ConnectionOptions, type NatsConnection } from "nats";
 import type { Env } from "../service/config.js";
 import { natsCredentialsFromEnv } from "./auth.js";
+// Every connection of the platform settles its requests without a stack trace per reply.
+import "./cheap-cancel.js";
 
 /** Used when neither the caller nor the environment (NATS_URL) names a server. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
