@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it, type TestContext } from "vitest";
 import { natsCredentialsFromEnv } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { STREAMS } from "../lib/nats/streams.js";
+import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -87,7 +88,24 @@ interface RunEnv {
   httpPort: number;
   runDir: string;
   servicesDir: string;
+  /** A development PKI made beforehand (default: the run makes its own under RUN_DIR). */
+  pkiDir?: string;
   extra?: Record<string, string>;
+}
+
+let sharedPki: Promise<string> | undefined;
+
+/**
+ * One development PKI for the runs that do not look at it, made once for the file: making the
+ * certificates is the heaviest part of a run's start, and the runs of this file start together.
+ */
+function sharedPkiDir(): Promise<string> {
+  sharedPki ??= (async () => {
+    const dir = tempDir("dd-run-pki-");
+    await ensureDevPki(dir, PKI_IDENTITIES);
+    return dir;
+  })();
+  return sharedPki;
 }
 
 interface Run {
@@ -116,7 +134,7 @@ function startRun(context: TestContext, how: "npx" | "node", env: RunEnv): Run {
       RUN_SERVICES_DIR: env.servicesDir,
       RUN_STOP_TIMEOUT_MS: "3000",
       NATS_AUTH_DIR: "",
-      INTERNAL_PKI_DIR: "",
+      INTERNAL_PKI_DIR: env.pkiDir ?? "",
       GATEWAY_DEV_SECRET_FILE: "",
       ...env.extra,
     },
@@ -195,16 +213,17 @@ function readPids(runDir: string): PidFile | undefined {
 
 async function pidsWhen(runDir: string, check: (pids: PidFile) => boolean, what: string, output: () => string): Promise<PidFile> {
   let found: PidFile | undefined;
-  await waitFor(() => (found = readPids(runDir)) !== undefined && check(found), 30_000, what, output);
+  await waitFor(() => (found = readPids(runDir)) !== undefined && check(found), 60_000, what, output);
   return found!;
 }
 
 describe.concurrent("scripts/run.ts (make run)", () => {
-  it("starts nats-server with the streams, prints the table, and stops cleanly (RUN_EXIT_AFTER_READY)", async (context) => {
+  it("starts nats-server with the streams, prints the table, and stops cleanly (RUN_EXIT_AFTER_READY)", { timeout: 90_000 }, async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
-    const run = startRun(context, "npx", { natsPort, httpPort, runDir, servicesDir, extra: { RUN_EXIT_AFTER_READY: "1" } });
+    const pkiDir = await sharedPkiDir();
+    const run = startRun(context, "npx", { natsPort, httpPort, runDir, servicesDir, pkiDir, extra: { RUN_EXIT_AFTER_READY: "1" } });
     const { code, stdout, stderr } = await run.result;
 
     expect(code, stdout + stderr).toBe(0);
@@ -223,7 +242,7 @@ describe.concurrent("scripts/run.ts (make run)", () => {
     expect(await noProcessesLeft([runDir])).toEqual([]);
   });
 
-  it("starts services with NATS_URL and SERVICE_NAME, prefixes their output, and stops them before NATS on Ctrl-C", async (context) => {
+  it("starts services with NATS_URL and SERVICE_NAME, prefixes their output, and stops them before NATS on Ctrl-C", { timeout: 90_000 }, async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
@@ -243,9 +262,9 @@ describe.concurrent("scripts/run.ts (make run)", () => {
     );
     mkdirSync(path.join(servicesDir, "not-a-service"));
 
-    const run = startRun(context, "node", { natsPort, httpPort, runDir, servicesDir });
-    await waitFor(() => run.output().includes("stubborn up") && run.output().includes("env alpha"), 30_000, "services", run.output);
-    await waitFor(() => run.output().includes("Press Ctrl-C to stop."), 30_000, "the table", run.output);
+    const run = startRun(context, "node", { natsPort, httpPort, runDir, servicesDir, pkiDir: await sharedPkiDir() });
+    await waitFor(() => run.output().includes("stubborn up") && run.output().includes("env alpha"), 60_000, "services", run.output);
+    await waitFor(() => run.output().includes("Press Ctrl-C to stop."), 60_000, "the table", run.output);
     const out = run.output();
     expect(out).toMatch(/services\s+alpha\s+.*pid \d+/);
     expect(out).toMatch(/^\s+stubborn\s+.*pid \d+/m);
@@ -269,7 +288,7 @@ describe.concurrent("scripts/run.ts (make run)", () => {
     expect(await noProcessesLeft([runDir, servicesDir])).toEqual([]);
   });
 
-  it("restarts a service that exits with a doubling, capped back-off, and nats-server on the same store", async (context) => {
+  it("restarts a service that exits with a doubling, capped back-off, and nats-server on the same store", { timeout: 90_000 }, async (context) => {
     const [natsPort = 0, httpPort = 0] = await freePorts(2);
     const runDir = tempDir("dd-run-");
     const servicesDir = tempDir("dd-run-services-");
@@ -291,9 +310,10 @@ describe.concurrent("scripts/run.ts (make run)", () => {
       httpPort,
       runDir,
       servicesDir,
+      pkiDir: await sharedPkiDir(),
       extra: { RUN_RESTART_MIN_MS: "200", RUN_RESTART_MAX_MS: "400" },
     });
-    await waitFor(() => run.output().includes("crashy run 4"), 30_000, "the fourth run", run.output);
+    await waitFor(() => run.output().includes("crashy run 4"), 60_000, "the fourth run", run.output);
     const err = () => run.output();
     expect(err()).toMatch(/crashy \(pid \d+\) exited unexpectedly at [\d:.]+ \(status 3\) .*restarting it in 0\.2 s.*\(restart 1\)/);
     expect(err()).toMatch(/restarting it in 0\.4 s.*\(restart 2\)/);
@@ -305,7 +325,7 @@ describe.concurrent("scripts/run.ts (make run)", () => {
     const natsPid = pids.nats.pid;
     expect(natsPid).toBeGreaterThan(0);
     process.kill(natsPid!, "SIGKILL");
-    await waitFor(() => run.output().includes("nats-server restarted"), 30_000, "nats-server to come back", run.output);
+    await waitFor(() => run.output().includes("nats-server restarted"), 60_000, "nats-server to come back", run.output);
     expect(run.output()).toMatch(/nats-server exited unexpectedly at [\d:.]+ \(signal SIGKILL\)/);
     const after = await pidsWhen(runDir, (p) => p.nats.restarts === 1 && p.nats.pid !== null && p.nats.pid !== natsPid, "the new nats pid", run.output);
     expect(after.instances["crashy"]?.pid).toBe(pids.instances["crashy"]?.pid);
