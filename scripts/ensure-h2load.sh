@@ -9,7 +9,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(dirname "$here")
 
 # The h2load binary to use, or nothing.
 find_h2load() {
@@ -53,31 +52,15 @@ else
 fi
 
 # Install with apt-get when it can run without asking for a password.
-sudo_cmd=()
-can_install=false
-if command -v apt-get >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]]; then
-    can_install=true
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-    sudo_cmd=(sudo -n)
-    can_install=true
-  fi
-fi
-
-if [[ $can_install != true ]]; then
+# shellcheck source=apt-install.sh
+source "$here/apt-install.sh"
+status=0
+apt_install nghttp2-client h2load "h2load (Debian package nghttp2-client)" --no-install-recommends || status=$?
+if ((status == 2)); then
   explain "$problem"
   exit 1
-fi
-
-log_dir="$root/.run/logs"
-mkdir -p "$log_dir"
-log="$log_dir/h2load-install.log"
-echo "Installing h2load (Debian package nghttp2-client) with apt-get (log: ${log#"$root"/}) ..."
-if ! {
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nghttp2-client
-} >"$log" 2>&1; then
-  explain "$problem, and 'apt-get install nghttp2-client' failed (see $log)"
+elif ((status != 0)); then
+  explain "$problem, and 'apt-get install nghttp2-client' failed (see $apt_install_log)"
   exit 1
 fi
 
@@ -85,5 +68,5 @@ current=$(find_h2load)
 if [[ -n "$current" ]] && works "$current"; then
   exit 0
 fi
-explain "apt-get finished but no working h2load was found (see $log)"
+explain "apt-get finished but no working h2load was found (see $apt_install_log)"
 exit 1

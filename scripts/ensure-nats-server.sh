@@ -13,7 +13,6 @@ readonly MIN_MAJOR=2
 readonly MIN_MINOR=9
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(dirname "$here")
 
 found_version=""
 
@@ -64,31 +63,15 @@ else
 fi
 
 # Install with apt-get when it can run without asking for a password.
-sudo_cmd=()
-can_install=false
-if command -v apt-get >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]]; then
-    can_install=true
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-    sudo_cmd=(sudo -n)
-    can_install=true
-  fi
-fi
-
-if [[ $can_install != true ]]; then
+# shellcheck source=apt-install.sh
+source "$here/apt-install.sh"
+status=0
+apt_install nats-server nats-server nats-server || status=$?
+if ((status == 2)); then
   explain "$problem"
   exit 1
-fi
-
-log_dir="$root/.run/logs"
-mkdir -p "$log_dir"
-log="$log_dir/nats-server-install.log"
-echo "Installing nats-server with apt-get (log: ${log#"$root"/}) ..."
-if ! {
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server
-} >"$log" 2>&1; then
-  explain "$problem, and 'apt-get install nats-server' failed (see $log)"
+elif ((status != 0)); then
+  explain "$problem, and 'apt-get install nats-server' failed (see $apt_install_log)"
   exit 1
 fi
 
@@ -104,6 +87,6 @@ fi
 if [[ -n "$current" ]]; then
   explain "apt-get installed nats-server ${found_version:-of unknown version}, older than ${MIN_MAJOR}.${MIN_MINOR}"
 else
-  explain "apt-get finished but no nats-server binary was found (see $log)"
+  explain "apt-get finished but no nats-server binary was found (see $apt_install_log)"
 fi
 exit 1
