@@ -249,17 +249,19 @@ describe.concurrent("scripts/run.ts (make run)", () => {
     writeService(
       servicesDir,
       "alpha",
-      `console.log("env " + process.env.SERVICE_NAME + " " + process.env.NATS_URL);
-       process.on("SIGTERM", () => { setTimeout(() => { console.log("alpha drained"); process.exit(0); }, 100); });
+      `process.on("SIGTERM", () => { setTimeout(() => { console.log("alpha drained"); process.exit(0); }, 100); });
+       console.log("env " + process.env.SERVICE_NAME + " " + process.env.NATS_URL);
        setInterval(() => {}, 1000);`,
     );
     writeService(
       servicesDir,
       "stubborn",
-      `console.error("stubborn up");
-       process.on("SIGTERM", () => console.log("stubborn ignores SIGTERM"));
+      `process.on("SIGTERM", () => console.log("stubborn ignores SIGTERM"));
+       console.error("stubborn up");
        setInterval(() => {}, 1000);`,
     );
+    // Each installs its SIGTERM handler before it says it is up: the test stops the run as soon as
+    // both said so, and a process paused right after its first line would otherwise die of it.
     mkdirSync(path.join(servicesDir, "not-a-service"));
 
     const run = startRun(context, "node", { natsPort, httpPort, runDir, servicesDir, pkiDir: await sharedPkiDir() });
