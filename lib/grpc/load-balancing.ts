@@ -1,5 +1,5 @@
 // Spreading a client's calls over every instance of a service: the address may list several
-// instances (`127.0.0.1:50055,127.0.0.1:50155`) or name a DNS name with several records; the channel
+// instances (`127.0.0.1:7055,127.0.0.1:7155`) or name a DNS name with several records; the channel
 // balances round robin over the instances it can reach, and outlier detection ejects an instance
 // whose calls keep failing while its peers succeed, taking it back after a growing pause.
 

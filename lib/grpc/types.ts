@@ -90,8 +90,8 @@ export interface AddServiceOptions {
 
 export interface ClientOptions {
   /**
-   * `host:port`, a comma-separated list of instances (`127.0.0.1:50055,127.0.0.1:50155`), or any
-   * grpc-js target such as `dns:///drone-scheduler:50051`.
+   * `host:port`, a comma-separated list of instances (`127.0.0.1:7055,127.0.0.1:7155`), or any
+   * grpc-js target such as `dns:///drone-scheduler:7051`.
    */
   readonly address: string;
   /** Defaults to plaintext (insecure) credentials. */
