@@ -15,7 +15,7 @@ VITEST_FLAGS ?=
 .PHONY: help run test bench chaos build deps nats h2load lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
 # run and chaos run under node itself (tsx as a loader, not tsx's CLI, which relays signals to its
 # child and may repeat a Ctrl-C on a loaded machine): one Ctrl-C is one graceful stop.
