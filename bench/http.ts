@@ -45,7 +45,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
@@ -68,6 +68,7 @@ import { waitForHealth } from "../lib/service/health-probe.js";
 import { DEFAULT_PORTS, type ServiceName } from "../lib/service/ports.js";
 import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
 import { grpcFrame, runH2load, type H2loadResult } from "./h2load.js";
+import { rssBytesOf } from "./proc-stats.js";
 import { freePort, percentile, printTable } from "./report.js";
 import { formatNumber, formatRatio, recordFigures, type Figure } from "./results.js";
 
@@ -233,17 +234,6 @@ interface PlatformProcess {
   readonly child: SupervisedChild;
   /** host:port of its gRPC server or (gateway) its HTTP server. */
   readonly address: string;
-}
-
-/** VmRSS of a process in bytes, from /proc; undefined when it cannot be read. */
-function rssOf(pid: number | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function waitForHttp(url: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<Response> {
@@ -431,10 +421,10 @@ async function main(): Promise<number> {
     const pidOf = (p: PlatformProcess) => commandPidOf(p.child);
     const idleRss = new Map<string, number>();
     for (const p of processes) {
-      const rss = rssOf(pidOf(p));
+      const rss = rssBytesOf(pidOf(p));
       if (rss !== undefined) idleRss.set(p.label, rss);
     }
-    const natsIdleRss = rssOf(nats.pid);
+    const natsIdleRss = rssBytesOf(nats.pid);
 
     // One delivery to read: accepted through the gateway, created by the Scheduler's workflow.
     const token = await mintToken(ACCOUNT, SECRET, 3600);
@@ -551,10 +541,10 @@ async function main(): Promise<number> {
     const sampleRss = () => {
       for (const p of processes) {
         if (p.child.hasExited()) continue;
-        const rss = rssOf(pidOf(p));
+        const rss = rssBytesOf(pidOf(p));
         if (rss !== undefined) loadRss.set(p.label, Math.max(loadRss.get(p.label) ?? 0, rss));
       }
-      natsLoadRss = Math.max(natsLoadRss, rssOf(nats?.pid) ?? 0);
+      natsLoadRss = Math.max(natsLoadRss, rssBytesOf(nats?.pid) ?? 0);
     };
     const acceptRun = async (round: number) => {
       const sampler = setInterval(sampleRss, 500);

@@ -25,7 +25,6 @@
  * `delivery.*.status` receives the Completed event; the table also shows it timed from the start
  * of the second's whole burst of 1,000 publishes (the figure quoted before).
  */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +46,7 @@ import { ensureStreams, STREAMS, subjects } from "../lib/nats/streams.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import { hermeticEnv } from "../test/harness/hermetic.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
+import { cpuMsOf } from "./proc-stats.js";
 import { freePort, percentile, printTable } from "./report.js";
 import { recordFigures } from "./results.js";
 
@@ -119,18 +119,6 @@ function startDelivery(natsUrl: string, port: number): SupervisedChild {
   return running;
 }
 
-/** CPU time (user + system, ms) a process has used so far, from /proc; undefined where not readable. */
-function cpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th, stime the 15th.
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100;
 
 /** Messages nats-server received from and sent to clients so far (its /varz), for messages per event. */
 async function serverMessages(monitorUrl: string | undefined): Promise<{ in: number; out: number } | undefined> {
@@ -223,7 +211,7 @@ async function throughput(nc: NatsConnection, natsUrl: string, port: number, nat
     opt_start_seq: firstSeq,
   });
   const rawStart = performance.now();
-  const rawNatsCpuStart = cpuMs(natsPid);
+  const rawNatsCpuStart = cpuMsOf(natsPid);
   const messages = await raw.consume({ max_messages: 1000 });
   let read = 0;
   for await (const msg of messages) {
@@ -231,7 +219,7 @@ async function throughput(nc: NatsConnection, natsUrl: string, port: number, nat
     if (++read >= total) break;
   }
   const rawMs = performance.now() - rawStart;
-  const rawNatsCpuEnd = cpuMs(natsPid);
+  const rawNatsCpuEnd = cpuMsOf(natsPid);
   const rawNatsCpu = rawNatsCpuStart === undefined || rawNatsCpuEnd === undefined ? undefined : ((rawNatsCpuEnd - rawNatsCpuStart) / total) * 1000;
 
   // The Delivery service: start it and time how long its consumer takes to work off the backlog.
@@ -244,7 +232,7 @@ async function throughput(nc: NatsConnection, natsUrl: string, port: number, nat
     const backlog = await consumerBacklog(jsm).catch(() => undefined);
     if (backlog && !started && backlog.delivered >= firstSeq) {
       started = performance.now();
-      cpuStart = { service: cpuMs(commandPidOf(delivery)), nats: cpuMs(natsPid) };
+      cpuStart = { service: cpuMsOf(commandPidOf(delivery)), nats: cpuMsOf(natsPid) };
       msgsStart = await serverMessages(monitorUrl);
     }
     if (backlog && started && backlog.pending === 0 && backlog.ackPending === 0) break;
@@ -258,8 +246,8 @@ async function throughput(nc: NatsConnection, natsUrl: string, port: number, nat
   const serviceMs = performance.now() - started;
   const perThousand = (before: number | undefined, after: number | undefined) =>
     before === undefined || after === undefined ? undefined : ((after - before) / done) * 1000;
-  const serviceCpu = perThousand(cpuStart.service, cpuMs(commandPidOf(delivery)));
-  const natsCpu = perThousand(cpuStart.nats, cpuMs(natsPid));
+  const serviceCpu = perThousand(cpuStart.service, cpuMsOf(commandPidOf(delivery)));
+  const natsCpu = perThousand(cpuStart.nats, cpuMsOf(natsPid));
   const msgsEnd = await serverMessages(monitorUrl);
   // What nats-server received and sent per event while the backlog was worked off (the
   // benchmark's own polling is a few requests a second).

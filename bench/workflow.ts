@@ -34,8 +34,7 @@
  *   BENCH_WORKFLOW_CPU_PROF=DIR     run every service with `--cpu-prof` into DIR (profiles
  *                                   written when the services stop)
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -46,6 +45,7 @@ import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/pa
 import { ScheduleDeliveryCommandSchema } from "../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { WorkflowProgressSchema, WorkflowState } from "../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { REPO_ROOT, nodeArgsFor } from "../lib/devtools/service-command.js";
+import { commandPidOf, startSupervisedChild, type SupervisedChild } from "../lib/devtools/supervised-child.js";
 import { seededRandom } from "../lib/devtools/seeded-random.js";
 import { publishMessage } from "../lib/nats/messages.js";
 import { ensureStreams, STREAMS, subjects } from "../lib/nats/streams.js";
@@ -58,6 +58,8 @@ import { WORKFLOWS_BUCKET } from "../services/scheduler/workflow-store.js";
 import { hermeticEnv } from "../test/harness/hermetic.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { waitForHealth } from "../test/harness/grpc-probes.js";
+import { largest, readProfile, selfTimes, type Profile } from "./cpu-profile.js";
+import { cpuMsOf } from "./proc-stats.js";
 import { freePort, printTable } from "./report.js";
 import { recordFigures } from "./results.js";
 
@@ -84,50 +86,22 @@ const SERVICES: ServiceName[] = ["account", "package", "drone", "thirdparty", "d
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Child {
-  readonly name: ServiceName;
-  readonly process: ChildProcess;
-  readonly exited: Promise<void>;
-}
-
-function startChild(name: ServiceName, env: NodeJS.ProcessEnv): Child {
+/** A service as its own process; it is stopped with the run, and never outlives this one. */
+function startChild(name: ServiceName, env: NodeJS.ProcessEnv): SupervisedChild {
   // One folder per service: a process running through tsx writes a second profile for its loader thread.
   const nodeOptions = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${path.join(path.resolve(CPU_PROF), name)}`] : [];
-  const child = spawn(process.execPath, nodeArgsFor(`services/${name}/main.ts`, nodeOptions), {
+  return startSupervisedChild({
+    name,
+    command: process.execPath,
+    args: nodeArgsFor(`services/${name}/main.ts`, nodeOptions),
     cwd: REPO_ROOT,
     env,
-    stdio: ["ignore", "ignore", "pipe"],
-    detached: true,
+    // Its log (LOG_LEVEL=warn) only where it reports a problem.
+    onLine: (line, stream) => {
+      if (stream === "stderr") process.stderr.write(`[${name}] ${line}\n`);
+    },
+    onParentExit: "SIGKILL",
   });
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", (code, signal) => {
-      if (code && code !== 0) console.error(`${name} exited with ${code}: ${stderr}`);
-      else if (signal && signal !== "SIGTERM") console.error(`${name} ended by ${signal}: ${stderr}`);
-      resolve();
-    }),
-  );
-  return { name, process: child, exited };
-}
-
-/** Stops a child (SIGTERM to its process group, SIGKILL after 10 s) and waits for it. */
-async function stopChild(child: Child): Promise<void> {
-  const pid = child.process.pid;
-  if (pid === undefined || child.process.exitCode !== null || child.process.signalCode !== null) return;
-  const signal = (s: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, s);
-    } catch {
-      /* already gone */
-    }
-  };
-  signal("SIGTERM");
-  const killed = setTimeout(() => signal("SIGKILL"), 10_000);
-  await child.exited;
-  clearTimeout(killed);
 }
 
 function pointNearHome(rand: () => number): { latitude: number; longitude: number; altitude: number } {
@@ -214,19 +188,6 @@ async function measure(nc: NatsConnection): Promise<Measured> {
   return { completed, elapsedMs, perSecond, windowUs: [windowStart, Number(process.hrtime.bigint() / 1000n)] };
 }
 
-/** CPU time (user + system, all threads) a process has used so far, in ms; undefined when gone. */
-function cpuMsOf(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // Fields after the command name (which ends with ")"): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100;
 
 type CpuSnapshot = Map<string, number | undefined>;
 
@@ -259,50 +220,28 @@ function cpuValues(before: CpuSnapshot, after: CpuSnapshot, workflows: number): 
   return values;
 }
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-}
-
 /**
  * CPU of each service during the measured phase, from its profile (`--cpu-prof` samples carry
  * the monotonic clock of process.hrtime): busy ms, ms per workflow, and the top functions.
  */
 function summariseProfiles(dir: string, windowUs: [number, number], workflows: number, top = 12): void {
   for (const name of [...SERVICES, "scheduler"]) {
-    let profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number };
+    let profile: Profile;
     try {
       // The main thread's profile is the largest.
       const files = readdirSync(path.join(dir, name)).filter((f) => f.endsWith(".cpuprofile"));
-      const largest = files.map((f) => path.join(dir, name, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
-      if (!largest) continue;
-      profile = JSON.parse(readFileSync(largest, "utf8"));
+      const main = files.map((f) => path.join(dir, name, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+      if (!main) continue;
+      profile = readProfile(main);
     } catch {
       continue;
     }
-    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-    const self = new Map<string, number>();
-    let busy = 0;
-    let t = profile.startTime;
-    for (let i = 0; i < profile.samples.length; i++) {
-      t += profile.timeDeltas[i] ?? 0;
-      if (t < windowUs[0] || t > windowUs[1]) continue;
-      const { functionName, url, lineNumber } = byId.get(profile.samples[i]!)!.callFrame;
-      if (functionName === "(idle)") continue;
-      const dt = profile.timeDeltas[i] ?? 0;
-      busy += dt;
-      const where = url.includes("/node_modules/") ? url.slice(url.lastIndexOf("/node_modules/") + 14) : url.replace(`file://${REPO_ROOT}/`, "");
-      const key = `${functionName || "(anonymous)"} ${where}${url ? `:${lineNumber + 1}` : ""}`;
-      self.set(key, (self.get(key) ?? 0) + dt);
-    }
+    const { busyUs, byFunction } = selfTimes(profile, windowUs);
     const seconds = (windowUs[1] - windowUs[0]) / 1e6;
     printTable(`${name}: CPU in the measured phase`, [
-      ["busy", `${(busy / 1000).toFixed(0)} ms of ${seconds.toFixed(1)} s (${((100 * busy) / 1e6 / seconds).toFixed(0)} % of a core)`],
-      ["per workflow", `${(busy / 1000 / Math.max(1, workflows)).toFixed(2)} ms`],
-      ...[...self]
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, top)
-        .map(([k, us]): [string, string] => [`${((100 * us) / Math.max(1, busy)).toFixed(1)} %`, k]),
+      ["busy", `${(busyUs / 1000).toFixed(0)} ms of ${seconds.toFixed(1)} s (${((100 * busyUs) / 1e6 / seconds).toFixed(0)} % of a core)`],
+      ["per workflow", `${(busyUs / 1000 / Math.max(1, workflows)).toFixed(2)} ms`],
+      ...largest(byFunction, top).map(([k, us]): [string, string] => [`${((100 * us) / Math.max(1, busyUs)).toFixed(1)} %`, k]),
     ]);
   }
 }
@@ -334,7 +273,7 @@ async function verify(nc: NatsConnection, ids: readonly string[]): Promise<{ suc
 
 async function main(): Promise<number> {
   const nats = await startNatsServer({ readyTimeoutMs: 10_000 });
-  const children: Child[] = [];
+  const children: SupervisedChild[] = [];
   const profDir = CPU_PROF ? path.resolve(CPU_PROF) : undefined;
   const scratch = await mkdtemp(path.join(tmpdir(), "bench-workflow-"));
   let nc: NatsConnection | undefined;
@@ -381,7 +320,7 @@ async function main(): Promise<number> {
     const scheduler = startChild("scheduler", env);
     children.push(scheduler);
     await waitForHealth(env["SCHEDULER_ADDRESS"]!, "SERVING", 60_000);
-    const pids = new Map<string, number | undefined>([...children.map((c): [string, number | undefined] => [c.name, c.process.pid]), ["nats-server", nats.pid]]);
+    const pids = new Map<string, number | undefined>([...children.map((c): [string, number | undefined] => [c.name, commandPidOf(c)]), ["nats-server", nats.pid]]);
     const cpuBefore = cpuSnapshot(pids);
     const { completed, elapsedMs, perSecond, windowUs } = await measure(nc);
     const cpuAfter = cpuSnapshot(pids);
@@ -423,7 +362,7 @@ async function main(): Promise<number> {
   } finally {
     await nc?.close().catch(() => {});
     // The Scheduler first, so that it does not call services that are already gone.
-    for (const child of [...children].reverse()) await stopChild(child);
+    for (const child of [...children].reverse()) await child.stop();
     await nats.stop();
     await rm(scratch, { recursive: true, force: true });
     if (profDir && profiled) summariseProfiles(profDir, profiled.windowUs, profiled.completed);

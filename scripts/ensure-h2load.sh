@@ -54,15 +54,7 @@ fi
 # Install with apt-get when it can run without asking for a password.
 # shellcheck source=apt-install.sh
 source "$here/apt-install.sh"
-status=0
-apt_install nghttp2-client h2load "h2load (Debian package nghttp2-client)" --no-install-recommends || status=$?
-if ((status == 2)); then
-  explain "$problem"
-  exit 1
-elif ((status != 0)); then
-  explain "$problem, and 'apt-get install nghttp2-client' failed (see $apt_install_log)"
-  exit 1
-fi
+apt_install_or_exit nghttp2-client h2load "h2load (Debian package nghttp2-client)" "$problem" --no-install-recommends
 
 current=$(find_h2load)
 if [[ -n "$current" ]] && works "$current"; then

@@ -65,15 +65,7 @@ fi
 # Install with apt-get when it can run without asking for a password.
 # shellcheck source=apt-install.sh
 source "$here/apt-install.sh"
-status=0
-apt_install nats-server nats-server nats-server || status=$?
-if ((status == 2)); then
-  explain "$problem"
-  exit 1
-elif ((status != 0)); then
-  explain "$problem, and 'apt-get install nats-server' failed (see $apt_install_log)"
-  exit 1
-fi
+apt_install_or_exit nats-server nats-server nats-server "$problem"
 
 if current=$("$here/nats-server-path.sh" 2>/dev/null) && version_ok "$current"; then
   # The Debian package also enables a system service listening on 127.0.0.1:4222, the port
