@@ -68,7 +68,7 @@ import { waitForHealth } from "../lib/service/health-probe.js";
 import { DEFAULT_PORTS, type ServiceName } from "../lib/service/ports.js";
 import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
 import { grpcFrame, runH2load, type H2loadResult } from "./h2load.js";
-import { rssBytesOf } from "./proc-stats.js";
+import { cpuMsOf, rssBytesOf } from "./proc-stats.js";
 import { freePort, percentile, printTable } from "./report.js";
 import { formatNumber, formatRatio, recordFigures, type Figure } from "./results.js";
 
@@ -155,6 +155,7 @@ async function jetstreamPublisher(inFlight: number, seconds: number, warmupS: nu
   let lastError = "";
   const latencies: number[] = [];
   const start = Date.now();
+  const cpuAtStart = process.cpuUsage();
   const measureFrom = start + warmupS * 1000;
   const end = measureFrom + seconds * 1000;
   let measuredCount = 0;
@@ -182,6 +183,8 @@ async function jetstreamPublisher(inFlight: number, seconds: number, warmupS: nu
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
+  const cpu = process.cpuUsage(cpuAtStart);
+  const published = n - errors;
   const messageBytes = toBinary(ScheduleDeliveryCommandSchema, command(`dlv-${run}${"0".repeat(16)}`)).length;
   await drainQuietly(nc);
   const result = {
@@ -193,11 +196,23 @@ async function jetstreamPublisher(inFlight: number, seconds: number, warmupS: nu
     errors,
     lastError,
     messageBytes,
+    // The publisher's own CPU per publish (warm-up included on both sides).
+    cpuUsPerMessage: published > 0 ? (cpu.user + cpu.system) / published : 0,
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
-type PublisherResult = { count: number; seconds: number; rate: number; p50: number; p99: number; errors: number; lastError: string; messageBytes: number };
+type PublisherResult = {
+  count: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  lastError: string;
+  messageBytes: number;
+  cpuUsPerMessage: number;
+};
 
 /** Node.js arguments that run this file again as a helper process. */
 function selfArgs(role: string, args: readonly (string | number)[]): string[] {
@@ -315,6 +330,46 @@ function pathRow(p: PathRuns): [string, string] {
 }
 
 const rounded = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** CPU time each process used during a path's rounds, and the requests those rounds answered. */
+interface CpuShare {
+  readonly cpuMs: Map<string, number>;
+  wallMs: number;
+  requests: number;
+}
+
+/** Runs `run` and adds the CPU time of every process in `pids` (by label) and its answers to `share`. */
+async function withCpuShare<T extends H2loadResult>(share: CpuShare, pids: () => Map<string, number | undefined>, run: () => Promise<T>): Promise<T> {
+  const before = new Map([...pids()].map(([label, pid]) => [label, cpuMsOf(pid)]));
+  const began = Date.now();
+  const result = await run();
+  share.wallMs += Date.now() - began;
+  // The CPU time covers h2load's warm-up too, which its counts leave out: requests at the measured rate.
+  share.requests += (result.summary.reqPerS * (Date.now() - began)) / 1000;
+  for (const [label, pid] of pids()) {
+    const start = before.get(label);
+    const end = cpuMsOf(pid);
+    if (start !== undefined && end !== undefined) share.cpuMs.set(label, (share.cpuMs.get(label) ?? 0) + end - start);
+  }
+  return result;
+}
+
+/** One row per process: its share of a core during the rounds and its CPU time per answered request. */
+function cpuRows(share: CpuShare): [string, string][] {
+  const rows = [...share.cpuMs.entries()].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((n, [, ms]) => n + ms, 0);
+  const per = (ms: number) => (share.requests > 0 ? `${((ms * 1000) / share.requests).toFixed(0)} µs/request` : "-");
+  return [
+    ...rows.map(([label, ms]): [string, string] => [label, `${((100 * ms) / Math.max(1, share.wallMs)).toFixed(0)} % of a core, ${per(ms)}`]),
+    ["all of them", `${((100 * total) / Math.max(1, share.wallMs)).toFixed(0)} % of a core, ${per(total)} (about ${formatNumber(share.requests)} requests)`],
+  ];
+}
+
+/** CPU µs per request by process, for results.json. */
+function cpuValues(share: CpuShare): Record<string, number> {
+  if (share.requests <= 0) return {};
+  return Object.fromEntries([...share.cpuMs.entries()].map(([label, ms]) => [`cpuUsPerRequest_${label}`, Math.round((ms * 1000) / share.requests)]));
+}
 
 async function main(): Promise<number> {
   const work = await mkdtemp(path.join(tmpdir(), "bench-http-"));
@@ -488,6 +543,15 @@ async function main(): Promise<number> {
     }
 
     const logFile = (name: string, round: number) => path.join(work, `${name}-${round}.log`);
+    const platformPids = () =>
+      new Map<string, number | undefined>([
+        ...processes.filter((p) => !p.child.hasExited()).map((p): [string, number | undefined] => [p.label, pidOf(p)]),
+        ["nats-server", nats?.pid],
+      ]);
+    const readCpu: CpuShare = { cpuMs: new Map(), wallMs: 0, requests: 0 };
+    const directCpu: CpuShare = { cpuMs: new Map(), wallMs: 0, requests: 0 };
+    const acceptCpu: CpuShare = { cpuMs: new Map(), wallMs: 0, requests: 0 };
+    const directPids = () => new Map<string, number | undefined>([["delivery-plaintext", commandPidOf(plain)], ["nats-server", nats?.pid]]);
     const read: PathRuns = { name: "GET via gateway (REST, h1)", runs: [] };
     const direct: PathRuns = { name: "GetDelivery direct (gRPC, h2)", runs: [] };
     const bareRead: PathRuns = { name: "bare node:http static JSON", runs: [] };
@@ -495,12 +559,14 @@ async function main(): Promise<number> {
       {
         path: read,
         run: (round: number) =>
-          runH2load({ url: readUrl, h1: true, connections: READ_CONNS, durationS: SECONDS, warmupS: WARMUP_S, headers: [`authorization: ${auth}`], logFile: logFile("read", round) }),
+          withCpuShare(readCpu, platformPids, () =>
+            runH2load({ url: readUrl, h1: true, connections: READ_CONNS, durationS: SECONDS, warmupS: WARMUP_S, headers: [`authorization: ${auth}`], logFile: logFile("read", round) }),
+          ),
       },
       {
         path: direct,
         run: (round: number) =>
-          runH2load({
+          withCpuShare(directCpu, directPids, () => runH2load({
             url: `http://${HOST}:${plainPort}/${DeliveryService.typeName}/GetDelivery`,
             connections: READ_CONNS,
             durationS: SECONDS,
@@ -508,7 +574,7 @@ async function main(): Promise<number> {
             headers: ["content-type: application/grpc", "te: trailers"],
             bodyFile: grpcBodyFile,
             logFile: logFile("direct", round),
-          }),
+          })),
       },
       {
         path: bareRead,
@@ -549,7 +615,7 @@ async function main(): Promise<number> {
     const acceptRun = async (round: number) => {
       const sampler = setInterval(sampleRss, 500);
       try {
-        return await runH2load({
+        return await withCpuShare(acceptCpu, platformPids, () => runH2load({
           url: `${base}/v1/deliveryrequests`,
           h1: true,
           connections: ACCEPT_CONNS,
@@ -558,7 +624,7 @@ async function main(): Promise<number> {
           headers: [`authorization: ${auth}`, "content-type: application/json"],
           bodyFile: acceptBodyFile,
           logFile: logFile("accept", round),
-        });
+        }));
       } finally {
         clearInterval(sampler);
         sampleRss();
@@ -567,6 +633,7 @@ async function main(): Promise<number> {
     console.log(
       `accept: ${ROUNDS} rounds x 2 paths x (${WARMUP_S} s warm-up + ${SECONDS} s), ${ACCEPT_CONNS} connections / publishes in flight; Scheduler stopped`,
     );
+    const rawNatsCpu = { ms: 0, requests: 0 };
     const publisherEnv: NodeJS.ProcessEnv = { ...process.env, ...nats.serviceEnv };
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? ["gateway", "raw"] : ["raw", "gateway"];
@@ -576,7 +643,12 @@ async function main(): Promise<number> {
           accept.runs.push(result);
           console.log(`  round ${round + 1} ${accept.name}: ${formatNumber(result.summary.reqPerS)} req/s, ${result.summary.status["2xx"]} 2xx, errors ${errorsOf(result)}`);
         } else {
+          const natsCpuBefore = cpuMsOf(nats.pid);
+          const began = Date.now();
           const result = await runPublisher(publisherEnv);
+          const natsCpu = (cpuMsOf(nats.pid) ?? 0) - (natsCpuBefore ?? 0);
+          rawNatsCpu.ms += natsCpu;
+          rawNatsCpu.requests += (result.rate * (Date.now() - began)) / 1000;
           raw.push(result);
           console.log(`  round ${round + 1} raw JetStream publish + ack: ${formatNumber(result.rate)} msg/s, p99 ${result.p99.toFixed(1)} ms, errors ${result.errors}`);
           if (result.errors > 0) console.log(`    last error: ${result.lastError}`);
@@ -615,6 +687,15 @@ async function main(): Promise<number> {
       ],
       ["gateway / raw", formatRatio(acceptRate / rawRate)],
     ]);
+    printTable("CPU per process during the GET rounds through the gateway (h2load itself not counted)", cpuRows(readCpu));
+    printTable("CPU per process during the direct GetDelivery rounds", cpuRows(directCpu));
+    printTable("CPU per process during the POST rounds through the gateway", cpuRows(acceptCpu));
+    const rawPublisherUs = mean(raw.map((r) => r.cpuUsPerMessage));
+    const rawNatsUs = rawNatsCpu.requests > 0 ? (rawNatsCpu.ms * 1000) / rawNatsCpu.requests : 0;
+    printTable("CPU per message during the raw publish rounds", [
+      ["publisher (nats.js)", `${rawPublisherUs.toFixed(0)} µs/message`],
+      ["nats-server", `${rawNatsUs.toFixed(0)} µs/message (its start-up of the publisher's process included)`],
+    ]);
     const mb = (bytes: number | undefined) => (bytes === undefined ? "-" : `${(bytes / MB).toFixed(0)} MB`);
     printTable("RSS per process (VmRSS): idle after start-up / highest during the accept rounds", [
       ...processes.map((p): [string, string] => [p.label, `${mb(idleRss.get(p.label))} / ${p.label === "scheduler" ? "stopped" : mb(loadRss.get(p.label))}`]),
@@ -652,6 +733,9 @@ async function main(): Promise<number> {
           secondsPerRun: SECONDS,
           errors: pathErrors[3]! + rawErrors,
           ...Object.fromEntries(accept.runs.map((r, i) => [`reqPerSRound${i + 1}`, rounded(r.summary.reqPerS)])),
+          ...cpuValues(acceptCpu),
+          baselineCpuUsPerMessage_publisher: Math.round(rawPublisherUs),
+          baselineCpuUsPerMessage_natsServer: Math.round(rawNatsUs),
           ...Object.fromEntries(raw.map((r, i) => [`baselineMsgPerSRound${i + 1}`, rounded(r.rate)])),
         },
       },
@@ -671,6 +755,8 @@ async function main(): Promise<number> {
           baselineP99Ms: rounded(latencyOfRuns(direct).p99),
           connections: READ_CONNS,
           errors: pathErrors[0]! + pathErrors[1]!,
+          ...cpuValues(readCpu),
+          ...Object.fromEntries(Object.entries(cpuValues(directCpu)).map(([k, v]) => [`direct_${k}`, v])),
         },
       },
       {
