@@ -40,6 +40,10 @@
  *   <NAME>_PORT                a service's gRPC port (default: its module's defaultPort)
  *   <NAME>_INSTANCES=1         how many instances of a service to run (1-9); instance i listens
  *                              on <NAME>_PORT + 100 (i-1), and callers balance over all of them
+ *   GATEWAY_INSTANCES=1        how many gateways (1-9); gateway i listens on GATEWAY_PORT,
+ *                              GATEWAY_GRPC_PORT and GATEWAY_ADMIN_PORT + 100 (i-1) each (Node's
+ *                              HTTP server cannot share one port between processes); clients pick
+ *                              any of them (or a load balancer in front spreads them)
  *   INTERNAL_TLS=on            mutual TLS between services (off: plaintext, for debugging only)
  *   INTERNAL_PKI_DIR           development CA and certificates (default <RUN_DIR>/pki)
  *   NATS_AUTH=on               one NATS user per service with its subject permissions (off: none)
@@ -180,6 +184,20 @@ interface InstancePlan {
   readonly main: string;
   readonly port: number | undefined;
   readonly module: ServiceModule | undefined;
+  /** 0 for the first instance, 1 for the second, ... */
+  readonly instance: number;
+}
+
+/**
+ * A gateway instance's gRPC (h2c) and admin ports beside its public `port`: GATEWAY_GRPC_PORT
+ * (default 8081) and GATEWAY_ADMIN_PORT (default the public port + 1000), + 100 per instance.
+ */
+function gatewayPorts(port: number, instance: number): Record<string, string> {
+  const step = instance * INSTANCE_PORT_STEP;
+  const grpc = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081");
+  const adminBase = process.env["GATEWAY_ADMIN_PORT"]?.trim();
+  const admin = adminBase ? Number(adminBase) + step : port + METRICS_PORT_OFFSET;
+  return { GATEWAY_GRPC_PORT: String(grpc + step), GATEWAY_ADMIN_PORT: String(admin) };
 }
 
 let nats: RunningNatsServer | undefined;
@@ -276,10 +294,15 @@ function clock(at: number): string {
   return new Date(at).toISOString().slice(11, 23);
 }
 
+/** True for an instance of the gateway (`gateway`, `gateway#2`, ...). */
+function isGateway(s: Service): boolean {
+  return s.name.replace(/#\d+$/, "") === "gateway";
+}
+
 /** Asks an instance for its health until SERVING (gRPC health, or the gateway's /healthz). */
 async function waitUntilServing(s: Service, timeoutMs: number, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; last: string }> {
   if (!s.address) return { ok: true, last: "n/a" };
-  return s.name === "gateway"
+  return isGateway(s)
     ? waitForHttp(`http://${s.address}/healthz`, timeoutMs)
     : waitForHealth(s.address, { timeoutMs, intervalMs: 200, env });
 }
@@ -366,7 +389,8 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<{ ok: boolea
  * answers /healthz, however long that takes (a slow first start included).
  */
 async function printGatewayHowTo(secret: string | undefined): Promise<void> {
-  const gateway = services.find((s) => s.name === "gateway");
+  const gateways = services.filter((s) => isGateway(s) && s.address);
+  const gateway = gateways[0];
   if (!gateway?.address || !secret) return;
   if (gateway.health !== "SERVING") {
     say("the token and curl commands follow once the gateway is SERVING");
@@ -379,11 +403,17 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
     say("gateway is SERVING");
   }
   const token = await mintToken("acct-demo", secret, 12 * 3600);
-  const grpcPort = process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081";
+  const grpcPort = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081");
   const url = `http://${gateway.address}`;
   const lines = [
     "",
     `Public API (REST + JSON, Connect, gRPC-Web): ${url}    gRPC (h2c): ${HOST}:${grpcPort}`,
+    ...(gateways.length > 1
+      ? [
+          `${gateways.length} gateways serve the same API (one rate limit per client across them); point clients at any of them:`,
+          ...gateways.map((g, i) => `  ${g.name}: http://${g.address}    gRPC (h2c): ${HOST}:${grpcPort + i * INSTANCE_PORT_STEP}`),
+        ]
+      : []),
     "A token for the demo account acct-demo (12 h; more with: npm run -s mint-token <account>):",
     `  export TOKEN=${token}`,
     "Schedule a delivery, read its status, follow its events until it is delivered (REST + JSON):",
@@ -577,14 +607,15 @@ async function main(): Promise<void> {
   const plans: InstancePlan[] = [];
   for (const { name, main: mainFile } of found) {
     const module = name === "gateway" ? undefined : await loadModule(path.dirname(mainFile));
+    const gatewayPlan = name === "gateway";
     const portVariable = `${envPrefix(name)}PORT`;
     const basePort = Number(
       process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : name === "gateway" ? "8080" : "0"),
     );
-    const count = name === "gateway" || !module ? 1 : intFromEnv(`${envPrefix(name)}INSTANCES`, 1, 1, 9);
+    const count = gatewayPlan || module ? intFromEnv(`${envPrefix(name)}INSTANCES`, 1, 1, 9) : 1;
     for (let i = 0; i < count; i++) {
       const port = basePort > 0 ? basePort + i * INSTANCE_PORT_STEP : undefined;
-      plans.push({ name, label: count > 1 ? `${name}#${i + 1}` : name, main: mainFile, port, module });
+      plans.push({ name, label: count > 1 ? `${name}#${i + 1}` : name, main: mainFile, port, module, instance: i });
     }
   }
   const addresses: Record<string, string> = {};
@@ -608,6 +639,7 @@ async function main(): Promise<void> {
       ? {
           [`${envPrefix(name)}PORT`]: String(port),
           ...(plan.module ? { [`${envPrefix(name)}METRICS_PORT`]: String(port + METRICS_PORT_OFFSET) } : {}),
+          ...(name === "gateway" ? gatewayPorts(port, plan.instance) : {}),
         }
       : {};
     const spawn = (): SupervisedChild =>
@@ -631,7 +663,7 @@ async function main(): Promise<void> {
       restarts: { failures: 0, count: 0, startedAt: Date.now() },
       ...(port ? { address: `${HOST}:${port}` } : {}),
       ...(port && plan.module ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
-      ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
+      ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${gatewayPorts(port, plan.instance)["GATEWAY_ADMIN_PORT"]}/metrics` } : {}),
     };
     services.push(service);
     superviseInstance(service, service.child, baseEnv, readyTimeoutMs);
@@ -647,7 +679,7 @@ async function main(): Promise<void> {
       if (result.ok) return;
       complain(`${s.name} is not SERVING after ${readyTimeoutMs} ms: ${result.last}; see ${shown(s.logFile)}`);
       // Keep asking in the background, and say when it is (the gateway's turn is printGatewayHowTo).
-      if (s.name === "gateway") return;
+      if (isGateway(s)) return;
       const child = s.child;
       void (async () => {
         while (!stopping && s.child === child) {
