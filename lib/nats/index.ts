@@ -12,10 +12,12 @@ export {
   toStreamConfig,
   type EnsureStreamResult,
   type EnsureStreamsOptions,
+  type SettingDifference,
   type StreamDefinition,
   type StreamName,
 } from "./streams.js";
 export { openBucket, type OpenBucketOptions } from "./kv.js";
+export { natsReplicasFromEnv, MAX_REPLICAS } from "./replicas.js";
 export {
   decodeMessage,
   MESSAGE_ID_HEADER,

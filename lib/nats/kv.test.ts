@@ -1,4 +1,4 @@
-import { type JetStreamClient, type NatsConnection } from "nats";
+import { StorageType, type JetStreamClient, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { connectNats, drainQuietly } from "./connection.js";
@@ -72,5 +72,27 @@ describe("openBucket", () => {
     await bound.put("k", text.encode("v"));
     expect(decode((await bound.get("k"))?.value)).toBe("v");
     await expect(openBucket(js, "bad-history", { history: 0 })).rejects.toThrow(RangeError);
+    await expect(openBucket(js, "bad-replicas", { replicas: 0 })).rejects.toThrow(/replicas must be a whole number from 1 to 5/);
+  });
+
+  it("never lowers a history or TTL made stricter by hand, and reports a storage it cannot change", async () => {
+    const jsm = await nc.jetstreamManager();
+    await openBucket(js, "stricter", { history: 2, ttlMs: 60_000, description: "first" });
+    await jsm.streams.update("KV_stricter", { max_msgs_per_subject: 20, max_age: 0 });
+    const warnings: string[] = [];
+    const kv = await openBucket(js, "stricter", { history: 2, ttlMs: 60_000, description: "second", warn: (m) => warnings.push(m) });
+    const config = (await kv.status()).streamInfo.config;
+    expect(config.max_msgs_per_subject).toBe(20);
+    expect(config.max_age).toBe(0);
+    expect(config.description).toBe("second");
+    expect(warnings).toEqual([]);
+
+    // A memory bucket cannot become a file bucket in place: reported, left alone, still usable.
+    await js.views.kv("in-memory", { storage: StorageType.Memory, history: 1 });
+    const memory = await openBucket(js, "in-memory", { history: 1, warn: (m) => warnings.push(m) });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/stream KV_in-memory exists with a different storage \(storage: memory; the platform defines storage: file\)/);
+    expect((await memory.status()).streamInfo.config.storage).toBe("memory");
+    await memory.put("k", text.encode("v"));
   });
 });

@@ -3,14 +3,19 @@
  * service) and uses revision-checked updates (`kv.update(key, value, revision)`) for optimistic
  * concurrency.
  */
-import { nanos, StorageType, type JetStreamClient, type KV, type KvOptions, type NatsError } from "nats";
+import { nanos, StorageType, type JetStreamClient, type KV, type KvOptions, type NatsError, type StreamConfig } from "nats";
+import { assertReplicas, natsReplicasFromEnv } from "./replicas.js";
+import { describeUnapplied, planStreamUpdate } from "./streams.js";
 
 export interface OpenBucketOptions {
   /** What the bucket holds. */
   description?: string;
   /** Values kept per key (1 to 64). Default 5. */
   history?: number;
-  /** Replicas: 1 on a single server, 3 on a 3-node JetStream cluster. Default 1. */
+  /**
+   * Replicas (1 to 5): 1 on a single server, 3 on a 3-node JetStream cluster. Raised on an existing
+   * bucket that has fewer, never lowered. Default: NATS_REPLICAS (lib/nats/replicas.ts), else 1.
+   */
   replicas?: number;
   /** Entries older than this (ms) expire; 0 keeps them. Default 0. */
   ttlMs?: number;
@@ -18,15 +23,23 @@ export interface OpenBucketOptions {
   maxValueSize?: number;
   /** Open an existing bucket only; fail if it does not exist. Default false. */
   bindOnly?: boolean;
+  /**
+   * Called with a message when the existing bucket differs in a way that cannot be changed in
+   * place (its storage). Default: process.emitWarning.
+   */
+  warn?: (message: string) => void;
 }
 
 // JetStream API error code: stream name already in use with a different configuration.
 const JS_STREAM_NAME_IN_USE = 10058;
 
 /**
- * Opens the bucket `name`, creating it (file storage) if missing. An existing bucket whose history,
- * TTL or description differ from `opts` is updated to match. Safe when several instances of a
- * service start at once.
+ * Opens the bucket `name`, creating it (file storage) if missing. An existing bucket (the stream
+ * KV_<name>) is brought up to `opts` the way ensureStreams treats a stream (lib/nats/streams.ts):
+ * its description is set; its replicas, history (values per key) and TTL (0 = none, the longest)
+ * are raised, never lowered, so a bucket an operator made stricter keeps it; a different storage
+ * cannot be changed in place and is reported through `warn`, not forced. Safe when several
+ * instances of a service start at once.
  */
 export async function openBucket(js: JetStreamClient, name: string, opts: OpenBucketOptions = {}): Promise<KV> {
   const history = opts.history ?? 5;
@@ -36,7 +49,7 @@ export async function openBucket(js: JetStreamClient, name: string, opts: OpenBu
   const kvOptions: Partial<KvOptions> = {
     storage: StorageType.File,
     history,
-    replicas: opts.replicas ?? 1,
+    replicas: assertReplicas(opts.replicas ?? natsReplicasFromEnv(), `openBucket(${name})`),
     ttl: opts.ttlMs ?? 0,
     maxValueSize: opts.maxValueSize ?? -1,
     bindOnly: opts.bindOnly ?? false,
@@ -59,21 +72,31 @@ export async function openBucket(js: JetStreamClient, name: string, opts: OpenBu
       throw new Error(`KV bucket ${name} does not exist`, { cause: err });
     }
   } else {
-    await alignBucket(js, kv, kvOptions);
+    await alignBucket(js, kv, kvOptions, opts.warn ?? ((message) => process.emitWarning(message, { code: "NATS_STREAM_CONFIG" })));
   }
   return kv;
 }
 
-/** Updates an existing bucket's history, TTL and description to the requested ones. */
-async function alignBucket(js: JetStreamClient, kv: KV, want: Partial<KvOptions>): Promise<void> {
+/** Brings an existing bucket's stream up to the requested settings (raise-only where stricter). */
+async function alignBucket(js: JetStreamClient, kv: KV, want: Partial<KvOptions>, warn: (message: string) => void): Promise<void> {
   const status = await kv.status();
   const config = status.streamInfo.config;
-  const maxAge = nanos(want.ttl ?? 0);
-  const update: Record<string, unknown> = {};
-  if (config.max_msgs_per_subject !== want.history) update["max_msgs_per_subject"] = want.history;
-  if (config.max_age !== maxAge) update["max_age"] = maxAge;
-  if (want.description !== undefined && config.description !== want.description) update["description"] = want.description;
-  if (Object.keys(update).length === 0) return;
+  const wanted: Partial<StreamConfig> = {
+    storage: want.storage ?? StorageType.File,
+    max_msgs_per_subject: want.history ?? 1,
+    max_age: nanos(want.ttl ?? 0),
+    num_replicas: want.replicas ?? 1,
+  };
+  if (want.description !== undefined) wanted.description = want.description;
+  const { update, changed, unapplied } = planStreamUpdate(config, wanted);
+  if (unapplied.length > 0) warn(describeUnapplied(config.name, unapplied));
+  if (changed.length === 0) return;
   const jsm = await js.jetstreamManager();
-  await jsm.streams.update(config.name, update);
+  try {
+    await jsm.streams.update(config.name, update);
+  } catch (err) {
+    const api = (err as NatsError).api_error;
+    const why = api ? `${api.description} (JetStream error ${api.err_code ?? api.code})` : (err as Error).message;
+    throw new Error(`updating KV bucket ${status.bucket} (${changed.join(", ")}) failed: ${why}`, { cause: err });
+  }
 }

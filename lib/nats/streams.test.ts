@@ -2,6 +2,7 @@ import { nanos, RetentionPolicy, type JetStreamManager, type NatsConnection } fr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { connectNats, drainQuietly } from "./connection.js";
+import { natsReplicasFromEnv } from "./replicas.js";
 import { assertSubjectToken, ensureStreams, STREAM_DEFINITIONS, STREAMS, subjects, type StreamDefinition } from "./streams.js";
 
 describe("subjects", () => {
@@ -126,12 +127,59 @@ describe("ensureStreams", () => {
     expect((await jsm.streams.info("DRONE_TELEMETRY")).config.max_age).toBe(nanos(STREAMS.DRONE_TELEMETRY.maxAgeMs));
   });
 
-  it("refuses to change a stream's retention in place", async () => {
+  it("never shortens a retention or deduplication window made longer by hand", async () => {
+    await ensureStreams(jsm);
+    await jsm.streams.update("DRONE_TELEMETRY", { max_age: nanos(3 * 3_600_000), duplicate_window: nanos(5 * 60_000) });
+    await jsm.streams.update("DELIVERY_STATUS", { max_age: 0 });
+    const results = await ensureStreams(jsm);
+    const telemetry = results.find((r) => r.name === "DRONE_TELEMETRY");
+    expect(telemetry?.action).toBe("unchanged");
+    expect(telemetry?.kept.map((k) => k.field).sort()).toEqual(["duplicate_window", "max_age"]);
+    const config = (await jsm.streams.info("DRONE_TELEMETRY")).config;
+    expect(config.max_age).toBe(nanos(3 * 3_600_000));
+    expect(config.duplicate_window).toBe(nanos(5 * 60_000));
+    // max_age 0 keeps messages forever: the longest of all.
+    expect(results.find((r) => r.name === "DELIVERY_STATUS")?.kept).toEqual([{ field: "max_age", current: "unlimited", wanted: "604800 s" }]);
+    expect((await jsm.streams.info("DELIVERY_STATUS")).config.max_age).toBe(0);
+    await jsm.streams.update("DELIVERY_STATUS", { max_age: nanos(STREAMS.DELIVERY_STATUS.maxAgeMs) });
+  });
+
+  it("reports a retention it cannot change in place, and leaves the stream as it is", async () => {
     const def: StreamDefinition = { ...STREAMS.DELIVERY_STATUS, name: "RETENTION_TEST", subjects: ["retention.test.>"] };
     await ensureStreams(jsm, { streams: [def] });
-    await expect(ensureStreams(jsm, { streams: [{ ...def, retention: RetentionPolicy.Workqueue }] })).rejects.toThrow(
-      /RETENTION_TEST exists with a different retention/,
-    );
+    const warnings: string[] = [];
+    const [result] = await ensureStreams(jsm, {
+      streams: [{ ...def, retention: RetentionPolicy.Workqueue, description: "changed too" }],
+      warn: (m) => warnings.push(m),
+    });
+    expect(result?.unapplied).toEqual([{ field: "retention", current: "limits", wanted: "workqueue" }]);
+    // What can be applied is applied; the retention stays.
+    expect(result?.action).toBe("updated");
+    expect(result?.changed).toEqual(["description"]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/RETENTION_TEST exists with a different retention .*cannot be changed in place/);
+    const info = await jsm.streams.info("RETENTION_TEST");
+    expect(info.config.retention).toBe(RetentionPolicy.Limits);
+    expect(info.config.description).toBe("changed too");
     await jsm.streams.delete("RETENTION_TEST");
+  });
+
+  it("validates the replica count, and a single server refuses more than one with a clear error", async () => {
+    await expect(ensureStreams(jsm, { replicas: 0 })).rejects.toThrow(/replicas must be a whole number from 1 to 5, got 0/);
+    await expect(ensureStreams(jsm, { replicas: 6 })).rejects.toThrow(RangeError);
+    const def: StreamDefinition = { ...STREAMS.DELIVERY_STATUS, name: "REPLICAS_TEST", subjects: ["replicas.test.>"] };
+    await expect(ensureStreams(jsm, { streams: [def], replicas: 3 })).rejects.toThrow(/creating stream REPLICAS_TEST \(3 replicas\) failed: .*replicas/i);
+  });
+});
+
+describe("NATS_REPLICAS", () => {
+  it("defaults to 1 and accepts 1 to 5", () => {
+    expect(natsReplicasFromEnv({})).toBe(1);
+    expect(natsReplicasFromEnv({ NATS_REPLICAS: " 3 " })).toBe(3);
+    expect(natsReplicasFromEnv({ NATS_REPLICAS: "5" })).toBe(5);
+  });
+
+  it.each(["0", "6", "2.5", "three", "-1"])("refuses NATS_REPLICAS=%s naming the variable and the range", (raw) => {
+    expect(() => natsReplicasFromEnv({ NATS_REPLICAS: raw })).toThrow(new RegExp(`NATS_REPLICAS=${raw.replace(".", "\\.")} is not a whole number from 1 to 5`));
   });
 });

@@ -20,6 +20,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from "nats";
+import { assertReplicas, natsReplicasFromEnv } from "./replicas.js";
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -121,12 +122,41 @@ export const subjects = {
 
 // ---------------------------------------------------------------------------------------------
 // Creating and updating streams
+//
+// What ensureStreams does with each setting of a stream that already exists:
+//   - subjects, description, discard: set to the definition (the platform owns them);
+//   - num_replicas, max_age, duplicate_window: raised to the definition, never lowered. A stream an
+//     operator gave more copies, a longer retention (max_age 0 keeps messages forever, the longest)
+//     or a longer deduplication window keeps it; the result lists it under `kept`. To lower one,
+//     edit the stream by hand (e.g. `nats stream edit`): the platform will not put it back up
+//     unless its own definition asks for more;
+//   - retention and storage cannot be changed in place: a difference is reported (`unapplied` in
+//     the result, and a process warning), never forced; the stream stays as it is;
+//   - anything else an operator set (max_bytes, max_msgs, ...) is left alone.
 
 export interface EnsureStreamsOptions {
   /** Definitions to apply. Default: all platform streams. */
   streams?: readonly StreamDefinition[];
-  /** Replicas per stream: 1 on a single server, 3 on a 3-node JetStream cluster. Default 1. */
+  /**
+   * Replicas per stream (1 to 5): 1 on a single server, 3 on a 3-node JetStream cluster. Raised on
+   * an existing stream that has fewer, never lowered. Default: NATS_REPLICAS (lib/nats/replicas.ts),
+   * else 1.
+   */
   replicas?: number;
+  /**
+   * Called with a message for every difference that cannot be applied in place (`unapplied`).
+   * Default: process.emitWarning. Pass `() => {}` to rely on the results alone.
+   */
+  warn?: (message: string) => void;
+}
+
+/** A setting whose current value on the server differs from what the definition asks. */
+export interface SettingDifference {
+  field: string;
+  /** The stream's current value, as text. */
+  current: string;
+  /** The definition's value, as text. */
+  wanted: string;
 }
 
 export interface EnsureStreamResult {
@@ -134,6 +164,10 @@ export interface EnsureStreamResult {
   action: "created" | "updated" | "unchanged";
   /** Fields that were changed, for "updated". */
   changed: string[];
+  /** Settings left as they are because the stream's are stricter (more replicas, longer max_age ...). */
+  kept: SettingDifference[];
+  /** Differences that cannot be applied in place (retention, storage): reported, not applied. */
+  unapplied: SettingDifference[];
 }
 
 /** The nats.js stream configuration for a definition. */
@@ -174,19 +208,78 @@ function sameSubjects(a: readonly string[] | undefined, b: readonly string[] | u
   return x.length === y.length && x.every((s, i) => s === y[i]);
 }
 
-/** Fields of the existing config that differ from the wanted one: [mutable, immutable]. */
-function diffConfig(have: StreamConfig, want: Partial<StreamConfig>): { mutable: string[]; immutable: string[] } {
-  const mutable: string[] = [];
-  const immutable: string[] = [];
-  if (have.retention !== want.retention) immutable.push("retention");
-  if (have.storage !== want.storage) immutable.push("storage");
-  if (!sameSubjects(have.subjects, want.subjects)) mutable.push("subjects");
-  if ((have.description ?? "") !== (want.description ?? "")) mutable.push("description");
-  if (have.discard !== want.discard) mutable.push("discard");
-  if (have.max_age !== want.max_age) mutable.push("max_age");
-  if (have.duplicate_window !== want.duplicate_window) mutable.push("duplicate_window");
-  if ((have.num_replicas || 1) !== (want.num_replicas || 1)) mutable.push("num_replicas");
-  return { mutable, immutable };
+/** A duration limit in nanoseconds where 0 (or less) means no limit, i.e. the longest. */
+function longest(duration: number | undefined): number {
+  return !duration || duration <= 0 ? Number.POSITIVE_INFINITY : duration;
+}
+
+function showDuration(ns: number | undefined): string {
+  return !ns || ns <= 0 ? "unlimited" : `${ns / 1e9} s`;
+}
+
+/**
+ * The settings of `have` to change so that it meets `want`, where some only ever go up (see the
+ * comment above EnsureStreamsOptions). Shared with openBucket (lib/nats/kv.ts) for the stream
+ * behind a bucket.
+ */
+export function planStreamUpdate(
+  have: StreamConfig,
+  want: Partial<StreamConfig>,
+): { update: Partial<StreamConfig>; changed: string[]; kept: SettingDifference[]; unapplied: SettingDifference[] } {
+  const update: Partial<StreamConfig> = {};
+  const changed: string[] = [];
+  const kept: SettingDifference[] = [];
+  const unapplied: SettingDifference[] = [];
+  const set = <K extends keyof StreamConfig>(field: K, value: StreamConfig[K]) => {
+    update[field] = value;
+    changed.push(field);
+  };
+  for (const field of ["retention", "storage"] as const) {
+    if (want[field] !== undefined && have[field] !== want[field]) {
+      unapplied.push({ field, current: String(have[field]), wanted: String(want[field]) });
+    }
+  }
+  if (want.subjects !== undefined && !sameSubjects(have.subjects, want.subjects)) set("subjects", [...want.subjects]);
+  if (want.description !== undefined && (have.description ?? "") !== want.description) set("description", want.description);
+  if (want.discard !== undefined && have.discard !== want.discard) set("discard", want.discard);
+  // Raised, never lowered.
+  if (want.num_replicas !== undefined) {
+    const current = have.num_replicas || 1;
+    if (want.num_replicas > current) set("num_replicas", want.num_replicas);
+    else if (want.num_replicas < current) kept.push({ field: "num_replicas", current: String(current), wanted: String(want.num_replicas) });
+  }
+  if (want.max_age !== undefined) {
+    if (longest(want.max_age) > longest(have.max_age)) set("max_age", want.max_age);
+    else if (longest(want.max_age) < longest(have.max_age)) {
+      kept.push({ field: "max_age", current: showDuration(have.max_age), wanted: showDuration(want.max_age) });
+    }
+  }
+  if (want.duplicate_window !== undefined) {
+    if (want.duplicate_window > (have.duplicate_window ?? 0)) set("duplicate_window", want.duplicate_window);
+    else if (want.duplicate_window < (have.duplicate_window ?? 0)) {
+      kept.push({ field: "duplicate_window", current: showDuration(have.duplicate_window), wanted: showDuration(want.duplicate_window) });
+    }
+  }
+  if (want.max_msgs_per_subject !== undefined) {
+    // A KV bucket's history: values kept per key (more is stricter; 0 or -1 means no limit).
+    const current = have.max_msgs_per_subject > 0 ? have.max_msgs_per_subject : Number.POSITIVE_INFINITY;
+    const wanted = want.max_msgs_per_subject > 0 ? want.max_msgs_per_subject : Number.POSITIVE_INFINITY;
+    if (wanted > current) set("max_msgs_per_subject", want.max_msgs_per_subject);
+    else if (wanted < current) {
+      kept.push({ field: "max_msgs_per_subject", current: String(have.max_msgs_per_subject), wanted: String(want.max_msgs_per_subject) });
+    }
+  }
+  return { update, changed, kept, unapplied };
+}
+
+/** One line on what cannot be applied in place, for logs. */
+export function describeUnapplied(stream: string, unapplied: readonly SettingDifference[]): string {
+  return (
+    `stream ${stream} exists with a different ${unapplied.map((d) => d.field).join(" and ")} ` +
+    `(${unapplied.map((d) => `${d.field}: ${d.current}`).join(", ")}; the platform defines ` +
+    `${unapplied.map((d) => `${d.field}: ${d.wanted}`).join(", ")}), which cannot be changed in place: ` +
+    "the stream is left as it is; to apply the definition, move its messages and delete the stream"
+  );
 }
 
 function describeError(err: unknown): string {
@@ -195,7 +288,16 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function ensureStream(jsm: JetStreamManager, def: StreamDefinition, replicas: number): Promise<EnsureStreamResult> {
+function defaultWarn(message: string): void {
+  process.emitWarning(message, { code: "NATS_STREAM_CONFIG" });
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  def: StreamDefinition,
+  replicas: number,
+  warn: (message: string) => void,
+): Promise<EnsureStreamResult> {
   const want = toStreamConfig(def, replicas);
   // A few rounds, because another service may create or update the same stream at the same time.
   for (let attempt = 0; ; attempt++) {
@@ -203,43 +305,38 @@ async function ensureStream(jsm: JetStreamManager, def: StreamDefinition, replic
     if (!info) {
       try {
         await jsm.streams.add(want);
-        return { name: def.name, action: "created", changed: [] };
+        return { name: def.name, action: "created", changed: [], kept: [], unapplied: [] };
       } catch (err) {
         // Created meanwhile by someone else (with a config the server does not see as identical):
         // look again and update if needed.
         if (apiErrorCode(err) === JS_STREAM_NAME_IN_USE && attempt < 5) continue;
-        throw new Error(`creating stream ${def.name} failed: ${describeError(err)}`, { cause: err });
+        throw new Error(`creating stream ${def.name} (${replicas} replicas) failed: ${describeError(err)}`, { cause: err });
       }
     }
-    const { mutable, immutable } = diffConfig(info.config, want);
-    if (immutable.length > 0) {
-      throw new Error(
-        `stream ${def.name} exists with a different ${immutable.join(" and ")} ` +
-          `(${immutable.map((f) => `${f}: ${String(info.config[f as keyof StreamConfig])}`).join(", ")}; ` +
-          `the platform defines ${immutable.map((f) => `${f}: ${String(want[f as keyof StreamConfig])}`).join(", ")}), ` +
-          "which cannot be changed in place: move its messages and delete the stream first",
-      );
-    }
-    if (mutable.length === 0) return { name: def.name, action: "unchanged", changed: [] };
-    const { name: _name, retention: _retention, storage: _storage, ...updatable } = want;
+    const { update, changed, kept, unapplied } = planStreamUpdate(info.config, want);
+    if (unapplied.length > 0) warn(describeUnapplied(def.name, unapplied));
+    if (changed.length === 0) return { name: def.name, action: "unchanged", changed: [], kept, unapplied };
     try {
-      await jsm.streams.update(def.name, updatable);
+      await jsm.streams.update(def.name, update);
     } catch (err) {
-      throw new Error(`updating stream ${def.name} (${mutable.join(", ")}) failed: ${describeError(err)}`, { cause: err });
+      throw new Error(`updating stream ${def.name} (${changed.join(", ")}) failed: ${describeError(err)}`, { cause: err });
     }
-    return { name: def.name, action: "updated", changed: mutable };
+    return { name: def.name, action: "updated", changed, kept, unapplied };
   }
 }
 
 /**
- * Creates the streams that are missing and updates those whose configuration differs from the
- * definitions. Idempotent, and safe when several services run it at the same time. Throws if a
- * stream exists with a retention or storage that cannot be changed in place.
+ * Creates the streams that are missing and brings existing ones up to the definitions (see the
+ * comment above EnsureStreamsOptions: replicas, retention and deduplication window only go up; a
+ * retention or storage that differs is reported, not changed). Idempotent, and safe when several
+ * services run it at the same time.
  */
 export async function ensureStreams(jsm: JetStreamManager, options: EnsureStreamsOptions = {}): Promise<EnsureStreamResult[]> {
+  const replicas = assertReplicas(options.replicas ?? natsReplicasFromEnv(), "ensureStreams");
+  const warn = options.warn ?? defaultWarn;
   const results: EnsureStreamResult[] = [];
   for (const def of options.streams ?? STREAM_DEFINITIONS) {
-    results.push(await ensureStream(jsm, def, options.replicas ?? 1));
+    results.push(await ensureStream(jsm, def, replicas, warn));
   }
   return results;
 }
