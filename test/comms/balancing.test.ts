@@ -1,6 +1,7 @@
 // Load balancing over real gRPC servers on loopback: a client given several instances spreads its
-// calls round robin; an instance that keeps failing while its peers succeed is ejected (outlier
-// detection) and taken back once its ejection time is over and it answers again.
+// calls round robin (RPC_LB_POLICY=round_robin; p2c-balancing.test.ts covers the default policy);
+// an instance that keeps failing while its peers succeed is ejected (outlier detection) and taken
+// back once its ejection time is over and it answers again.
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
@@ -50,6 +51,7 @@ function resetCounts(): void {
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) instances.push(await startInstance());
   const balancing = readBalancingConfig({
+    RPC_LB_POLICY: "round_robin",
     RPC_OUTLIER_INTERVAL_MS: "200",
     RPC_OUTLIER_BASE_EJECTION_MS: "3000",
     RPC_OUTLIER_MIN_CALLS: "5",
