@@ -6,6 +6,7 @@ import type { Env } from "../lib/service/config.js";
 import { authenticateNow, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
+import { natsSharedCounter } from "./edge/shared-rate-limit.js";
 import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
 import { createInternalClients } from "./internal-clients.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
@@ -54,11 +55,17 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     ? natsIdempotencyStore({ env, ttlMs: config.idempotencyTtlMs, log: options.log })
     : uncheckedIdempotency;
   if (idempotency === uncheckedIdempotency) options.log?.warn("NATS_URL is not set: an Idempotency-Key reused with another request is not detected");
+  // The rate limit is one for every gateway instance, counted in NATS (edge/shared-rate-limit.ts);
+  // without NATS_URL (or the limit off), each instance counts alone.
+  const sharedCounter =
+    env["NATS_URL"]?.trim() && config.rateLimitRequests > 0
+      ? natsSharedCounter({ env, windowSeconds: config.rateLimitWindowSeconds, log: options.log })
+      : undefined;
   const closeClients = async () => {
     clients.close();
     readiness.close();
     comms.close();
-    await idempotency.close();
+    await Promise.all([idempotency.close(), sharedCounter?.close()]);
   };
   try {
     // Every version is served side by side; one implementation per version serves both its
@@ -90,7 +97,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       ...(options.log ? { log: options.log } : {}),
       edge: {
         cors: { origins: config.corsOrigins },
-        rateLimit: { requests: config.rateLimitRequests, windowSeconds: config.rateLimitWindowSeconds },
+        rateLimit: {
+          requests: config.rateLimitRequests,
+          windowSeconds: config.rateLimitWindowSeconds,
+          shared: sharedCounter?.current,
+          log: options.log,
+        },
         maxBodyBytes: config.maxBodyBytes,
       },
       endpoints: {

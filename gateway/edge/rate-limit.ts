@@ -3,17 +3,26 @@
  * that it gets 429 (gRPC: RESOURCE_EXHAUSTED) with `Retry-After`. A client is its bearer token
  * (hashed, so a caller cannot spend another account's allowance by naming it in a forged token),
  * or its address when it sends none.
+ *
+ * With `shared` (the gateway connects to NATS), the allowance is one for all gateway instances
+ * together, counted in a NATS KV bucket (shared-rate-limit.ts); while that bucket cannot be
+ * reached, and without NATS, each instance counts alone in memory (rate-limiter-flexible).
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Code } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { Refusal } from "./reject.js";
+import { sharedWindowLimiter, type Decision, type SharedCounter } from "./shared-rate-limit.js";
 
 export interface RateLimitPolicy {
   /** Calls allowed per window and client; 0 turns the limit off. */
   readonly requests: number;
   readonly windowSeconds: number;
+  /** The counters shared by the gateway instances, while reachable (see shared-rate-limit.ts). */
+  readonly shared?: (() => SharedCounter | undefined) | undefined;
+  readonly log?: Logger | undefined;
 }
 
 export type RateLimiter = (req: IncomingMessage) => Promise<Refusal | undefined>;
@@ -40,22 +49,35 @@ function tokenKey(token: string): string {
   return key;
 }
 
-export function createRateLimiter(policy: RateLimitPolicy): RateLimiter {
-  if (policy.requests <= 0) return async () => undefined;
+/** One instance's count in memory. */
+function memoryLimiter(policy: RateLimitPolicy): (client: string) => Promise<Decision> {
   const limiter = new RateLimiterMemory({ points: policy.requests, duration: policy.windowSeconds });
-  return async (req) => {
+  return async (client) => {
     try {
-      await limiter.consume(clientKey(req));
-      return undefined;
+      await limiter.consume(client);
+      return { admitted: true };
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      return {
-        httpStatus: 429,
-        code: Code.ResourceExhausted,
-        message: `rate limit of ${policy.requests} requests per ${policy.windowSeconds} s exceeded; retry in ${retryAfter} s`,
-        headers: { "retry-after": String(retryAfter) },
-      };
+      return { admitted: false, msBeforeNext: rejection.msBeforeNext };
     }
+  };
+}
+
+export function createRateLimiter(policy: RateLimitPolicy): RateLimiter {
+  if (policy.requests <= 0) return async () => undefined;
+  const local = memoryLimiter(policy);
+  const decide = policy.shared
+    ? sharedWindowLimiter({ requests: policy.requests, windowSeconds: policy.windowSeconds, counter: policy.shared, local, log: policy.log })
+    : local;
+  return async (req) => {
+    const decision = await decide(clientKey(req));
+    if (decision.admitted) return undefined;
+    const retryAfter = Math.max(1, Math.ceil(decision.msBeforeNext / 1000));
+    return {
+      httpStatus: 429,
+      code: Code.ResourceExhausted,
+      message: `rate limit of ${policy.requests} requests per ${policy.windowSeconds} s exceeded; retry in ${retryAfter} s`,
+      headers: { "retry-after": String(retryAfter) },
+    };
   };
 }

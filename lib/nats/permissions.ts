@@ -24,11 +24,14 @@ import { STREAM_DEFINITIONS, STREAMS, type StreamName } from "./streams.js";
 /** Tooling and tests: may publish and subscribe to anything. */
 export const ADMIN_IDENTITY = "admin";
 
-/** The public API gateway: it keeps only its idempotency fingerprints (gateway/idempotency.ts). */
+/**
+ * The public API gateway: it keeps only its idempotency fingerprints (gateway/idempotency.ts) and
+ * the rate-limit counters its instances share (gateway/edge/shared-rate-limit.ts).
+ */
 export const GATEWAY_IDENTITY = "gateway";
 
 /** The gateway's grant: its own KV bucket, nothing else. */
-export const GATEWAY_NATS_GRANT: NatsGrant = { writes: [], buckets: ["gateway-idempotency"], consumes: [], reads: [], listens: [] };
+export const GATEWAY_NATS_GRANT: NatsGrant = { writes: [], buckets: ["gateway-idempotency", "gateway-rate-limit"], consumes: [], reads: [], listens: [] };
 
 /** Anyone that connects to NATS: a service of the platform, the gateway or admin. */
 export type NatsIdentity = ServiceName | typeof GATEWAY_IDENTITY | typeof ADMIN_IDENTITY;
