@@ -2,13 +2,13 @@
  * The gateway's settings, read from the environment with defaults. A bad value stops the gateway
  * at start with a message naming the variable.
  */
-import { envInt, envString, type Env } from "../lib/service/config.js";
+import { DEFAULT_BIND_HOST, envInt, envString, type Env } from "../lib/service/config.js";
 import { STREAMS } from "../lib/nats/streams.js";
 import { serviceAddress } from "../lib/service/ports.js";
 import { DEFAULT_MAX_TOKEN_LIFETIME_S } from "./tokens.js";
 
 export interface GatewayConfig {
-  /** Interface both listeners bind to. */
+  /** Interface both listeners bind to: GATEWAY_HOST, else BIND_HOST, else 127.0.0.1. */
   readonly host: string;
   /** HTTP/1.1 port: Connect (JSON, binary, GET) and gRPC-Web. 0 picks a free port. */
   readonly port: number;
@@ -51,7 +51,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
   const secret = env.GATEWAY_JWT_SECRET?.trim();
   const port = envInt(env, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT, { min: 0, max: 65535 });
   return {
-    host: envString(env, "GATEWAY_HOST", "127.0.0.1"),
+    host: envString(env, "GATEWAY_HOST", envString(env, "BIND_HOST", DEFAULT_BIND_HOST)),
     port,
     grpcPort: envInt(env, "GATEWAY_GRPC_PORT", 8081, { min: 0, max: 65535 }),
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),

@@ -2,7 +2,9 @@
  * The communication layer of one caller identity (a service, the gateway, an operator's tool):
  * everything an interservice call needs, applied in one place so that no service re-implements
  * it. Clients made here get mutual TLS with the identity's certificate (unless INTERNAL_TLS=off),
- * round robin with outlier ejection over every instance of the target, per-target deadlines,
+ * balancing over every instance of the target (power of two choices over a latency EWMA, or round
+ * robin, with outlier ejection: lib/grpc/load-balancing.ts), routing to a canary version of the
+ * target beside the first (`<NAME>_CANARY_ADDRESS`, routing.ts), per-target deadlines,
  * retries, circuit breaker and bulkhead (lib/resilience) reporting to the metrics, and tracing and
  * metrics of every call (lib/grpc's single client factory). Servers get the identity's
  * certificate, required client certificates and the caller authorization table (lib/security).
@@ -11,16 +13,14 @@ import type { DescService } from "@bufbuild/protobuf";
 import { credentials, ServerCredentials, type ChannelCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { balancingChannelOptions, readBalancingConfig } from "../grpc/load-balancing.js";
 import { createClient, type Client } from "../grpc/index.js";
+import { canarySplit, hasStreams, readCanaryRoute, streamsApart } from "./routing.js";
 import { recordBulkheadRejection, recordRetry, setCircuitState } from "../observability/metrics.js";
 import { createTargetPolicies, readResilienceConfig, type TargetPolicies } from "../resilience/policy.js";
 import {
   authorizationInterceptor,
   channelCredentials,
-  DEV_TLS_CHANNEL_OPTIONS,
-  ensureDevPki,
-  pkiDir,
+  loadInternalTls,
   serverCredentials,
-  tlsEnabled,
   type Denial,
   type IdentityMaterial,
 } from "../security/index.js";
@@ -44,6 +44,8 @@ export interface ClientSettings {
   readonly observe?: boolean;
   /** False: no retries, breaker or bulkhead (probes, which must see the target as it is). */
   readonly resilience?: boolean;
+  /** False: calls never go to the target's canary version (probes of the first version). */
+  readonly canary?: boolean;
 }
 
 export interface ServerSecurity {
@@ -63,21 +65,25 @@ export interface CommsLayer {
   close(): void;
 }
 
-/** The layer of `identity`; with TLS on, makes the development certificates it needs first. */
+/**
+ * The layer of `identity`; with TLS on, loads its certificate first: from an external CA's files
+ * (INTERNAL_TLS_CA_FILE, ..._CERT_FILE, ..._KEY_FILE), else the development PKI, made as needed.
+ */
 export async function createCommsLayer(options: CommsLayerOptions): Promise<CommsLayer> {
-  const tls = tlsEnabled(options.env);
-  const material: IdentityMaterial | undefined = tls
-    ? (await ensureDevPki(pkiDir(options.env), [options.identity])).material(options.identity)
-    : undefined;
+  const internalTls = await loadInternalTls(options.env, options.identity);
+  const tls = internalTls !== undefined;
+  const material: IdentityMaterial | undefined = internalTls?.material;
   const policies: TargetPolicies = createTargetPolicies(readResilienceConfig(options.env), {
     onRetry: (target, path) => recordRetry(target, path),
     onStateChange: (target, state) => setCircuitState(target, state),
     onBulkheadRejected: (target) => recordBulkheadRejection(target),
   });
-  const balancing = balancingChannelOptions(readBalancingConfig(options.env));
+  const balancingConfig = readBalancingConfig(options.env);
+  const balancing = balancingChannelOptions(balancingConfig);
+  const streamBalancing = balancingChannelOptions(balancingConfig, { latency: false });
   const clients = new Set<{ close(): void }>();
   /** The target's policy; its circuit state is reported from the first client on. */
-  const policyOf = (target: ServiceName) => {
+  const policyOf = (target: string) => {
     const policy = policies.forTarget(target);
     setCircuitState(target, policy.state());
     return policy;
@@ -90,15 +96,23 @@ export async function createCommsLayer(options: CommsLayerOptions): Promise<Comm
     identity: options.identity,
     tls,
     client(service, target, settings = {}) {
-      const client = createClient(service, {
-        address: settings.address ?? serviceAddress(options.env, target),
-        target,
-        credentials: credentialsFor(target),
-        channelOptions: { ...balancing, ...(material ? DEV_TLS_CHANNEL_OPTIONS : {}) },
-        ...(settings.defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs: settings.defaultTimeoutMs }),
-        ...(settings.observe === false ? { observe: false } : {}),
-        ...(settings.resilience === false ? {} : { policy: policyOf(target) }),
-      });
+      /** One channel to `address`; `name` labels its metrics and spans and keys its policy. */
+      const channel = (address: string, name: string, latency: boolean) =>
+        createClient(service, {
+          address,
+          target: name,
+          credentials: credentialsFor(target),
+          channelOptions: { ...(latency ? balancing : streamBalancing), ...(internalTls?.channelOptions(address) ?? {}) },
+          ...(settings.defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs: settings.defaultTimeoutMs }),
+          ...(settings.observe === false ? { observe: false } : {}),
+          ...(settings.resilience === false ? {} : { policy: policyOf(name) }),
+        });
+      /** One version of the target: its streaming methods on a channel of their own. */
+      const version = (address: string, name: string) =>
+        hasStreams(service) ? streamsApart(service, channel(address, name, true), channel(address, name, false)) : channel(address, name, true);
+      const stable = version(settings.address ?? serviceAddress(options.env, target), target);
+      const canary = settings.canary === false ? undefined : readCanaryRoute(options.env, target);
+      const client = canary === undefined ? stable : canarySplit(service, stable, version(canary.address, `${target}-canary`), canary.weightPercent);
       clients.add(client);
       return client;
     },

@@ -4,7 +4,7 @@
  * lets the operator call health and reflection only.
  */
 import { credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
-import { channelCredentials, DEV_TLS_CHANNEL_OPTIONS, ensureDevPki, OPERATOR_IDENTITY, pkiDir, tlsEnabled } from "../security/index.js";
+import { channelCredentials, DEV_TLS_CHANNEL_OPTIONS, loadInternalTls, OPERATOR_IDENTITY, readInternalTlsSettings } from "../security/index.js";
 import type { Env } from "../service/config.js";
 
 export interface OperatorChannel {
@@ -15,16 +15,24 @@ export interface OperatorChannel {
 /** Made once per PKI folder: probes poll, and the certificate files need not be read each time. */
 const channels = new Map<string, Promise<OperatorChannel>>();
 
-/** The operator's channel settings: mutual TLS unless INTERNAL_TLS=off. */
+/**
+ * The operator's channel settings: mutual TLS unless INTERNAL_TLS=off, with the operator's
+ * certificate from the external CA's files when they are set, else from the development PKI.
+ */
 export function operatorChannel(env: Env = process.env): Promise<OperatorChannel> {
-  if (!tlsEnabled(env)) return Promise.resolve({ credentials: credentials.createInsecure(), channelOptions: {} });
-  const dir = pkiDir(env);
+  const settings = readInternalTlsSettings(env);
+  if (!settings.enabled) return Promise.resolve({ credentials: credentials.createInsecure(), channelOptions: {} });
+  const dir = settings.source === "files" ? `${settings.files.caFile}|${settings.files.certFile}|${settings.files.keyFile}` : settings.dir;
   let channel = channels.get(dir);
   if (channel === undefined) {
-    channel = ensureDevPki(dir, [OPERATOR_IDENTITY]).then((pki) => ({
-      credentials: channelCredentials(pki.material(OPERATOR_IDENTITY)),
-      channelOptions: DEV_TLS_CHANNEL_OPTIONS,
-    }));
+    channel = loadInternalTls(env, OPERATOR_IDENTITY).then((tls) => {
+      if (tls === undefined) throw new Error("internal TLS was turned off meanwhile");
+      return {
+        credentials: channelCredentials(tls.material),
+        // The probes dial loopback addresses: the development certificates name localhost.
+        channelOptions: tls.source === "dev-pki" ? DEV_TLS_CHANNEL_OPTIONS : {},
+      };
+    });
     // A failure (an unreadable folder) is not kept: the next probe tries again.
     channel.catch(() => channels.delete(dir));
     channels.set(dir, channel);

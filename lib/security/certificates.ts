@@ -73,10 +73,17 @@ export interface SigningCa {
 
 /**
  * A certificate for `identity` signed by `ca`: the identity as common name and as SPIFFE ID, plus
- * localhost, 127.0.0.1 and ::1 so that it also serves as a server certificate on loopback; usable
- * for TLS server and client authentication.
+ * localhost, 127.0.0.1 and ::1 so that it also serves as a server certificate on loopback, and
+ * `dnsNames` (service names in a cluster, e.g. `delivery.dronedelivery.svc`) so that callers that
+ * dial it by those names can check it; usable for TLS server and client authentication.
  */
-export function buildIdentityCertificate(key: KeyPairPem, identity: string, ca: SigningCa, { now, validityDays }: ValidityOptions): string {
+export function buildIdentityCertificate(
+  key: KeyPairPem,
+  identity: string,
+  ca: SigningCa,
+  { now, validityDays }: ValidityOptions,
+  dnsNames: readonly string[] = [],
+): string {
   const caCert = forgeLib().pki.certificateFromPem(ca.certPem);
   const cert = newCertificate(key, now, validityDays);
   cert.setSubject([
@@ -93,6 +100,7 @@ export function buildIdentityCertificate(key: KeyPairPem, identity: string, ca: 
       altNames: [
         { type: 6, value: spiffeId(identity) },
         { type: 2, value: "localhost" },
+        ...dnsNames.filter((name) => name !== "localhost").map((value) => ({ type: 2, value })),
         { type: 7, ip: "127.0.0.1" },
         { type: 7, ip: "::1" },
       ],

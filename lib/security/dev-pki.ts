@@ -42,6 +42,11 @@ export interface DevPkiOptions {
   readonly now?: () => Date;
   /** How long to wait for another process that is making the files. Default 60 s. */
   readonly lockTimeoutMs?: number;
+  /**
+   * The DNS names an identity's certificate must carry besides localhost (the service's names in
+   * a cluster, `devPkiDnsNames(env)`); a kept certificate that lacks one is remade. Default none.
+   */
+  readonly dnsNames?: (identity: string) => readonly string[];
 }
 
 /** One file pair that was made, and why. `subject` is "ca" or an identity. */
@@ -92,6 +97,7 @@ interface Settings {
   readonly caRenewWithinMs: number;
   readonly now: () => Date;
   readonly lockTimeoutMs: number;
+  readonly dnsNames: (identity: string) => readonly string[];
 }
 
 function settingsOf(options: DevPkiOptions): Settings {
@@ -112,6 +118,7 @@ function settingsOf(options: DevPkiOptions): Settings {
     caRenewWithinMs: certValidityDays * DAY_MS,
     now: options.now ?? (() => new Date()),
     lockTimeoutMs: options.lockTimeoutMs ?? 60_000,
+    dnsNames: options.dnsNames ?? (() => []),
   };
 }
 
@@ -142,7 +149,7 @@ async function ensureLocked(dir: string, names: readonly string[], settings: Set
   const identities = new Map<string, IdentityFiles>();
   const toMake: { name: string; reason: string }[] = [];
   for (const { name, pair } of current) {
-    const reason = caReason !== undefined ? "the CA was replaced" : identityProblem(pair, name, ca, now, settings.renewWithinMs);
+    const reason = caReason !== undefined ? "the CA was replaced" : identityProblem(pair, name, ca, now, settings.renewWithinMs, settings.dnsNames(name));
     if (reason !== undefined || pair.certPem === undefined || pair.keyPem === undefined) {
       toMake.push({ name, reason: reason ?? `${name}: no certificate` });
     } else {
@@ -152,7 +159,7 @@ async function ensureLocked(dir: string, names: readonly string[], settings: Set
 
   const keyed = await Promise.all(toMake.map(async (item) => ({ ...item, key: await generateKeyPairPem() })));
   for (const { name, reason, key } of keyed) {
-    const certPem = buildIdentityCertificate(key, name, { certPem: caCertPem, keyPem: caKeyPem }, { now, validityDays: settings.certValidityDays });
+    const certPem = buildIdentityCertificate(key, name, { certPem: caCertPem, keyPem: caKeyPem }, { now, validityDays: settings.certValidityDays }, settings.dnsNames(name));
     const paths = identityPaths(dir, name);
     await writeFileAtomic(paths.keyPath, key.keyPem, KEY_FILE_MODE);
     await writeFileAtomic(paths.certPath, certPem, CERT_FILE_MODE);

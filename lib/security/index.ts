@@ -22,6 +22,19 @@ export {
   type LoadIdentityOptions,
 } from "./credentials.js";
 export {
+  EXTERNAL_TLS_VARIABLES,
+  ExternalTlsError,
+  devPkiDnsNames,
+  hostsOf,
+  loadExternalIdentity,
+  loadInternalTls,
+  readInternalTlsSettings,
+  serverNameOptions,
+  type ExternalTlsFiles,
+  type InternalTls,
+  type InternalTlsSettings,
+} from "./tls-config.js";
+export {
   OPERATOR_IDENTITY,
   PKI_IDENTITIES,
   SERVICE_IDENTITIES,

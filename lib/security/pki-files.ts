@@ -8,7 +8,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { spiffeId } from "./identities.js";
-import { uriSubjectAltNames } from "./subject-alt-names.js";
+import { dnsSubjectAltNames, uriSubjectAltNames } from "./subject-alt-names.js";
 
 export const CA_CERT_FILE = "ca.crt";
 export const CA_KEY_FILE = "ca.key";
@@ -63,13 +63,17 @@ export function caProblem(pair: ParsedPair, now: Date, minRemainingMs: number): 
   return validityProblem(cert, now, minRemainingMs, "CA");
 }
 
-/** Why an identity pair cannot be used (or kept) at `now` under `ca`; undefined when it can. */
+/**
+ * Why an identity pair cannot be used (or kept) at `now` under `ca`; undefined when it can. A
+ * certificate must also name every one of `dnsNames` (it may name more).
+ */
 export function identityProblem(
   pair: ParsedPair,
   identity: string,
   ca: X509Certificate,
   now: Date,
   minRemainingMs: number,
+  dnsNames: readonly string[] = [],
 ): string | undefined {
   const basic = pairProblem(pair, identity);
   if (basic !== undefined) return basic;
@@ -78,6 +82,9 @@ export function identityProblem(
   if (!uriSubjectAltNames(cert.subjectAltName).includes(spiffeId(identity))) {
     return `${identity}: the certificate does not name ${spiffeId(identity)}`;
   }
+  const named = dnsSubjectAltNames(cert.subjectAltName);
+  const missing = dnsNames.filter((name) => !named.includes(name));
+  if (missing.length > 0) return `${identity}: the certificate does not name ${missing.join(", ")}`;
   return validityProblem(cert, now, minRemainingMs, identity);
 }
 

@@ -34,6 +34,13 @@ export function uriSubjectAltNames(text: string | undefined): string[] {
     .map((name) => name.value);
 }
 
+/** The DNS entries of a subject alternative name string. */
+export function dnsSubjectAltNames(text: string | undefined): string[] {
+  return parseSubjectAltNames(text)
+    .filter((name) => name.type === "DNS")
+    .map((name) => name.value);
+}
+
 function unquote(raw: string): string {
   try {
     const value: unknown = JSON.parse(raw);

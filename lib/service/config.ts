@@ -37,3 +37,16 @@ export function envNumber(env: Env, name: string, fallback: number, range: { min
 export function envPrefix(serviceName: string): string {
   return `${serviceName.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_`;
 }
+
+/** Where a process listens when nothing says otherwise: loopback, the development setup. */
+export const DEFAULT_BIND_HOST = "127.0.0.1";
+
+/**
+ * The interface a process binds its listeners to: `<NAME>_HOST` (e.g. DELIVERY_HOST,
+ * GATEWAY_HOST), else `BIND_HOST` (every process; `0.0.0.0` in a container), else `GRPC_HOST`
+ * (the older name), else 127.0.0.1. Where callers reach it is a separate setting
+ * (`<NAME>_ADDRESS`, lib/service/ports.ts): binding 0.0.0.0 does not make an address to dial.
+ */
+export function bindHost(env: Env, name: string): string {
+  return envString(env, `${envPrefix(name)}HOST`, envString(env, "BIND_HOST", envString(env, "GRPC_HOST", DEFAULT_BIND_HOST)));
+}

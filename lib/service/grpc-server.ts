@@ -36,6 +36,11 @@ export interface GrpcServerOptions {
   onCallEnd?: (path: string, code: number, durationMs: number) => void;
   /** Credentials and interceptors (mutual TLS, caller authorization); default plaintext, open. */
   security?: ServerSecurity;
+  /**
+   * A second port, plaintext, serving only grpc.health.v1 with the same statuses: for probes that
+   * cannot present a client certificate (Kubernetes' native gRPC probes). Unset: none.
+   */
+  healthPort?: number;
 }
 
 export interface RunningGrpcServer {
@@ -44,6 +49,8 @@ export interface RunningGrpcServer {
   readonly port: number;
   /** host:port, for clients. */
   readonly address: string;
+  /** The plaintext health-only port, when `healthPort` was given. */
+  readonly healthPort?: number;
   /** Sets the health of the server ("") and of every registered service. */
   setServing(serving: boolean): void;
   /**
@@ -84,6 +91,23 @@ export async function startGrpcServer(registrations: readonly Registration[], op
     );
   });
 
+  // Health only, no interceptors: the statuses are all it tells, and it takes no other call.
+  const healthServer = options.healthPort === undefined ? undefined : new grpc.Server();
+  let healthPort: number | undefined;
+  if (healthServer !== undefined) {
+    health.addToServer(healthServer);
+    try {
+      healthPort = await new Promise<number>((resolve, reject) => {
+        healthServer.bindAsync(`${host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        );
+      });
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    }
+  }
+
   const setServing = (serving: boolean): void => {
     for (const name of names) health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
   };
@@ -104,11 +128,18 @@ export async function startGrpcServer(registrations: readonly Registration[], op
   const shutdown = (graceMs = 5_000, drainDelayMs = 0): Promise<void> => {
     stopping ??= new Promise<void>((resolve) => {
       setServing(false);
-      setTimeout(() => closeGracefully(graceMs, resolve), drainDelayMs);
+      setTimeout(
+        () =>
+          closeGracefully(graceMs, () => {
+            healthServer?.forceShutdown();
+            resolve();
+          }),
+        drainDelayMs,
+      );
     });
     return stopping;
   };
 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  return { server, host, port, address, setServing, shutdown };
+  return { server, host, port, address, ...(healthPort === undefined ? {} : { healthPort }), setServing, shutdown };
 }

@@ -14,7 +14,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { unavailable } from "../grpc/errors.js";
 import { natsCredentialsFromEnv } from "../nats/auth.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
-import { envInt, envPrefix, envString, type Env } from "./config.js";
+import { bindHost, envInt, envPrefix, envString, type Env } from "./config.js";
 import { initMetrics } from "../observability/metrics.js";
 import { startMetricsServer } from "../observability/metrics-server.js";
 import { initTracing, shutdownTracing, withService } from "../observability/tracing.js";
@@ -60,7 +60,7 @@ export interface StartServiceOptions {
   natsUrl?: string;
   /** gRPC port; default `<NAME>_PORT`, else the module's default. 0 picks a free port. */
   port?: number;
-  /** Bind address; default GRPC_HOST, else 127.0.0.1. */
+  /** Bind address; default `<NAME>_HOST`, else BIND_HOST, else GRPC_HOST, else 127.0.0.1 (config.ts `bindHost`). */
   host?: string;
   /** Logger; default a pino JSON logger at LOG_LEVEL (info). */
   log?: Logger;
@@ -125,7 +125,14 @@ export async function startService(module: ServiceModule, options: StartServiceO
   const tracing = initTracing(module.name, { env });
   for (const warning of tracing.warnings) log.warn(warning);
   const port = options.port ?? envInt(env, `${prefix}PORT`, module.defaultPort, { min: 0, max: 65535 });
-  const host = options.host ?? envString(env, "GRPC_HOST", "127.0.0.1");
+  const host = options.host ?? bindHost(env, module.name);
+  // A plaintext port serving grpc.health.v1 only, for probes that cannot do mutual TLS
+  // (Kubernetes' gRPC probes); off unless `<NAME>_HEALTH_PORT` is set.
+  const healthPortValue = env[`${prefix}HEALTH_PORT`]?.trim();
+  const healthPort =
+    healthPortValue === undefined || healthPortValue === "" || healthPortValue === "off"
+      ? undefined
+      : envInt(env, `${prefix}HEALTH_PORT`, 0, { min: 0, max: 65535 });
   const maxMessageBytes = envInt(env, "GRPC_MAX_MESSAGE_BYTES", 1024 * 1024, { min: 1024 });
 
   const impls = new Map<string, object>();
@@ -148,6 +155,7 @@ export async function startService(module: ServiceModule, options: StartServiceO
     security: comms.server(),
     host,
     port,
+    ...(healthPort === undefined ? {} : { healthPort }),
     maxMessageBytes,
     onInternalError: (error, path) => log.error({ err: error, path }, "handler failed"),
     // One line per call: debug when it succeeded or answered about the request, warn when the
