@@ -12,7 +12,7 @@ import { readGatewayConfig } from "../../gateway/config.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
 import { RpcError, createClient, type Client } from "../grpc/index.js";
 import { bindHost } from "./config.js";
-import { startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
+import { LIVENESS_SERVICE, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
 import { serviceAddress } from "./ports.js";
 
 async function rpcCode(call: Promise<unknown>): Promise<grpc.status | "ok"> {
@@ -86,6 +86,14 @@ describe("health-only plaintext port", () => {
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect((await health.check({ service: DroneSchedulerService.typeName })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect(await rpcCode(plaintext(server.address).check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it("answers SERVING for the liveness name whether or not the server is ready", async () => {
+    const health = plaintext(`127.0.0.1:${server.healthPort}`);
+    server.setServing(false);
+    expect((await health.check({ service: LIVENESS_SERVICE })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    server.setServing(true);
   });
 
   it("serves nothing but health", async () => {

@@ -63,6 +63,9 @@ export interface RunningGrpcServer {
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
+/** The health service name that is SERVING while the process runs (liveness, not readiness). */
+export const LIVENESS_SERVICE = "liveness";
+
 export async function startGrpcServer(registrations: readonly Registration[], options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const server = new grpc.Server({
@@ -80,7 +83,13 @@ export async function startGrpcServer(registrations: readonly Registration[], op
     });
   }
   const names = ["", ...registrations.map((r) => r.service.typeName)];
-  const health = new HealthService(Object.fromEntries(names.map((n) => [n, "NOT_SERVING" satisfies ServingStatus])));
+  const health = new HealthService({
+    ...Object.fromEntries(names.map((n) => [n, "NOT_SERVING" satisfies ServingStatus])),
+    // SERVING for as long as the process answers at all, whatever its readiness: the name a
+    // liveness probe checks, so that a lost NATS connection (NOT_SERVING) does not get the
+    // process restarted.
+    [LIVENESS_SERVICE]: "SERVING",
+  });
   health.addToServer(server);
   addReflection(server, registrations.map((r) => r.service));
 
