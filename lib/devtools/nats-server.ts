@@ -5,6 +5,10 @@
  * With `auth` (lib/nats/auth.ts) the server runs from a configuration file holding the JetStream
  * settings and the `authorization` block: one user per identity, each with its permissions.
  * Without it, it runs from command-line flags alone and anyone may connect and do anything.
+ *
+ * With `cluster` it is one node of a JetStream cluster (lib/devtools/nats-cluster.ts starts all of
+ * them): the configuration file then also holds the `cluster` block (cluster name, route listen
+ * address, the routes to every node) and the JetStream domain.
  */
 import { accessSync, constants as fsConstants, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -106,8 +110,26 @@ export interface NatsServerLaunchOptions {
    * configuration file. Default: no authorization.
    */
   auth?: NatsAuth;
-  /** Where the configuration file is written when `auth` is given. Default `<auth.dir>/nats-server.conf`. */
+  /**
+   * Where the configuration file is written when `auth` or `cluster` is given. Default
+   * `<auth.dir>/nats-server.conf` with auth, else `<storeDir>.conf`; the nodes of one cluster need
+   * one each.
+   */
   configFile?: string;
+  /** Run as one node of a JetStream cluster. */
+  cluster?: NatsClusterMembership;
+}
+
+/** A node's place in a JetStream cluster (the `cluster` block of its configuration). */
+export interface NatsClusterMembership {
+  /** Cluster name, the same on every node. */
+  name: string;
+  /** Port the node listens on for routes from the other nodes (on `host`). */
+  routePort: number;
+  /** Route URLs of every node of the cluster (its own may be included; nats-server skips it). */
+  routes: readonly string[];
+  /** JetStream domain of the cluster. Default none. */
+  jetstreamDomain?: string;
 }
 
 export interface RunningNatsServer {
@@ -157,19 +179,35 @@ async function probeJetStream(url: string, credentials: NatsCredentials | undefi
 }
 
 /**
- * The configuration file of a server with authorization: JetStream with its store directory, and
- * the users. Listening address and port stay on the command line.
+ * The configuration file of a server with authorization and/or clustering: JetStream with its
+ * store directory (and domain in a cluster), the cluster block, and the users. Listening address,
+ * client port, monitoring port and server name stay on the command line.
  */
-export function natsServerConfigText(storeDir: string, auth: NatsAuth): string {
-  return [
+export function natsServerConfigText(storeDir: string, auth: NatsAuth | undefined, cluster?: NatsClusterMembership, host = "127.0.0.1"): string {
+  const lines = [
     "# nats-server configuration of the drone delivery platform (lib/devtools/nats-server.ts).",
-    "# Client address and port are given on the command line. Holds passwords: keep it private.",
+    "# Client address, port and server name are given on the command line." + (auth ? " Holds passwords: keep it private." : ""),
     "jetstream {",
     `  store_dir: ${JSON.stringify(path.resolve(storeDir))}`,
+    ...(cluster?.jetstreamDomain ? [`  domain: ${JSON.stringify(cluster.jetstreamDomain)}`] : []),
     "}",
-    "",
-    auth.configText,
-  ].join("\n");
+  ];
+  if (cluster) {
+    lines.push(
+      "",
+      "# Routes between the nodes; they carry JetStream's RAFT replication. Loopback only, no route",
+      "# credentials: another host would need `authorization` and TLS in this block.",
+      "cluster {",
+      `  name: ${JSON.stringify(cluster.name)}`,
+      `  listen: ${JSON.stringify(`${host}:${cluster.routePort}`)}`,
+      "  routes: [",
+      ...cluster.routes.map((r) => `    ${JSON.stringify(r)}`),
+      "  ]",
+      "}",
+    );
+  }
+  if (auth) lines.push("", auth.configText);
+  return lines.join("\n") + "\n";
 }
 
 /**
@@ -183,11 +221,11 @@ export async function launchNatsServer(options: NatsServerLaunchOptions): Promis
   const args = ["-a", host, "-p", String(options.port ?? -1)];
   const auth = options.auth;
   let configFile: string | undefined;
-  if (auth) {
+  if (auth || options.cluster) {
     // JetStream settings then live in the file: nats-server refuses `-sd` next to a store_dir.
-    configFile = path.resolve(options.configFile ?? path.join(auth.dir, "nats-server.conf"));
+    configFile = path.resolve(options.configFile ?? (auth ? path.join(auth.dir, "nats-server.conf") : `${path.resolve(options.storeDir)}.conf`));
     await mkdir(path.dirname(configFile), { recursive: true });
-    await writeFileAtomic(configFile, natsServerConfigText(options.storeDir, auth), 0o600);
+    await writeFileAtomic(configFile, natsServerConfigText(options.storeDir, auth, options.cluster, host), 0o600);
     args.push("-c", configFile);
   } else {
     args.push("-js", "-sd", options.storeDir);

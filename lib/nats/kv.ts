@@ -5,7 +5,7 @@
  */
 import { nanos, StorageType, type JetStreamClient, type KV, type KvOptions, type NatsError, type StreamConfig } from "nats";
 import { assertReplicas, natsReplicasFromEnv } from "./replicas.js";
-import { describeUnapplied, planStreamUpdate } from "./streams.js";
+import { describeUnapplied, planStreamUpdate, waitForStreamReplicas } from "./streams.js";
 
 export interface OpenBucketOptions {
   /** What the bucket holds. */
@@ -99,4 +99,5 @@ async function alignBucket(js: JetStreamClient, kv: KV, want: Partial<KvOptions>
     const why = api ? `${api.description} (JetStream error ${api.err_code ?? api.code})` : (err as Error).message;
     throw new Error(`updating KV bucket ${status.bucket} (${changed.join(", ")}) failed: ${why}`, { cause: err });
   }
+  if (changed.includes("num_replicas")) await waitForStreamReplicas(jsm, config.name, update.num_replicas ?? 1);
 }

@@ -288,6 +288,31 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits until stream `name` answers with `replicas` copies, a leader and every follower current:
+ * after its replicas were raised, a stream answers no requests for a moment while the new peers
+ * join and catch up. Throws after `timeoutMs` (default 60000) with what it saw last.
+ */
+export async function waitForStreamReplicas(jsm: JetStreamManager, name: string, replicas: number, timeoutMs = 60_000): Promise<StreamInfo> {
+  const until = Date.now() + timeoutMs;
+  let last = "no answer";
+  for (;;) {
+    try {
+      const info = await jsm.streams.info(name);
+      const followers = info.cluster?.replicas ?? [];
+      const current = followers.filter((r) => r.current && !r.offline).length;
+      if ((info.config.num_replicas || 1) >= replicas && (replicas <= 1 || (!!info.cluster?.leader && current >= replicas - 1))) return info;
+      last = `${info.config.num_replicas} replicas, leader ${info.cluster?.leader ?? "none"}, ${current} current followers`;
+    } catch (err) {
+      last = describeError(err);
+    }
+    if (Date.now() >= until) throw new Error(`stream ${name} did not get ${replicas} current replicas within ${timeoutMs} ms (${last})`);
+    await sleep(200);
+  }
+}
+
 function defaultWarn(message: string): void {
   process.emitWarning(message, { code: "NATS_STREAM_CONFIG" });
 }
@@ -321,6 +346,7 @@ async function ensureStream(
     } catch (err) {
       throw new Error(`updating stream ${def.name} (${changed.join(", ")}) failed: ${describeError(err)}`, { cause: err });
     }
+    if (changed.includes("num_replicas")) await waitForStreamReplicas(jsm, def.name, replicas);
     return { name: def.name, action: "updated", changed, kept, unapplied };
   }
 }
