@@ -1,13 +1,14 @@
 // ETAs of a delivery from its drone's location events: the drone's own ETAs (from its flight plan,
 // in the clock the flight is flown in) when the event carries them, else estimated from distance.
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ConfirmationType, PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
-import { DeliveryStage, type Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { DeliverySchema, DeliveryStage, type Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { ScheduleDeliveryRequestSchema } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { DroneLocationEventSchema, type DroneLocationEvent } from "../../gen/dronedelivery/drone/v1/drone_events_pb.js";
 import { FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
+import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import { distanceMetres } from "./geo.js";
 import { newDelivery } from "./lifecycle.js";
 import { applyProgress, estimateArrivals } from "./progress.js";
@@ -86,5 +87,42 @@ describe("ETAs from the drone's flight plan", () => {
     const later = applyProgress(next, { event: carrying, speedMps: 15, writePosition: true }, new Date(T0.getTime() + 2)) as Delivery;
     expect(later.stage).toBe(DeliveryStage.HEADED_TO_DROPOFF);
     expect(at(later.deliveryEta)).toBe(6_000);
+  });
+});
+
+describe("events handled out of order (two instances share the telemetry consumer)", () => {
+  const timed = (stage: FlightStage, position: typeof PICKUP, offsetMs: number, etas: { dropoffEta?: number } = {}) => {
+    const e = event(stage, position, etas);
+    e.eventTime = ms(offsetMs);
+    return e;
+  };
+  const NEAR_DROPOFF = { latitude: 47.619, longitude: -122.348, altitude: 60 };
+
+  it("keeps the position and ETAs of the newest event measured, and still enters the stages an older one reports", () => {
+    const picking = applyProgress(delivery(), { event: timed(FlightStage.HEADED_TO_PICKUP, PICKUP, 0), speedMps: 15, writePosition: true }, T0) as Delivery;
+    const newer = timed(FlightStage.HEADED_TO_DROPOFF, NEAR_DROPOFF, 5_000, { dropoffEta: 6_000 });
+    const carried = applyProgress(picking, { event: newer, speedMps: 15, writePosition: true }, new Date(T0.getTime() + 5_001)) as Delivery;
+    expect(carried.lastKnownLocation).toMatchObject(NEAR_DROPOFF);
+    expect(at(carried.locationTime)).toBe(5_000);
+
+    // An older event of the same stage, reaching the store last: nothing to write.
+    const older = timed(FlightStage.HEADED_TO_DROPOFF, MIDWAY, 3_000, { dropoffEta: 9_000 });
+    expect(applyProgress(carried, { event: older, speedMps: 15, writePosition: true }, new Date(T0.getTime() + 5_002))).toBe(UNCHANGED);
+
+    // An older event that reports a stage the record has not entered yet: the stage is entered,
+    // the newer position and ETAs stay.
+    const olderStage = timed(FlightStage.HEADED_TO_DROPOFF, MIDWAY, 3_000, { dropoffEta: 9_000 });
+    const entered = applyProgress(picking, { event: olderStage, speedMps: 15, writePosition: true }, new Date(T0.getTime() + 3_001)) as Delivery;
+    expect(entered.stage).toBe(DeliveryStage.HEADED_TO_DROPOFF);
+    // The record as another instance left it: still before the pickup, with a newer event's position and ETA.
+    const racing = clone(DeliverySchema, picking);
+    racing.locationTime = ms(5_000);
+    racing.lastKnownLocation = carried.lastKnownLocation;
+    racing.deliveryEta = ms(6_000);
+    const afterRace = applyProgress(racing, { event: olderStage, speedMps: 15, writePosition: true }, new Date(T0.getTime() + 5_003)) as Delivery;
+    expect(afterRace.stage).toBe(DeliveryStage.HEADED_TO_DROPOFF);
+    expect(afterRace.lastKnownLocation).toMatchObject(NEAR_DROPOFF);
+    expect(at(afterRace.deliveryEta)).toBe(6_000);
+    expect(at(afterRace.locationTime)).toBe(5_000);
   });
 });

@@ -78,6 +78,11 @@ export interface ProgressInput {
  * drone's position once it carries them, the drop-off once delivered; before the pickup they wait
  * at the pickup location) and the ETAs. UNCHANGED when the event is not of the assigned drone, the
  * delivery has ended, or nothing would change.
+ *
+ * The position and ETAs are taken only from an event measured no earlier than the one the record
+ * holds them from (`location_time`): the instances of the service share the telemetry consumer, so
+ * two events of one drone may be handled by two instances at once, and the older one may reach the
+ * store last. Its stages still count (stages only move forward).
  */
 export function applyProgress(delivery: Delivery, input: ProgressInput, now: Date): Decision {
   const { event } = input;
@@ -86,13 +91,22 @@ export function applyProgress(delivery: Delivery, input: ProgressInput, now: Dat
   for (const stage of stagesTo(delivery.stage, deliveryStageFor(event.stage, delivery.stage))) next = enterStage(next, stage, now);
   const entered = next !== delivery;
   if (!entered && !input.writePosition) return UNCHANGED;
+  const older = isOlderThanPlaced(delivery, event);
+  if (!entered && older) return UNCHANGED;
   if (!entered) next = clone(DeliverySchema, delivery);
-  placeParcels(next, input, now);
+  if (!older || next.stage === DeliveryStage.COMPLETED) placeParcels(next, input, now);
   if (!entered) {
     if (equals(DeliverySchema, next, delivery)) return UNCHANGED;
     next.updateTime = timestampFromDate(now);
   }
+  if (!older && event.eventTime) next.locationTime = event.eventTime;
   return next;
+}
+
+/** True when the event was measured before the one whose position and ETAs the record holds. */
+function isOlderThanPlaced(delivery: Delivery, event: DroneLocationEvent): boolean {
+  if (!event.eventTime || !delivery.locationTime) return false;
+  return timestampDate(event.eventTime).getTime() < timestampDate(delivery.locationTime).getTime();
 }
 
 export interface Route {
