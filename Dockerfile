@@ -45,8 +45,9 @@ COPY --from=runtime-packages /app/package.json ./package.json
 COPY --from=runtime-packages /app/node_modules ./node_modules
 COPY --from=build /src/.build ./.build
 COPY --chmod=0755 deploy/docker/entrypoint.sh /app/entrypoint.sh
-# The node image's unprivileged user (uid 1000); nothing in /app is writable by it.
-USER node
+# The node image's unprivileged user "node", by number so that Kubernetes' runAsNonRoot can
+# verify it; nothing in /app is writable by it.
+USER 1000:1000
 ARG SERVICE=""
 ENV SERVICE=${SERVICE}
 ENTRYPOINT ["/app/entrypoint.sh"]

@@ -48,7 +48,8 @@ const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](
 /** The interservice TLS settings of the environment; ConfigError on an incomplete or bad setting. */
 export function readInternalTlsSettings(env: Env): InternalTlsSettings {
   if (!tlsEnabled(env)) return { enabled: false };
-  const values = EXTERNAL_TLS_VARIABLES.map((name) => env[name]?.trim() ?? "");
+  // Read by name, each one: test/deploy/manifests.test.ts finds the variables the code reads in it.
+  const values = [env.INTERNAL_TLS_CA_FILE, env.INTERNAL_TLS_CERT_FILE, env.INTERNAL_TLS_KEY_FILE].map((value) => value?.trim() ?? "");
   const set = EXTERNAL_TLS_VARIABLES.filter((_, i) => values[i] !== "");
   if (set.length > 0) {
     if (set.length < EXTERNAL_TLS_VARIABLES.length) {

@@ -28,7 +28,7 @@ describe("Dockerfile", () => {
     const stages = stagesOf(parseDockerfile(dockerfile));
     expect(stages.map((s) => s.name)).toEqual(["build", "runtime-packages", "runtime"]);
     expect(stages.at(-1)?.image).toBe("node:20-bookworm-slim");
-    expect(stages.at(-1)?.instructions.filter((i) => i.keyword === "USER").map((i) => i.args)).toEqual(["node"]);
+    expect(stages.at(-1)?.instructions.filter((i) => i.keyword === "USER").map((i) => i.args)).toEqual(["1000:1000"]);
   });
 
   it("has a service folder with a main.ts for every service of the port table, and no other", () => {
@@ -117,7 +117,7 @@ describe("Dockerfile", () => {
     });
 
     it("reports a runtime stage without USER, on a full image, and a .dockerignore that lets node_modules in", () => {
-      const noUser = dockerfile.replace(/^USER node$/m, "").replace("ARG NODE_IMAGE=node:20-bookworm-slim", "ARG NODE_IMAGE=node:20");
+      const noUser = dockerfile.replace(/^USER 1000:1000$/m, "").replace("ARG NODE_IMAGE=node:20-bookworm-slim", "ARG NODE_IMAGE=node:20");
       expect(dockerfileProblems(noUser, ignore.replace(/^node_modules$/m, ""), expectations)).toEqual([
         'the runtime stage starts from "node:20", not /^node:20(\\.\\d+)*-(bookworm|bullseye)-slim$/',
         "the runtime stage sets no USER: it would run as root",
