@@ -13,7 +13,7 @@
  *
  * Environment:
  *   BENCH_ONLY=http,telemetry    run only these benchmarks (names: http, telemetry, layer, assign,
- *                                workflow); default all
+ *                                workflow, balancing); default all
  *   BENCH_SCRIPT_TIMEOUT_S=300   a benchmark still running after this long is stopped (and fails)
  *   BENCH_RESULTS_FILE           where to write the report (default bench/results.json)
  * Every other BENCH_* setting reaches the benchmarks unchanged (see each script's header).
@@ -35,6 +35,7 @@ const BENCHMARKS: readonly (readonly [string, string])[] = [
   ["layer", "bench/layer.ts"],
   ["assign", "bench/assign.ts"],
   ["workflow", "bench/workflow.ts"],
+  ["balancing", "bench/balancing.ts"],
 ];
 
 const TIMEOUT_S = Number(process.env["BENCH_SCRIPT_TIMEOUT_S"] ?? 300);
