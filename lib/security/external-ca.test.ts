@@ -2,7 +2,8 @@
 // named by INTERNAL_TLS_CA_FILE, INTERNAL_TLS_CERT_FILE, INTERNAL_TLS_KEY_FILE), and development
 // certificates that name a service's DNS names. The CA and certificates are made here with the
 // platform's own certificate code, laid out as a Kubernetes TLS Secret mounts them
-// (ca.crt, tls.crt, tls.key), and used through the communication layer the services use.
+// (ca.crt, tls.crt, tls.key), and used through the communication layer the services use, and by
+// a real service (Drone) started on them.
 
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,10 +14,14 @@ import type { DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { droneModule } from "../../services/drone/module.js";
+import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
+import { startTestService } from "../../test/harness/services.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
 import { RpcError, createClient, type Client, type ServiceImpl } from "../grpc/index.js";
 import { ConfigError, type Env } from "../service/config.js";
 import { startGrpcServer, type RunningGrpcServer } from "../service/grpc-server.js";
+import type { RunningService } from "../service/service-host.js";
 import { buildCaCertificate, buildIdentityCertificate, generateKeyPairPem } from "./certificates.js";
 import { channelCredentials } from "./credentials.js";
 import { ensureDevPki } from "./dev-pki.js";
@@ -178,6 +183,43 @@ describe("services on certificates from an external CA", () => {
     expect(() => readInternalTlsSettings({ INTERNAL_TLS_CA_FILE: "/x/ca.crt", INTERNAL_TLS_CERT_FILE: "/x/tls.crt" })).toThrow(ConfigError);
     expect(() => readInternalTlsSettings({ INTERNAL_TLS_CA_FILE: "/x/ca.crt", INTERNAL_TLS_CERT_FILE: "/x/tls.crt" })).toThrow(/without INTERNAL_TLS_KEY_FILE/);
     expect(readInternalTlsSettings({ INTERNAL_TLS: "off", INTERNAL_TLS_CA_FILE: "/x/ca.crt" })).toEqual({ enabled: false });
+  });
+});
+
+describe("a service of the platform started on an external CA's certificates", () => {
+  let nats: TestNatsServer;
+  let drone: RunningService;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    drone = await startTestService(droneModule, nats.url, {
+      env: { INTERNAL_TLS: "on", ...envs.drone, INTERNAL_PKI_DIR: join(root, "not-used"), DRONE_HEALTH_PORT: "0" },
+    });
+    await drone.ready;
+  }, 120_000);
+
+  afterAll(async () => {
+    await drone?.stop(0, 0);
+    await nats?.stop();
+  });
+
+  it("serves with its certificate, lets in the caller the table allows and refuses another", async () => {
+    const scheduler = await createCommsLayer({ identity: "scheduler", env: envs.scheduler });
+    const gateway = await createCommsLayer({ identity: "gateway", env: envs.gateway });
+    layers.push(scheduler, gateway);
+    const asScheduler = scheduler.client(DroneSchedulerService, "drone", { address: drone.address, resilience: false });
+    const asGateway = gateway.client(DroneSchedulerService, "drone", { address: drone.address, resilience: false });
+    // Answered by the handler (releasing an assignment that does not exist is a no-op).
+    expect(await rpcCode(asScheduler.releaseAssignment({ deliveryId: "ext-none" }))).toBe("ok");
+    expect(await rpcCode(asGateway.releaseAssignment({ deliveryId: "ext-none" }))).toBe(grpc.status.PERMISSION_DENIED);
+    await expect(stat(join(root, "not-used"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("answers the plaintext health port that Kubernetes probes", async () => {
+    expect(drone.grpc.healthPort).toBeGreaterThan(0);
+    const health = createClient(Health, { address: `127.0.0.1:${drone.grpc.healthPort}`, credentials: grpc.credentials.createInsecure(), defaultTimeoutMs: 15_000 });
+    clients.push(health as unknown as Client<DescService>);
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
   });
 });
 
