@@ -1,12 +1,17 @@
 /**
  * `make run`: the local process supervisor.
  *
- * 1. creates the data directory (git-ignored): JetStream store in <RUN_DIR>/nats, logs in
+ * 1. creates the data directory (git-ignored): JetStream store in <RUN_DIR>/nats (a cluster's
+ *    node i in <RUN_DIR>/nats/n<i>, its configuration in <RUN_DIR>/nats/n<i>.conf), logs in
  *    <RUN_DIR>/logs;
- * 2. starts nats-server with JetStream on 127.0.0.1 and waits until it accepts connections;
- * 3. creates or updates the platform's streams (lib/nats/streams.ts);
- * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, with NATS_URL and
- *    SERVICE_NAME set, as compiled JavaScript when `make build` compiled it and the build is
+ * 2. starts nats-server with JetStream on 127.0.0.1 and waits until it accepts connections; with
+ *    NATS_CLUSTER_SIZE=3, three nats-servers clustered on loopback (lib/devtools/nats-cluster.ts)
+ *    and waits until they have formed the JetStream cluster;
+ * 3. creates the platform's streams with NATS_REPLICAS replicas, or raises the replicas of
+ *    existing ones (never lowers them; lib/nats/streams.ts); the services create their KV buckets
+ *    the same way, NATS_REPLICAS being in their environment;
+ * 4. starts every service, i.e. every folder services/<name>/ holding a main.ts, with NATS_URL (the
+ *    client URL of every node, comma-separated), NATS_REPLICAS and SERVICE_NAME set, as compiled JavaScript when `make build` compiled it and the build is
  *    current, else as `node --import tsx services/<name>/main.ts` (lib/devtools/service-command.ts;
  *    PLATFORM_RUNTIME=tsx forces the latter), prefixing each line it prints with its name (and
  *    copying it to <RUN_DIR>/logs/<name>.log);
@@ -16,8 +21,9 @@
  *
  * It then supervises, like a process manager: a service instance or the gateway that exits on its
  * own is started again after a back-off (RUN_RESTART_MIN_MS doubling up to RUN_RESTART_MAX_MS, back
- * to the minimum once an instance has run RUN_RESTART_RESET_MS), and so is nats-server, on the same
- * port, configuration, users and store; the services reconnect to it by themselves. Every restart
+ * to the minimum once an instance has run RUN_RESTART_RESET_MS), and so is nats-server (each node of
+ * a cluster on its own), on the same ports, configuration, users and store; the services reconnect
+ * to it by themselves (to another node meanwhile), and a cluster node catches up when it is back. Every restart
  * is logged with the instance, how it ended and when it comes back. <RUN_DIR>/pids.json lists the
  * process id of every child (rewritten on every restart; removed on a clean stop).
  *
@@ -26,8 +32,14 @@
  * No child outlives this process, even if it is killed (see lib/devtools/supervised-child.ts).
  *
  * Environment (defaults):
- *   NATS_PORT=4222             NATS client port
- *   NATS_HTTP_PORT=8222        NATS HTTP monitoring port
+ *   NATS_PORT=4222             NATS client port (cluster node i: NATS_PORT + i - 1)
+ *   NATS_HTTP_PORT=8222        NATS HTTP monitoring port (cluster node i: NATS_HTTP_PORT + i - 1)
+ *   NATS_CLUSTER_SIZE=1        nats-servers to run as one JetStream cluster (1-5; 3 survives the
+ *                              loss of any one)
+ *   NATS_CLUSTER_PORT=6222     route port of cluster node 1 (node i: NATS_CLUSTER_PORT + i - 1)
+ *   NATS_REPLICAS              copies of every stream and KV bucket (1 to NATS_CLUSTER_SIZE;
+ *                              default the cluster size, at most 3); raised on existing ones,
+ *                              never lowered
  *   RUN_DIR=.run               data directory (relative to the repository root)
  *   RUN_SERVICES_DIR=services  where services are looked for (relative to the repository root)
  *   RUN_STOP_TIMEOUT_MS=10000  how long a service or nats-server gets to stop before SIGKILL
@@ -56,6 +68,13 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  DEFAULT_NATS_CLUSTER_PORT,
+  launchNatsCluster,
+  launchNatsClusterNode,
+  planNatsCluster,
+  type NatsClusterOptions,
+} from "../lib/devtools/nats-cluster.js";
+import {
   launchNatsServer,
   NatsServerNotFoundError,
   NatsServerStartError,
@@ -65,6 +84,7 @@ import {
 import { commandPidOf, startSupervisedChild, type ChildExit, type SupervisedChild } from "../lib/devtools/supervised-child.js";
 import { nodeArgsFor } from "../lib/devtools/service-command.js";
 import { ensureNatsAuth, natsAuthEnabled, type NatsAuth } from "../lib/nats/auth.js";
+import type { NatsConnection } from "nats";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES, tlsEnabled } from "../lib/security/index.js";
@@ -200,8 +220,25 @@ function gatewayPorts(port: number, instance: number): Record<string, string> {
   return { GATEWAY_GRPC_PORT: String(grpc + step), GATEWAY_ADMIN_PORT: String(admin) };
 }
 
-let nats: RunningNatsServer | undefined;
-const natsRestarts: Restarts = { failures: 0, count: 0, startedAt: Date.now() };
+/** One nats-server: the only one, or a node of the cluster. */
+interface NatsSlot {
+  /** `nats-server`, or `nats-server n2` in a cluster. */
+  readonly label: string;
+  /** `n1`, `n2`, ... in a cluster. */
+  readonly node: string | undefined;
+  readonly port: number;
+  readonly httpPort: number;
+  readonly logFile: string;
+  /** Starts it (again) on its ports, configuration and store. */
+  readonly launch: () => Promise<RunningNatsServer>;
+  server: RunningNatsServer | undefined;
+  restarts: Restarts;
+}
+
+/** The nats-servers: one, or the nodes of the cluster. */
+let natsSlots: NatsSlot[] = [];
+/** How many copies of every stream and bucket the platform asks for. */
+let natsReplicas = 1;
 const services: Service[] = [];
 let stopping = false;
 let stopTimeoutMs = 10_000;
@@ -222,14 +259,19 @@ function writePidFile(): void {
       restarts: s.restarts.count,
     };
   }
-  const server = nats;
+  const natsEntry = (slot: NatsSlot) => {
+    const server = slot.server;
+    const url = `nats://${HOST}:${slot.port}`;
+    return server && !server.process.hasExited()
+      ? { node: slot.node ?? null, pid: server.serverPid ?? commandPidOf(server.process) ?? null, pgid: server.process.pid, url, monitorUrl: server.monitorUrl ?? null, restarts: slot.restarts.count }
+      : { node: slot.node ?? null, pid: null, pgid: null, url, monitorUrl: `http://${HOST}:${slot.httpPort}`, restarts: slot.restarts.count };
+  };
   const content = {
     run: process.pid,
     updated: new Date().toISOString(),
-    nats:
-      server && !server.process.hasExited()
-        ? { pid: server.serverPid ?? commandPidOf(server.process) ?? null, pgid: server.process.pid, url: server.url, restarts: natsRestarts.count }
-        : { pid: null, pgid: null, url: server?.url ?? null, restarts: natsRestarts.count },
+    // The first (or only) nats-server; every node of a cluster under natsNodes.
+    nats: natsSlots[0] ? natsEntry(natsSlots[0]) : { pid: null, pgid: null, url: null, restarts: 0 },
+    natsNodes: natsSlots.map(natsEntry),
     instances,
   };
   try {
@@ -251,7 +293,7 @@ function refreshPidFile(): void {
 async function shutdown(exitCode: number): Promise<never> {
   if (stopping) return new Promise<never>(() => {});
   stopping = true;
-  clearTimeout(natsRestarts.timer);
+  for (const slot of natsSlots) clearTimeout(slot.restarts.timer);
   for (const s of services) clearTimeout(s.restarts.timer);
   const running = services.filter((s) => !s.child.hasExited());
   if (running.length > 0) {
@@ -263,10 +305,15 @@ async function shutdown(exitCode: number): Promise<never> {
       }),
     );
   }
-  if (nats && !nats.process.hasExited()) {
-    say("stopping nats-server ...");
-    const exit = await nats.stop({ timeoutMs: stopTimeoutMs });
-    if (exit.signal === "SIGKILL") complain(`nats-server did not stop within ${stopTimeoutMs} ms and was killed`);
+  const runningNats = natsSlots.filter((slot) => slot.server && !slot.server.process.hasExited());
+  if (runningNats.length > 0) {
+    say(`stopping ${runningNats.length > 1 ? `${runningNats.length} nats-servers` : runningNats[0]!.label} ...`);
+    await Promise.all(
+      runningNats.map(async (slot) => {
+        const exit = await slot.server!.stop({ timeoutMs: stopTimeoutMs });
+        if (exit.signal === "SIGKILL") complain(`${slot.label} did not stop within ${stopTimeoutMs} ms and was killed`);
+      }),
+    );
   }
   if (pidFile) rmSync(pidFile, { force: true });
   say(exitCode === 0 ? "stopped" : `stopped (exit status ${exitCode})`);
@@ -275,7 +322,7 @@ async function shutdown(exitCode: number): Promise<never> {
 
 function killEverything(): void {
   for (const s of services) s.child.kill();
-  nats?.process.kill();
+  for (const slot of natsSlots) slot.server?.process.kill();
   if (pidFile) rmSync(pidFile, { force: true });
 }
 
@@ -340,13 +387,24 @@ function superviseInstance(s: Service, child: SupervisedChild, env: NodeJS.Proce
 }
 
 function printTable(streams: EnsureStreamResult[], natsDir: string, logDir: string, servicesDir: string): void {
-  if (!nats) return;
-  const rows: [string, string][] = [
-    ["NATS", `${nats.url}   (JetStream store: ${shown(natsDir)})`],
-    ["monitoring", nats.monitorUrl ?? "off"],
-    ["streams", streams.map((s) => s.name).join(", ")],
+  if (natsSlots.length === 0) return;
+  const rows: [string, string][] =
+    natsSlots.length === 1
+      ? [
+          ["NATS", `nats://${HOST}:${natsSlots[0]!.port}   (JetStream store: ${shown(natsDir)})`],
+          ["monitoring", `http://${HOST}:${natsSlots[0]!.httpPort}`],
+        ]
+      : natsSlots.map((slot, i) => [
+          i === 0 ? "NATS" : "",
+          `${slot.node}  nats://${HOST}:${slot.port}   monitoring http://${HOST}:${slot.httpPort}   store ${shown(path.join(natsDir, slot.node ?? ""))}   log ${shown(slot.logFile)}`,
+        ]);
+  if (natsSlots.length > 1) {
+    rows.push(["", `a ${natsSlots.length}-node JetStream cluster; every stream and bucket at ${natsReplicas} replicas or more; each node: curl -s 'http://${HOST}:${natsSlots[0]!.httpPort}/jsz?accounts=true&streams=true&config=true'`]);
+  }
+  rows.push(
+    ["streams", `${streams.map((s) => s.name).join(", ")} (${natsReplicas} replica${natsReplicas > 1 ? "s" : ""} asked)`],
     ["logs", shown(logDir)],
-  ];
+  );
   if (pidFile) rows.push(["pids", shown(pidFile)]);
   if (services.length === 0) {
     rows.push(["services", `none yet (a service is ${shown(servicesDir)}/<name>/main.ts)`]);
@@ -432,77 +490,79 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
   process.stdout.write(lines.join("\n") + "\n");
 }
 
-interface NatsLaunch {
-  bin: string;
-  port: number;
-  httpPort: number;
-  natsDir: string;
-  natsLog: string;
-  natsAuth: NatsAuth | undefined;
+/** The client URL of every nats-server, comma-separated (NATS_URL). */
+function natsUrls(): string {
+  return natsSlots.map((slot) => `nats://${HOST}:${slot.port}`).join(",");
 }
 
-async function startNats(launch: NatsLaunch): Promise<RunningNatsServer> {
-  return launchNatsServer({
-    bin: launch.bin,
-    host: HOST,
-    port: launch.port,
-    httpPort: launch.httpPort,
-    storeDir: launch.natsDir,
-    serverName: "drone-delivery-dev",
-    logFile: launch.natsLog,
-    onParentExit: "SIGTERM",
-    ...(launch.natsAuth ? { auth: launch.natsAuth } : {}),
-  });
-}
-
-/** Creates or updates the streams as the admin user. */
-async function setUpStreams(server: RunningNatsServer, natsAuth: NatsAuth | undefined): Promise<EnsureStreamResult[]> {
-  const nc = await connectNats({ url: server.url, name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
-  try {
-    return await ensureStreams(await nc.jetstreamManager());
-  } finally {
-    await drainQuietly(nc);
+/**
+ * Creates the streams, or raises their replicas, as the admin user; reports what it kept or could
+ * not apply. A cluster that has just started elects a leader for each stream after its meta
+ * leader: until then requests time out, so it tries again for up to `timeoutMs`.
+ */
+async function setUpStreams(natsAuth: NatsAuth | undefined, timeoutMs = 60_000): Promise<EnsureStreamResult[]> {
+  const until = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await connectNats({ url: natsUrls(), name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
+      const jsm = await nc.jetstreamManager();
+      const results = await ensureStreams(jsm, { replicas: natsReplicas, warn: (message) => complain(message) });
+      // Every other stream (the services' KV buckets) answering too: each has a leader again.
+      for await (const name of jsm.streams.names()) await jsm.streams.info(name);
+      for (const r of results) {
+        for (const k of r.kept) say(`stream ${r.name}: ${k.field} stays ${k.current} (asked ${k.wanted}): the platform never lowers it`);
+      }
+      return results;
+    } catch (error) {
+      if (stopping || Date.now() >= until) throw error;
+      if (attempt === 1) say(`streams not ready yet (${(error as Error).message}); trying again`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    } finally {
+      await drainQuietly(nc);
+    }
   }
 }
 
-/** Watches nats-server; when it dies, starts it again on the same port, configuration and store. */
-function superviseNats(server: RunningNatsServer, launch: NatsLaunch): void {
+/** Watches one nats-server; when it dies, starts it again on the same ports, configuration and store. */
+function superviseNats(slot: NatsSlot, server: RunningNatsServer, natsAuth: NatsAuth | undefined): void {
   void server.exited.then((exit) => {
-    if (stopping || nats !== server) return;
-    complain(`nats-server exited unexpectedly at ${clock(Date.now())} (${describeExit(exit)}); last lines of ${shown(launch.natsLog)}:`);
+    if (stopping || slot.server !== server) return;
+    complain(`${slot.label} exited unexpectedly at ${clock(Date.now())} (${describeExit(exit)}); last lines of ${shown(slot.logFile)}:`);
     process.stderr.write(server.logTail(10) + "\n");
     writePidFile();
-    scheduleNatsRestart(launch);
+    scheduleNatsRestart(slot, natsAuth);
   });
 }
 
-function scheduleNatsRestart(launch: NatsLaunch): void {
+function scheduleNatsRestart(slot: NatsSlot, natsAuth: NatsAuth | undefined): void {
   const now = Date.now();
-  const delay = nextRestartDelay(restartPolicy, natsRestarts, now);
+  const delay = nextRestartDelay(restartPolicy, slot.restarts, now);
+  const others = natsSlots.length > 1 ? "; meanwhile the services use the other nodes" : "; the services reconnect by themselves";
   complain(
-    `restarting nats-server in ${(delay / 1000).toFixed(1)} s, at ${clock(now + delay)} (restart ${natsRestarts.count + 1}), ` +
-      `on ${HOST}:${launch.port} with the same store and users; the services reconnect by themselves`,
+    `restarting ${slot.label} in ${(delay / 1000).toFixed(1)} s, at ${clock(now + delay)} (restart ${slot.restarts.count + 1}), ` +
+      `on ${HOST}:${slot.port} with the same store and users${others}`,
   );
-  natsRestarts.timer = setTimeout(() => {
+  slot.restarts.timer = setTimeout(() => {
     if (stopping) return;
-    natsRestarts.count++;
-    natsRestarts.startedAt = Date.now();
-    startNats(launch).then(
+    slot.restarts.count++;
+    slot.restarts.startedAt = Date.now();
+    slot.launch().then(
       async (server) => {
         if (stopping) {
           await server.stop({ timeoutMs: stopTimeoutMs });
           return;
         }
-        nats = server;
-        superviseNats(server, launch);
-        say(`nats-server restarted (pid ${server.serverPid ?? server.process.pid}, restart ${natsRestarts.count}) on ${server.url}`);
+        slot.server = server;
+        superviseNats(slot, server, natsAuth);
+        say(`${slot.label} restarted (pid ${server.serverPid ?? server.process.pid}, restart ${slot.restarts.count}) on ${server.url}`);
         refreshPidFile();
-        await setUpStreams(server, launch.natsAuth).catch((error: unknown) => complain(`streams after the restart: ${(error as Error).message}`));
+        await setUpStreams(natsAuth).catch((error: unknown) => complain(`streams after the restart: ${(error as Error).message}`));
       },
       (error: unknown) => {
         if (stopping) return;
-        complain(`nats-server did not start again: ${(error as Error).message.split("\n")[0]}`);
-        scheduleNatsRestart(launch);
+        complain(`${slot.label} did not start again: ${(error as Error).message.split("\n")[0]}`);
+        scheduleNatsRestart(slot, natsAuth);
       },
     );
   }, delay);
@@ -511,6 +571,15 @@ function scheduleNatsRestart(launch: NatsLaunch): void {
 async function main(): Promise<void> {
   const natsPort = intFromEnv("NATS_PORT", 4222, 1, 65535);
   const httpPort = intFromEnv("NATS_HTTP_PORT", 8222, 1, 65535);
+  const clusterSize = intFromEnv("NATS_CLUSTER_SIZE", 1, 1, 5);
+  const clusterPort = intFromEnv("NATS_CLUSTER_PORT", DEFAULT_NATS_CLUSTER_PORT, 1, 65535);
+  natsReplicas = intFromEnv("NATS_REPLICAS", Math.min(clusterSize, 3), 1, 5);
+  if (natsReplicas > clusterSize) {
+    throw new ConfigError(
+      `NATS_REPLICAS=${natsReplicas} needs at least ${natsReplicas} nats-servers, and NATS_CLUSTER_SIZE is ${clusterSize}: ` +
+        `set NATS_CLUSTER_SIZE=${natsReplicas} (or more), or NATS_REPLICAS from 1 to ${clusterSize}`,
+    );
+  }
   stopTimeoutMs = intFromEnv("RUN_STOP_TIMEOUT_MS", 10_000, 100, 600_000);
   const restartMinMs = intFromEnv("RUN_RESTART_MIN_MS", 500, 10, 600_000);
   restartPolicy = {
@@ -531,40 +600,99 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const launch: NatsLaunch = {
-    bin: resolveNatsServerBin(),
-    port: natsPort,
-    httpPort,
-    natsDir,
-    natsLog: path.join(logDir, "nats-server.log"),
-    natsAuth,
-  };
-  say(`starting nats-server on ${HOST}:${natsPort} (log: ${shown(launch.natsLog)})`);
-  try {
-    nats = await startNats(launch);
-  } catch (err) {
+  const bin = resolveNatsServerBin();
+  const newRestarts = (): Restarts => ({ failures: 0, count: 0, startedAt: Date.now() });
+  let startAll = async (): Promise<RunningNatsServer[]> => [await natsSlots[0]!.launch()];
+  if (clusterSize === 1) {
+    const logFile = path.join(logDir, "nats-server.log");
+    natsSlots = [
+      {
+        label: "nats-server",
+        node: undefined,
+        port: natsPort,
+        httpPort,
+        logFile,
+        server: undefined,
+        restarts: newRestarts(),
+        launch: () =>
+          launchNatsServer({
+            bin,
+            host: HOST,
+            port: natsPort,
+            httpPort,
+            storeDir: natsDir,
+            serverName: "drone-delivery-dev",
+            logFile,
+            onParentExit: "SIGTERM",
+            ...(natsAuth ? { auth: natsAuth } : {}),
+          }),
+      },
+    ];
+  } else {
+    const range = (base: number) => Array.from({ length: clusterSize }, (_, i) => base + i);
+    const clusterOptions: NatsClusterOptions = {
+      size: clusterSize,
+      dir: natsDir,
+      host: HOST,
+      bin,
+      clientPorts: range(natsPort),
+      httpPorts: range(httpPort),
+      routePorts: range(clusterPort),
+      logFileOf: (name) => path.join(logDir, `nats-server-${name}.log`),
+      onParentExit: "SIGTERM",
+      ...(natsAuth ? { auth: natsAuth } : {}),
+    };
+    natsSlots = planNatsCluster(clusterOptions).map((node) => ({
+      label: `nats-server ${node.name}`,
+      node: node.name,
+      port: node.port,
+      httpPort: node.httpPort,
+      logFile: clusterOptions.logFileOf!(node.name),
+      server: undefined,
+      restarts: newRestarts(),
+      launch: () => launchNatsClusterNode(clusterOptions, node),
+    }));
+    // First start: every node at once (a JetStream cluster elects its meta leader once most nodes have met).
+    startAll = () => launchNatsCluster(clusterOptions);
+  }
+  const portsTaken = (err: unknown) => {
     if (err instanceof NatsServerStartError && /address already in use/i.test(err.logTail)) {
       complain(err.message);
       complain(
-        `port ${natsPort} or ${httpPort} on ${HOST} is already taken (by another nats-server? the Debian ` +
+        `a port of ${natsSlots.map((s) => `${s.port}, ${s.httpPort}`).join(", ")}${clusterSize > 1 ? ` or route ports from ${clusterPort}` : ""} ` +
+          `on ${HOST} is already taken (by another nats-server? the Debian ` +
           "package runs one as a system service: sudo systemctl disable --now nats-server); " +
-          "choose others with NATS_PORT and NATS_HTTP_PORT",
+          `choose others with NATS_PORT and NATS_HTTP_PORT${clusterSize > 1 ? " and NATS_CLUSTER_PORT" : ""}`,
       );
-      throw new ConfigError("nats-server could not start");
+      return new ConfigError("nats-server could not start");
     }
-    throw err;
+    return err;
+  };
+  say(
+    clusterSize === 1
+      ? `starting nats-server on ${HOST}:${natsPort} (log: ${shown(natsSlots[0]!.logFile)})`
+      : `starting a ${clusterSize}-node JetStream cluster: ${natsSlots.map((s) => `${s.node} ${HOST}:${s.port}`).join(", ")} ` +
+          `(routes from ${HOST}:${clusterPort}, stores in ${shown(natsDir)}/n1..n${clusterSize}, logs ${shown(logDir)}/nats-server-n<i>.log); ` +
+          `streams and buckets at ${natsReplicas} replicas`,
+  );
+  try {
+    const started = await startAll();
+    started.forEach((server, i) => (natsSlots[i]!.server = server));
+  } catch (err) {
+    throw portsTaken(err);
   }
   if (stopping) return;
-  const server = nats;
-  natsRestarts.startedAt = Date.now();
-  superviseNats(server, launch);
+  for (const slot of natsSlots) {
+    slot.restarts.startedAt = Date.now();
+    superviseNats(slot, slot.server!, natsAuth);
+  }
 
   say(
     natsAuth
       ? `NATS authorization on: one user per service, credentials in ${shown(natsAuthDirectory)}`
       : "NATS_AUTH=off: every NATS connection may do everything (debugging only)",
   );
-  const streams = await setUpStreams(server, natsAuth);
+  const streams = await setUpStreams(natsAuth);
   const summary = (["created", "updated", "unchanged"] as const)
     .map((action) => [action, streams.filter((s) => s.action === action).map((s) => s.name)] as const)
     .filter(([, names]) => names.length > 0)
@@ -587,7 +715,8 @@ async function main(): Promise<void> {
   const devSecretFile = path.resolve(repoRoot, process.env["GATEWAY_DEV_SECRET_FILE"]?.trim() || path.join(runDir, "gateway-dev-secret"));
   const baseEnv: NodeJS.ProcessEnv = {
     ...process.env,
-    NATS_URL: server.url,
+    NATS_URL: natsUrls(),
+    NATS_REPLICAS: String(natsReplicas),
     NATS_AUTH_DIR: natsAuthDirectory,
     INTERNAL_PKI_DIR: pkiDirectory,
     GATEWAY_DEV_SECRET_FILE: devSecretFile,

@@ -2,6 +2,7 @@
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import { PackageService } from "../../gen/dronedelivery/package/v1/package_service_pb.js";
 import { envInt } from "../../lib/service/config.js";
+import { natsReplicasFromEnv } from "../../lib/nats/replicas.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { packageRegistration } from "./server.js";
 import { openPackageStore } from "./store.js";
@@ -11,7 +12,7 @@ export const packageModule: ServiceModule = {
   defaultPort: DEFAULT_PORTS.package,
   services: [PackageService],
   async create({ js, env, log }) {
-    const replicas = envInt(env, "PACKAGE_KV_REPLICAS", 1, { min: 1, max: 5 });
+    const replicas = envInt(env, "PACKAGE_KV_REPLICAS", natsReplicasFromEnv(env), { min: 1, max: 5 });
     const store = await openPackageStore(js, { replicas });
     log.debug({ replicas }, "package store open");
     return { registrations: [packageRegistration(store)] };
