@@ -17,7 +17,9 @@ import {
   recordHttpRequest,
   recordPublish,
   recordRetry,
+  readServiceVersion,
   recordServerCall,
+  serviceVersion,
   resetMetricsForTests,
   setCircuitState,
   startClientCallTimer,
@@ -102,6 +104,13 @@ describe("labels", () => {
     expect(grpcCodeName("d-123")).toBe("UNKNOWN");
   });
 
+  it("reads the build's version from SERVICE_VERSION, else dev, and refuses unbounded values", () => {
+    expect(readServiceVersion({})).toBe("dev");
+    expect(readServiceVersion({ SERVICE_VERSION: " 2.1.0-rc.1 " })).toBe("2.1.0-rc.1");
+    expect(() => readServiceVersion({ SERVICE_VERSION: "a b" })).toThrow(/SERVICE_VERSION/);
+    expect(() => readServiceVersion({ SERVICE_VERSION: "x".repeat(65) })).toThrow(/SERVICE_VERSION/);
+  });
+
   it("bounds HTTP methods, statuses and subject roots", () => {
     expect(httpMethodLabel("get")).toBe("GET");
     expect(httpMethodLabel("PROPFIND")).toBe("OTHER");
@@ -150,6 +159,11 @@ describe("metrics over HTTP", () => {
     expect(valueOf(samples, "rpc_server_handling_seconds_count", { grpc_method: "GetDelivery" })).toBe(1);
     // The histogram has no code label: one series per method.
     expect(select(samples, "rpc_server_handling_seconds_count", getAccount)).toHaveLength(1);
+    // Served calls carry the process's version (SERVICE_VERSION, "dev" here), so that two builds
+    // of a service side by side can be told apart.
+    expect(serviceVersion()).toBe(readServiceVersion(process.env));
+    expect(valueOf(samples, "rpc_server_handled_total", { ...getAccount, grpc_code: "OK", version: serviceVersion() })).toBe(2);
+    expect(valueOf(samples, "rpc_server_handling_seconds_count", { ...getAccount, version: serviceVersion() })).toBe(3);
   });
 
   it("records client calls, retries and bulkhead rejections by target", async () => {

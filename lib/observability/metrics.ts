@@ -40,16 +40,38 @@ export function metricsRegistry(): Registry {
 
 let serviceLabel: string | undefined;
 
+/** The version of a build when SERVICE_VERSION does not name one. */
+export const DEFAULT_SERVICE_VERSION = "dev";
+
+/** The build's version from SERVICE_VERSION (e.g. `1.4.0`, `canary`), else "dev". */
+export function readServiceVersion(env: Readonly<Record<string, string | undefined>>): string {
+  const version = env["SERVICE_VERSION"]?.trim();
+  if (version === undefined || version === "") return DEFAULT_SERVICE_VERSION;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(version)) {
+    throw new Error(`SERVICE_VERSION="${version}": letters, digits, ".", "_", "+" and "-" only, at most 64`);
+  }
+  return version;
+}
+
+let versionLabel: string = readServiceVersion(process.env);
+
+/** The `version` label of this process's served calls: two builds of a service side by side differ by it. */
+export function serviceVersion(): string {
+  return versionLabel;
+}
+
 /**
  * Names the process and turns on the Node.js process metrics (CPU, memory, event loop lag, GC,
- * handles, ...). Every series of the registry then carries `service="<serviceName>"`. Call it once,
+ * handles, ...). Every series of the registry then carries `service="<serviceName>"`, and the
+ * served-call metrics `version="<version>"` (default: SERVICE_VERSION, else "dev"). Call it once,
  * from the process's entry point; the first name given wins, later calls change nothing (tests
  * run several services in one process) and return the name in force.
  */
-export function initMetrics(serviceName: string): string {
+export function initMetrics(serviceName: string, version: string = readServiceVersion(process.env)): string {
   if (serviceLabel !== undefined) return serviceLabel;
   if (serviceName.trim() === "") throw new TypeError("initMetrics: the service name is empty");
   serviceLabel = serviceName;
+  versionLabel = version;
   registry.setDefaultLabels({ service: serviceName });
   collectDefaultMetrics({ register: registry });
   return serviceName;
@@ -60,15 +82,15 @@ export function initMetrics(serviceName: string): string {
 
 const serverHandled = new Counter({
   name: "rpc_server_handled_total",
-  help: "gRPC calls completed by this server, by method and status code.",
-  labelNames: ["grpc_service", "grpc_method", "grpc_code"] as const,
+  help: "gRPC calls completed by this server, by method, status code and the server's version.",
+  labelNames: ["grpc_service", "grpc_method", "grpc_code", "version"] as const,
   registers: [registry],
 });
 
 const serverHandling = new Histogram({
   name: "rpc_server_handling_seconds",
-  help: "Time from a gRPC call's arrival to its final status on this server (whole stream for streaming calls).",
-  labelNames: ["grpc_service", "grpc_method"] as const,
+  help: "Time from a gRPC call's arrival to its final status on this server (whole stream for streaming calls), by method and the server's version.",
+  labelNames: ["grpc_service", "grpc_method", "version"] as const,
   buckets: [...DURATION_BUCKETS_SECONDS],
   registers: [registry],
 });
@@ -93,13 +115,16 @@ interface CallLabels {
 const callLabelSets = new Map<string, CallLabels>();
 const MAX_CALL_LABEL_SETS = 10_000;
 
-/** The labels of a call by `target` ("" for a served call) to `path` that ended with `code`. */
+/**
+ * The labels of a call by `target` ("" for a served call, which carries the process's version)
+ * to `path` that ended with `code`.
+ */
 function callLabels(target: string, path: string, code: string | number): CallLabels {
-  const key = `${target}\u0000${path}\u0000${code}`;
+  const key = `${target}\u0000${path}\u0000${code}\u0000${target === "" ? versionLabel : ""}`;
   let labels = callLabelSets.get(key);
   if (labels === undefined) {
     const method = methodLabels(path);
-    const timed = target === "" ? { ...method } : { target, ...method };
+    const timed = target === "" ? { ...method, version: versionLabel } : { target, ...method };
     labels = Object.freeze({
       handled: Object.freeze({ ...timed, grpc_code: grpcCodeName(code) }),
       timed: Object.freeze(timed),
