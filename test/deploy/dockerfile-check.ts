@@ -170,6 +170,11 @@ export function dockerfileProblems(dockerfile: string, ignore: string, expect: D
     problems.push("the runtime stage does not copy the compiled .build/ from the build stage");
   }
 
+  // The bundles are ES modules named .js: Node needs the package.json ("type": "module") beside .build/.
+  if (!runtime.instructions.some((i) => i.keyword === "COPY" && copyOperands(i.args).sources.some((source) => /(^|\/)package\.json$/.test(source)))) {
+    problems.push("the runtime stage has no package.json: Node would not load the bundles as ES modules");
+  }
+
   const users = runtime.instructions.filter((i) => i.keyword === "USER");
   const user = users.at(-1)?.args.split(":")[0];
   if (user === undefined) problems.push("the runtime stage sets no USER: it would run as root");
@@ -198,4 +203,19 @@ export function entrypointSource(dockerfile: string): string | undefined {
     if (destination === target) return sources[0];
   }
   return undefined;
+}
+
+/**
+ * The packages scripts/build.mjs leaves out of the bundles (its EXTERNAL list) that the
+ * production install (`npm ci --omit=dev`) would not provide, from package-lock.json.
+ */
+export function missingRuntimePackages(buildScript: string, lockfile: string): string[] {
+  const list = /const EXTERNAL = \[([^\]]*)\]/.exec(buildScript)?.[1];
+  if (list === undefined) return ["scripts/build.mjs: no EXTERNAL list found"];
+  const externals = [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1] as string);
+  const packages = (JSON.parse(lockfile) as { packages: Record<string, { dev?: boolean }> }).packages;
+  return externals.filter((name) => {
+    const entry = packages[`node_modules/${name}`];
+    return entry === undefined || entry.dev === true;
+  });
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
-import { dockerfileProblems, dockerIgnore, entrypointSource, parseDockerfile, stagesOf } from "./dockerfile-check.js";
+import { dockerfileProblems, dockerIgnore, entrypointSource, missingRuntimePackages, parseDockerfile, stagesOf } from "./dockerfile-check.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
@@ -29,6 +29,14 @@ describe("Dockerfile", () => {
     expect(stages.map((s) => s.name)).toEqual(["build", "runtime-packages", "runtime"]);
     expect(stages.at(-1)?.image).toBe("node:20-bookworm-slim");
     expect(stages.at(-1)?.instructions.filter((i) => i.keyword === "USER").map((i) => i.args)).toEqual(["1000:1000"]);
+  });
+
+  it("installs every package the bundles load from node_modules in the runtime image (production dependencies)", () => {
+    const build = readFileSync(path.join(root, "scripts/build.mjs"), "utf8");
+    const lock = readFileSync(path.join(root, "package-lock.json"), "utf8");
+    expect(missingRuntimePackages(build, lock)).toEqual([]);
+    // The check sees a package that only a dev dependency brings.
+    expect(missingRuntimePackages(build.replace('const EXTERNAL = [', 'const EXTERNAL = ["esbuild", '), lock)).toEqual(["esbuild"]);
   });
 
   it("has a service folder with a main.ts for every service of the port table, and no other", () => {
@@ -114,6 +122,12 @@ describe("Dockerfile", () => {
     it("reports a RUN after the last USER (it would run as root)", () => {
       const late = dockerfile.replace('ENTRYPOINT ["/app/entrypoint.sh"]', 'RUN chmod -R a+w /app\nENTRYPOINT ["/app/entrypoint.sh"]');
       expect(dockerfileProblems(late, ignore, expectations)).toEqual(["a RUN follows the last USER of the runtime stage"]);
+    });
+
+    it("reports a runtime stage without package.json (the .js bundles are ES modules)", () => {
+      const without = dockerfile.replace("COPY --from=runtime-packages /app/package.json ./package.json\n", "");
+      expect(without).not.toBe(dockerfile);
+      expect(dockerfileProblems(without, ignore, expectations)).toEqual(["the runtime stage has no package.json: Node would not load the bundles as ES modules"]);
     });
 
     it("reports a runtime stage without USER, on a full image, and a .dockerignore that lets node_modules in", () => {
