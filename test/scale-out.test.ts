@@ -37,12 +37,13 @@ function isFree(port: number): Promise<boolean> {
 
 /**
  * Ports for the run: services at base+0..7 (instances +100, metrics +1000), gateway public at
- * base+10, gRPC at base+20 (instances +100, admin +1000), NATS at base+30 and base+31. Below
- * Linux's ephemeral range, so that no outgoing connection takes one meanwhile.
+ * base+10, gRPC at base+20 (instances +100, admin +1000), NATS at base+30 and base+31. Between
+ * 30000 and Linux's ephemeral range (32768), so that no outgoing connection takes one meanwhile,
+ * and clear of the ports people give `make run` (the defaults, and those shifted by 10000 or 20000).
  */
 async function pickBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + 40 * Math.floor(Math.random() * 200);
+    const base = 30_000 + 40 * Math.floor(Math.random() * 38);
     const ports = [
       ...[0, 1, 2, 3, 4, 5, 6, 7, 10].flatMap((o) => [base + o, base + o + 100, base + o + 1000, base + o + 1100]),
       base + 20,
