@@ -140,6 +140,42 @@ describe("while the bucket cannot be reached", () => {
   });
 });
 
+describe("a gateway whose NATS cannot be reached", () => {
+  it("limits each client alone, in memory, and says so", { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    const gateway = await startGateway({
+      env: {
+        // Nothing listens on port 9: NATS is unreachable from the start.
+        NATS_URL: "nats://127.0.0.1:9",
+        NATS_AUTH: "off",
+        GATEWAY_JWT_SECRET: SECRET,
+        INTERNAL_PKI_DIR: TEST_PKI_DIR,
+        GATEWAY_PORT: "0",
+        GATEWAY_GRPC_PORT: "0",
+        GATEWAY_RATE_LIMIT_REQUESTS: "3",
+        GATEWAY_RATE_LIMIT_WINDOW_SECONDS: "3600",
+        INGESTION_ADDRESS: "127.0.0.1:9",
+        DELIVERY_ADDRESS: "127.0.0.1:9",
+      },
+      log: pino({ level: "info" }, { write: (line: string) => lines.push(line) }),
+    });
+    try {
+      const headers = { authorization: `Bearer ${await mintToken("acct-alone", SECRET)}` };
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gateway.url}/v1/deliveries/dlv-x`, { headers })).status);
+      expect(statuses.slice(0, 3).every((s) => s !== 429)).toBe(true);
+      expect(statuses.slice(3)).toEqual([429, 429]);
+      const deadline = Date.now() + 30_000;
+      while (!lines.some((l) => l.includes("counts calls alone"))) {
+        if (Date.now() > deadline) throw new Error(`no log line about counting alone:\n${lines.join("")}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
 describe("two gateways", () => {
   const gateways: RunningGateway[] = [];
   afterAll(async () => {

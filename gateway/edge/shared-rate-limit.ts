@@ -236,8 +236,13 @@ export function natsSharedCounter(options: NatsCounterOptions): NatsCounter {
         connected = true;
         void (async () => {
           for await (const status of connection.status()) {
-            if (status.type === "disconnect") connected = false;
-            else if (status.type === "reconnect") connected = true;
+            if (status.type === "disconnect") {
+              connected = false;
+              options.log?.warn("NATS connection lost: this gateway counts calls alone (per instance) until it is back");
+            } else if (status.type === "reconnect") {
+              connected = true;
+              options.log?.info("NATS connection back: the rate limit is shared with the other gateway instances again");
+            }
           }
         })().catch(() => undefined);
       }
