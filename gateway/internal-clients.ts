@@ -1,7 +1,9 @@
 /**
  * The internal services the gateway calls, through the gateway's communication layer (mutual TLS
- * as the `gateway` identity, balancing over instances, deadlines, retries of idempotent methods,
- * circuit breakers, tracing and metrics).
+ * as the `gateway` identity, balancing over instances, a canary version when
+ * `<NAME>_CANARY_ADDRESS` names one (chosen per call by the `x-canary` flag call-options.ts passes
+ * on, or by weight), deadlines, retries of idempotent methods, circuit breakers, tracing and
+ * metrics).
  */
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { IngestionService } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
