@@ -16,7 +16,7 @@ import { startGateway, type RunningGateway } from "../../gateway/module.js";
 import { TEST_PKI_DIR } from "../../gateway/test-stack.js";
 import { mintToken } from "../../gateway/tokens.js";
 import { createCommsLayer } from "../../lib/comms/index.js";
-import { canaryFlag, canarySplit, readCanaryRoute } from "../../lib/comms/routing.js";
+import { canaryFlag, canarySplit, hasStreams, readCanaryRoute, streamsApart } from "../../lib/comms/routing.js";
 import type { Client } from "../../lib/grpc/index.js";
 import { ensureDevPki, PKI_IDENTITIES } from "../../lib/security/index.js";
 import { waitForHealth } from "../../lib/service/health-probe.js";
@@ -73,6 +73,26 @@ describe("the canary rule", () => {
     expect(none).toEqual(["v1", "v1", "v1", "v1", "v1"]);
     unweighted.close();
     expect(none.slice(5)).toEqual(["v1 closed", "v2 closed"]);
+  });
+
+  it("puts streaming methods on their own channel", async () => {
+    const reached: string[] = [];
+    const record = (name: string) =>
+      ({
+        check: async () => void reached.push(`${name} check`),
+        watch: () => {
+          reached.push(`${name} watch`);
+          return (async function* () {})();
+        },
+        close: () => {},
+        waitForReady: async () => {},
+        grpcClient: undefined,
+      }) as unknown as Client<typeof Health>;
+    expect(hasStreams(Health)).toBe(true);
+    const client = streamsApart(Health, record("unary"), record("streams"));
+    await client.check({ service: "" });
+    for await (const _ of client.watch({ service: "" })) break;
+    expect(reached).toEqual(["unary check", "streams watch"]);
   });
 });
 
