@@ -2,8 +2,8 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { streamCallOptions, unaryCallOptions } from "./call-options.js";
 
-function context(timeoutMs: number | undefined): HandlerContext {
-  return { timeoutMs: () => timeoutMs, signal: new AbortController().signal } as unknown as HandlerContext;
+function context(timeoutMs: number | undefined, headers: Record<string, string> = {}): HandlerContext {
+  return { timeoutMs: () => timeoutMs, signal: new AbortController().signal, requestHeader: new Headers(headers) } as unknown as HandlerContext;
 }
 
 describe("internal call options", () => {
@@ -18,5 +18,13 @@ describe("internal call options", () => {
     const open = context(undefined);
     expect(streamCallOptions(open)).toEqual({ signal: open.signal });
     expect(streamCallOptions(context(30_000)).timeoutMs).toBe(30_000);
+  });
+
+  it("pass the caller's x-canary flag on as metadata, and nothing without one", () => {
+    expect(unaryCallOptions(context(undefined, { "x-canary": "1" }), 5000).metadata).toEqual({ "x-canary": "1" });
+    expect(unaryCallOptions(context(undefined, { "X-Canary": "false" }), 5000).metadata).toEqual({ "x-canary": "0" });
+    expect(streamCallOptions(context(undefined, { "x-canary": "yes" })).metadata).toEqual({ "x-canary": "1" });
+    expect(unaryCallOptions(context(undefined, { "x-canary": "perhaps" }), 5000)).not.toHaveProperty("metadata");
+    expect(streamCallOptions(context(undefined))).not.toHaveProperty("metadata");
   });
 });
