@@ -96,7 +96,9 @@ describe("balancing configuration", () => {
       [{ RPC_LB_POLICY: "round_robin" }, "round_robin"],
     ] as const) {
       const options = balancingChannelOptions(readBalancingConfig(env));
-      const serviceConfig = JSON.parse(options["grpc.service_config"] as string) as { loadBalancingConfig: object[] };
+      const serviceConfig = JSON.parse(options["grpc.service_config"] as string) as {
+        loadBalancingConfig: Parameters<typeof grpc.experimental.parseLoadBalancingConfig>[0][];
+      };
       const parsed = grpc.experimental.parseLoadBalancingConfig(serviceConfig.loadBalancingConfig[0]!);
       expect(parsed.getLoadBalancerName()).toBe("outlier_detection");
       const json = parsed.toJsonObject() as { outlier_detection: { child_policy: object[] } };
