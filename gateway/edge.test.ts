@@ -126,7 +126,7 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-origin")).toBe(ORIGIN);
     expect(res.headers.get("access-control-allow-methods")).toContain("GET");
     const allowed = (res.headers.get("access-control-allow-headers") ?? "").toLowerCase();
-    for (const header of ["authorization", "idempotency-key", "connect-protocol-version", "x-grpc-web"]) {
+    for (const header of ["authorization", "idempotency-key", "connect-protocol-version", "x-grpc-web", "x-canary"]) {
       expect(allowed).toContain(header);
     }
   });

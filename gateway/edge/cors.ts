@@ -4,9 +4,13 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { cors } from "@connectrpc/connect";
+import { CANARY_HEADER } from "../../lib/comms/routing.js";
 
-/** Headers REST clients send or read beyond those of the Connect protocols. */
-const REST_REQUEST_HEADERS = ["Authorization", "Idempotency-Key", "Last-Event-ID"];
+/**
+ * Headers REST clients send or read beyond those of the Connect protocols; `x-canary` routes a
+ * caller's requests to the second version of a service (lib/comms/routing.ts).
+ */
+const REST_REQUEST_HEADERS = ["Authorization", "Idempotency-Key", "Last-Event-ID", CANARY_HEADER];
 const REST_RESPONSE_HEADERS = ["Location", "Retry-After", "X-Trace-Id"];
 
 const ALLOWED_METHODS = [...new Set([...cors.allowedMethods, "GET", "POST", "PATCH", "PUT", "DELETE"])].join(", ");
