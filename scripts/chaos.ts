@@ -15,6 +15,14 @@
  *    victim is back), one instance of every service, the gateway and nats-server; their process
  *    ids come from <RUN_DIR>/pids.json, which run.ts rewrites on every restart, and run.ts's
  *    supervision brings them back;
+ *
+ *    Cluster mode (CHAOS_NATS_CLUSTER=1, or NATS_CLUSTER_SIZE=3): the platform runs on a 3-node
+ *    JetStream cluster with every stream and bucket at 3 replicas (make run's NATS_CLUSTER_SIZE),
+ *    and the nats-server killed is the node leading DELIVERY_REQUESTS at that moment (the stream
+ *    that holds every accepted request); the run then waits until the restarted node is a current
+ *    replica of every stream again, and the report says how long that took and how many streams
+ *    are at 3 replicas at the end. CHAOS_KILLS defaults to `nats` there (add services to kill
+ *    them too, or `all`);
  * 4. waits until every accepted delivery has ended (GET /v1/deliveries/{id}: COMPLETED, CANCELLED
  *    or FAILED), polling CHAOS_POLL_CONCURRENCY at a time, for at most CHAOS_SETTLE_TIMEOUT_MS,
  *    and no longer than CHAOS_SETTLE_IDLE_MS after the last change of any delivery's stage;
@@ -36,6 +44,8 @@
  *                                  FAILED), one carries a parcel too heavy for a drone (an outside
  *                                  carrier), and one is cancelled right after it is accepted (0: none)
  *   CHAOS_KILLS=all                which to SIGKILL, comma-separated: service names, gateway, nats
+ *                                  (cluster mode: default nats)
+ *   CHAOS_NATS_CLUSTER=0           1: cluster mode (NATS_CLUSTER_SIZE=3 unless set; 1 turns it off)
  *   CHAOS_KILL_SPACING_MS=500      at least this long between two kills (after the previous is back)
  *   CHAOS_SETTLE_TIMEOUT_MS=600000 how long accepted deliveries get to end after the last request
  *   CHAOS_SETTLE_IDLE_MS=60000     stop waiting sooner when no delivery has changed its stage this long
@@ -70,6 +80,7 @@ import { startSupervisedChild, type SupervisedChild } from "../lib/devtools/supe
 import { natsCredentialsFromEnv } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { envPrefix } from "../lib/service/config.js";
+import { clusterStreams, type JszPeer } from "../lib/devtools/nats-cluster.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -126,12 +137,28 @@ function serviceNames(): string[] {
     .sort();
 }
 
+interface NatsNodeEntry {
+  node: string | null;
+  pid: number | null;
+  restarts: number;
+  url: string;
+  monitorUrl: string | null;
+}
+
 interface PidFile {
   nats: { pid: number | null; restarts: number };
+  natsNodes?: NatsNodeEntry[];
   instances: Record<string, { service: string; pid: number | null; restarts: number }>;
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** Nodes of the JetStream cluster in cluster mode; 1 otherwise. */
+const clusterSize = (() => {
+  const size = process.env["NATS_CLUSTER_SIZE"]?.trim();
+  if (size) return intSetting("NATS_CLUSTER_SIZE", 1, 1, 5);
+  return /^(1|true|yes|on)$/i.test(process.env["CHAOS_NATS_CLUSTER"]?.trim() ?? "") ? 3 : 1;
+})();
 
 const settings = {
   requests: intSetting("CHAOS_REQUESTS", 2000, 1, 1_000_000),
@@ -145,7 +172,7 @@ const settings = {
   pollConcurrency: intSetting("CHAOS_POLL_CONCURRENCY", 8, 1, 1000),
   startTimeoutMs: intSetting("CHAOS_START_TIMEOUT_MS", 180_000, 1_000),
   runDir: path.resolve(repoRoot, process.env["CHAOS_RUN_DIR"]?.trim() || path.join(".run", "chaos")),
-  kills: process.env["CHAOS_KILLS"]?.trim() || "all",
+  kills: process.env["CHAOS_KILLS"]?.trim() || (clusterSize > 1 ? "nats" : "all"),
 };
 /** Platform settings with the chaos run's defaults; the environment overrides them. */
 const platformDefaults: Record<string, string> = {
@@ -196,9 +223,12 @@ async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, s
   mkdirSync(settings.runDir, { recursive: true });
   const names = serviceNames();
   const instancesOf = (name: string) => Number(process.env[`${envPrefix(name)}INSTANCES`]?.trim() || "1") || 1;
+  // One client, monitoring and route port per nats-server (make run gives node i the base + i - 1).
+  const natsOffsets = Array.from({ length: clusterSize }, (_, i) => i);
   const ports: Record<string, string> = {
-    NATS_PORT: String(await pickPort()),
-    NATS_HTTP_PORT: String(await pickPort()),
+    NATS_PORT: String(await pickPort(natsOffsets)),
+    NATS_HTTP_PORT: String(await pickPort(natsOffsets)),
+    ...(clusterSize > 1 ? { NATS_CLUSTER_PORT: String(await pickPort(natsOffsets)), NATS_CLUSTER_SIZE: String(clusterSize) } : {}),
     GATEWAY_GRPC_PORT: String(await pickPort()),
   };
   // The gateway's admin port (metrics) is its port + 1000, as make run has it.
@@ -220,6 +250,7 @@ async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, s
     GATEWAY_JWT_SECRET: "",
     NATS_URL: "",
   };
+  if (clusterSize === 1) env["NATS_CLUSTER_SIZE"] = "1";
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const name of names) delete childEnv[`${envPrefix(name)}ADDRESS`];
 
@@ -393,13 +424,78 @@ interface Kill {
   at: number;
   afterRequests: number;
   backAfterMs?: number;
+  /** Cluster mode: why this node, and when it was a current replica of every stream again. */
+  note?: string;
+  caughtUpAfterMs?: number;
 }
+
+const REQUESTS_STREAM = "DELIVERY_REQUESTS";
+
+/** Cluster mode: the node to kill, the leader of DELIVERY_REQUESTS (else the second node). */
+async function pickNatsNode(nodes: NatsNodeEntry[]): Promise<{ index: number; note: string }> {
+  for (const node of nodes) {
+    if (!node.monitorUrl) continue;
+    try {
+      const leader = (await clusterStreams(node.monitorUrl)).find((st) => st.name === REQUESTS_STREAM)?.leader;
+      const index = nodes.findIndex((n) => n.node === leader);
+      if (index >= 0) return { index, note: `leader of ${REQUESTS_STREAM}` };
+    } catch {
+      // That node does not answer: ask the next.
+    }
+  }
+  return { index: Math.min(1, nodes.length - 1), note: `no leader of ${REQUESTS_STREAM} found` };
+}
+
+/**
+ * Cluster mode: resolves once `node` holds every stream up to where its leader was a moment before
+ * (last sequence) and every leader sees it as a current replica; the number of streams, or
+ * undefined after `timeoutMs`.
+ */
+async function waitUntilCurrent(node: string, monitorUrls: string[], timeoutMs: number): Promise<number | undefined> {
+  const until = Date.now() + timeoutMs;
+  const own = nodeNames.indexOf(node);
+  while (Date.now() < until && !interrupted) {
+    try {
+      const views = await Promise.all(monitorUrls.map((url) => clusterStreams(url)));
+      const mine = await clusterStreams(monitorUrls[own] ?? "");
+      const names = new Set(views.flat().map((st) => st.name));
+      const current = [...names].filter((name) => {
+        const leaderName = views.flat().find((st) => st.name === name)?.leader;
+        const leaderIndex = nodeNames.indexOf(leaderName ?? "");
+        const atLeader = views[leaderIndex]?.find((st) => st.name === name);
+        const atNode = mine.find((st) => st.name === name);
+        if (!atLeader || !atNode || atNode.lastSeq < atLeader.lastSeq) return false;
+        if (leaderName === node) return true;
+        const peers: JszPeer[] = atLeader.peers;
+        return peers.some((p) => p.name === node && p.current);
+      });
+      if (names.size > 0 && current.length === names.size) return names.size;
+    } catch {
+      // A node still starting: ask again.
+    }
+    await sleep(250);
+  }
+  return undefined;
+}
+
+/** Node names of the cluster by position (n1, n2, ...), from pids.json. */
+let nodeNames: (string | null)[] = [];
 
 async function killAndWait(victim: Victim, progress: () => number, kills: Kill[]): Promise<void> {
   const before = readPids();
-  const entry = victim.instance ? before?.instances[victim.instance] : before?.nats;
+  let entry: { pid: number | null; restarts: number } | undefined = victim.instance ? before?.instances[victim.instance] : before?.nats;
+  let label = victim.label;
+  let node: { index: number; note: string; name: string } | undefined;
+  const nodes = before?.natsNodes ?? [];
+  if (!victim.instance && nodes.length > 1) {
+    nodeNames = nodes.map((n) => n.node);
+    const picked = await pickNatsNode(nodes);
+    node = { ...picked, name: nodes[picked.index]?.node ?? `n${picked.index + 1}` };
+    entry = nodes[picked.index];
+    label = `nats-server ${node.name}`;
+  }
   if (!entry?.pid) {
-    say(`cannot kill ${victim.label}: no process id in pids.json (restarting?); skipped`);
+    say(`cannot kill ${label}: no process id in pids.json (restarting?); skipped`);
     return;
   }
   const restarts = entry.restarts;
@@ -407,24 +503,52 @@ async function killAndWait(victim: Victim, progress: () => number, kills: Kill[]
   try {
     process.kill(pid, "SIGKILL");
   } catch (error) {
-    say(`SIGKILL ${victim.label} (pid ${pid}) failed: ${(error as Error).message}`);
+    say(`SIGKILL ${label} (pid ${pid}) failed: ${(error as Error).message}`);
     return;
   }
-  const kill: Kill = { victim: victim.label, pid, at: Date.now(), afterRequests: progress() };
+  const kill: Kill = { victim: label, pid, at: Date.now(), afterRequests: progress(), ...(node ? { note: node.note } : {}) };
   kills.push(kill);
-  say(`SIGKILL ${victim.label} (pid ${pid}) after ${kill.afterRequests} requests`);
+  say(`SIGKILL ${label} (pid ${pid}${node ? `, ${node.note}` : ""}) after ${kill.afterRequests} requests`);
   const until = Date.now() + 60_000;
   while (Date.now() < until && !interrupted) {
     const now = readPids();
-    const current = victim.instance ? now?.instances[victim.instance] : now?.nats;
+    const current = node ? now?.natsNodes?.[node.index] : victim.instance ? now?.instances[victim.instance] : now?.nats;
     if (current && current.restarts > restarts && current.pid && current.pid !== pid) {
       kill.backAfterMs = Date.now() - kill.at;
-      say(`${victim.label} is back (pid ${current.pid}) after ${(kill.backAfterMs / 1000).toFixed(1)} s`);
+      say(`${label} is back (pid ${current.pid}) after ${(kill.backAfterMs / 1000).toFixed(1)} s`);
+      if (node) {
+        const streams = await waitUntilCurrent(node.name, nodes.map((n) => n.monitorUrl ?? ""), 120_000);
+        if (streams === undefined) say(`${label} was not a current replica of every stream within 120 s of its restart`);
+        else {
+          kill.caughtUpAfterMs = Date.now() - kill.at;
+          say(`${label} is a current replica of all ${streams} streams again, ${(kill.caughtUpAfterMs / 1000).toFixed(1)} s after the kill`);
+        }
+      }
       return;
     }
     await sleep(100);
   }
-  say(`${victim.label} did not come back within 60 s`);
+  say(`${label} did not come back within 60 s`);
+}
+
+/** Replicas of every stream and bucket: NATS_REPLICAS, else make run's default (the cluster size, at most 3). */
+const askedReplicas = Number(process.env["NATS_REPLICAS"]?.trim() || Math.min(clusterSize, 3));
+
+/** Cluster mode: how many streams (KV buckets included) every node shows at the asked replicas or more, with a leader. */
+async function replicaSummary(): Promise<string | undefined> {
+  const nodes = readPids()?.natsNodes ?? [];
+  if (nodes.length <= 1) return undefined;
+  const lines: string[] = [];
+  for (const node of nodes) {
+    try {
+      const streams = await clusterStreams(node.monitorUrl ?? "");
+      const full = streams.filter((st) => st.replicas >= askedReplicas && st.leader).length;
+      lines.push(`${node.node}: ${full}/${streams.length} streams at ${askedReplicas}+ replicas with a leader`);
+    } catch (error) {
+      lines.push(`${node.node}: /jsz did not answer (${(error as Error).message})`);
+    }
+  }
+  return lines.join("; ");
 }
 
 // --- reading the outcome ----------------------------------------------------------------------
@@ -457,11 +581,11 @@ async function listDeliveries(baseUrl: string, token: string): Promise<string[] 
 }
 
 /** The Drone service's assignments, from its KV bucket, as the run's NATS admin user. */
-async function readAssignments(natsPort: string): Promise<AssignmentSpan[] | undefined> {
+async function readAssignments(natsUrl: string): Promise<AssignmentSpan[] | undefined> {
   let nc;
   try {
     nc = await connectNats({
-      url: `nats://${HOST}:${natsPort}`,
+      url: natsUrl,
       name: "chaos",
       maxReconnectAttempts: 5,
       ...natsCredentialsFromEnv({ NATS_AUTH_DIR: path.join(settings.runDir, "nats-auth") }, "admin"),
@@ -499,6 +623,7 @@ async function main(): Promise<number> {
     `kills: ${settings.kills}, at least ${settings.killSpacingMs} ms apart; settle up to ${settings.settleTimeoutMs} ms (${settings.settleIdleMs} ms without progress), ${settings.pollConcurrency} reads in flight`,
     `platform: ${Object.entries(platformSettings).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     `run dir: ${settings.runDir}`,
+    ...(clusterSize > 1 ? [`NATS: a ${clusterSize}-node JetStream cluster (NATS_CLUSTER_SIZE=${clusterSize}), NATS_REPLICAS=${askedReplicas}`] : []),
   ];
   say("settings:");
   for (const line of printed) process.stdout.write(`    ${line}\n`);
@@ -600,7 +725,9 @@ async function main(): Promise<number> {
   if (interrupted) return 130;
 
   const listed = await listDeliveries(baseUrl, token);
-  const assignments = await readAssignments(env["NATS_PORT"]!);
+  const natsUrl = Array.from({ length: clusterSize }, (_, i) => `nats://${HOST}:${Number(env["NATS_PORT"]) + i}`).join(",");
+  const assignments = await readAssignments(natsUrl);
+  const replicas = await replicaSummary();
   const report = summarize({
     requests: keys.map((key) => {
       const r = records.get(key);
@@ -621,7 +748,16 @@ async function main(): Promise<number> {
     ...printed.map((l) => `  ${l}`),
     `  sending took ${(sendMs / 1000).toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
     `  cancels sent: ${[...cancels].map(([status, n]) => `${n} answered ${status}`).join(", ") || "none"}`,
-    `  kills: ${kills.map((k) => `${k.victim} after ${k.afterRequests} (back in ${k.backAfterMs !== undefined ? `${(k.backAfterMs / 1000).toFixed(1)} s` : "-"})`).join(", ") || "none"}`,
+    `  kills: ${
+      kills
+        .map(
+          (k) =>
+            `${k.victim}${k.note ? ` (${k.note})` : ""} after ${k.afterRequests} (back in ${k.backAfterMs !== undefined ? `${(k.backAfterMs / 1000).toFixed(1)} s` : "-"}` +
+            `${k.note ? `, a current replica of every stream ${k.caughtUpAfterMs !== undefined ? `${(k.caughtUpAfterMs / 1000).toFixed(1)} s after the kill` : "not within 120 s"}` : ""})`,
+        )
+        .join(", ") || "none"
+    }`,
+    ...(replicas ? [`  cluster: ${clusterSize} nats-servers; at the end ${replicas}`] : []),
     "",
     ...formatReport(report),
     `  logs: ${path.relative(process.cwd(), settings.runDir) || "."}/run.log and logs/`,

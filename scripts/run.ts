@@ -72,6 +72,7 @@ import {
   launchNatsCluster,
   launchNatsClusterNode,
   planNatsCluster,
+  probeRevisionChecks,
   type NatsClusterOptions,
 } from "../lib/devtools/nats-cluster.js";
 import {
@@ -524,6 +525,33 @@ async function setUpStreams(natsAuth: NatsAuth | undefined, timeoutMs = 60_000):
   }
 }
 
+/**
+ * On replicated streams, checks that the servers enforce revision-checked KV updates when writers
+ * race (probeRevisionChecks): the platform's optimistic concurrency depends on it, and nats-server
+ * 2.9.10 (Debian bookworm's package) does not enforce them on a cluster. Says so loudly; never fatal.
+ */
+async function checkRevisionChecks(natsAuth: NatsAuth | undefined): Promise<void> {
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connectNats({ url: natsUrls(), name: "run-probe", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
+    const probe = await probeRevisionChecks(nc, { replicas: natsReplicas });
+    if (probe.enforced) {
+      say(`revision-checked KV updates are enforced at ${natsReplicas} replicas (${probe.rounds} racing rounds, one winner each)`);
+    } else {
+      complain(
+        `WARNING: nats-server ${nc.info?.version ?? "?"} does not enforce revision-checked KV updates at ${natsReplicas} replicas: ` +
+          `in ${probe.violations} of ${probe.rounds} rounds more than one update made against the same revision succeeded. ` +
+          "The services' optimistic concurrency (drone claims, workflow and delivery records) is not safe on this cluster " +
+          "when writers race; run a nats-server release that enforces it, or NATS_REPLICAS=1 (README, NATS JetStream)",
+      );
+    }
+  } catch (error) {
+    complain(`could not check revision-checked updates: ${(error as Error).message}`);
+  } finally {
+    await drainQuietly(nc);
+  }
+}
+
 /** Watches one nats-server; when it dies, starts it again on the same ports, configuration and store. */
 function superviseNats(slot: NatsSlot, server: RunningNatsServer, natsAuth: NatsAuth | undefined): void {
   void server.exited.then((exit) => {
@@ -699,6 +727,7 @@ async function main(): Promise<void> {
     .map(([action, names]) => `${action}: ${names.join(", ")}`)
     .join("; ");
   say(`streams ${summary}`);
+  if (natsReplicas > 1) await checkRevisionChecks(natsAuth);
   if (stopping) return;
 
   const found = discoverServices(servicesDir);

@@ -14,6 +14,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import type { NatsConnection } from "nats";
 import type { NatsAuth } from "../nats/auth.js";
 import { launchNatsServer, NatsServerStartError, type RunningNatsServer } from "./nats-server.js";
 
@@ -244,4 +245,52 @@ export async function waitForJetStreamCluster(
     if (Date.now() >= until) throw new Error(`the JetStream cluster did not form within ${options.timeoutMs ?? 30_000} ms (${last})`);
     await sleep(200);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revision-checked writes on replicated streams
+
+/** What probeRevisionChecks found. */
+export interface RevisionCheckProbe {
+  /** Replicas of the scratch bucket it wrote to. */
+  replicas: number;
+  rounds: number;
+  /** Rounds in which more than one of the racing updates, all made against the same revision, succeeded. */
+  violations: number;
+  /** True when every round had exactly one winner. */
+  enforced: boolean;
+}
+
+/**
+ * Finds out whether the servers enforce revision-checked KV updates (`kv.update(key, value,
+ * revision)`, i.e. Nats-Expected-Last-Subject-Sequence) when several writers race, on a scratch
+ * bucket with `replicas` copies: in each round, `writers` updates against the same revision are
+ * sent at once; exactly one may succeed. The platform's optimistic concurrency (drone claims,
+ * workflow and delivery records) depends on it. The bucket is deleted afterwards. Needs a
+ * connection that may create and delete any stream (the admin user).
+ */
+export async function probeRevisionChecks(
+  nc: NatsConnection,
+  options: { replicas: number; rounds?: number; writers?: number; bucket?: string },
+): Promise<RevisionCheckProbe> {
+  const rounds = options.rounds ?? 10;
+  const writers = options.writers ?? 8;
+  const bucket = options.bucket ?? `revision-probe-${process.pid}-${Date.now().toString(36)}`;
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const kv = await js.views.kv(bucket, { replicas: options.replicas, history: 1 });
+  let violations = 0;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const key = `k${round}`;
+      const revision = await kv.create(key, new Uint8Array([0]));
+      const results = await Promise.allSettled(
+        Array.from({ length: writers }, (_, i) => kv.update(key, new Uint8Array([i + 1]), revision)),
+      );
+      if (results.filter((r) => r.status === "fulfilled").length !== 1) violations++;
+    }
+  } finally {
+    await jsm.streams.delete(`KV_${bucket}`).catch(() => false);
+  }
+  return { replicas: options.replicas, rounds, violations, enforced: violations === 0 };
 }
