@@ -114,10 +114,15 @@ function portFree(port: number): Promise<boolean> {
 
 const taken = new Set<number>();
 
-/** A port from 20000-39999 that is free, with `port + offset` free too for every offset. */
+/**
+ * A port from 20000 up that is free, with `port + offset` free too for every offset, all below
+ * 32700, i.e. below Linux's ephemeral range (from 32768): an outgoing connection of the run (a
+ * service's NATS connection, a route between clustered nats-servers) never takes one of them from
+ * under a process that has yet to bind it.
+ */
 async function pickPort(offsets: readonly number[] = [0]): Promise<number> {
   for (let attempt = 0; attempt < 500; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = 20_000 + Math.floor(Math.random() * (12_700 - Math.max(0, ...offsets)));
     const all = offsets.map((o) => port + o);
     if (all.some((p) => taken.has(p))) continue;
     if ((await Promise.all(all.map(portFree))).every(Boolean)) {
