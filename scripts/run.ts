@@ -542,7 +542,8 @@ async function checkRevisionChecks(natsAuth: NatsAuth | undefined): Promise<void
         `WARNING: nats-server ${nc.info?.version ?? "?"} does not enforce revision-checked KV updates at ${natsReplicas} replicas: ` +
           `in ${probe.violations} of ${probe.rounds} rounds more than one update made against the same revision succeeded. ` +
           "The services' optimistic concurrency (drone claims, workflow and delivery records) is not safe on this cluster " +
-          "when writers race; run a nats-server release that enforces it, or NATS_REPLICAS=1 (README, NATS JetStream)",
+          "when writers race; run a nats-server release that enforces it (2.10: NATS_SERVER_BIN=$(scripts/nats-server-trixie.sh)), " +
+          "or NATS_REPLICAS=1 (README, NATS JetStream)",
       );
     }
   } catch (error) {
