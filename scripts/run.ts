@@ -509,8 +509,15 @@ async function setUpStreams(natsAuth: NatsAuth | undefined, timeoutMs = 60_000):
       nc = await connectNats({ url: natsUrls(), name: "run", maxReconnectAttempts: 0, ...natsAuth?.connectOptionsOf("admin") });
       const jsm = await nc.jetstreamManager();
       const results = await ensureStreams(jsm, { replicas: natsReplicas, warn: (message) => complain(message) });
-      // Every other stream (the services' KV buckets) answering too: each has a leader again.
-      for await (const name of jsm.streams.names()) await jsm.streams.info(name);
+      // Every other stream (the services' KV buckets) and every durable consumer answering too:
+      // after a cluster restart each elects its leader again, and a service that starts before
+      // that fails its set-up (503) and is restarted.
+      for await (const name of jsm.streams.names()) {
+        await jsm.streams.info(name);
+        const durables: string[] = [];
+        for await (const consumer of jsm.consumers.list(name)) if (consumer.config.durable_name) durables.push(consumer.name);
+        for (const durable of durables) await jsm.consumers.info(name, durable);
+      }
       for (const r of results) {
         for (const k of r.kept) say(`stream ${r.name}: ${k.field} stays ${k.current} (asked ${k.wanted}): the platform never lowers it`);
       }
