@@ -62,8 +62,10 @@
  *   NATS_AUTH_DIR              the generated NATS users (default <RUN_DIR>/nats-auth)
  * Each service instance serves Prometheus metrics on its gRPC port + 1000 (/metrics); the gateway
  * on its own port.
- *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin)
+ *   NATS_SERVER_BIN            nats-server binary (default: PATH, /usr/sbin, /usr/bin; with replicas > 1 and a
+ *                              server older than 2.10, Debian trixie's 2.10 fetched into .run/nats-server-trixie)
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -549,7 +551,8 @@ async function checkRevisionChecks(natsAuth: NatsAuth | undefined): Promise<void
         `WARNING: nats-server ${nc.info?.version ?? "?"} does not enforce revision-checked KV updates at ${natsReplicas} replicas: ` +
           `in ${probe.violations} of ${probe.rounds} rounds more than one update made against the same revision succeeded. ` +
           "The services' optimistic concurrency (drone claims, workflow and delivery records) is not safe on this cluster " +
-          "when writers race; run a nats-server release that enforces it (2.10: NATS_SERVER_BIN=$(scripts/nats-server-trixie.sh)), " +
+          "when writers race; run a nats-server release that enforces it (2.10: unset NATS_SERVER_BIN and make run fetches one, " +
+            "or NATS_SERVER_BIN=$(scripts/nats-server-trixie.sh)), " +
           "or NATS_REPLICAS=1 (README, NATS JetStream)",
       );
     }
@@ -604,6 +607,44 @@ function scheduleNatsRestart(slot: NatsSlot, natsAuth: NatsAuth | undefined): vo
   }, delay);
 }
 
+/** nats-server's version as `--version` prints it (e.g. "nats-server: v2.9.10"), or undefined. */
+function natsServerVersion(bin: string): [number, number] | undefined {
+  const result = spawnSync(bin, ["--version"], { encoding: "utf8", timeout: 10_000 });
+  const match = /v(\d+)\.(\d+)\./.exec(`${result.stdout ?? ""}${result.stderr ?? ""}`);
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+/**
+ * The nats-server for replicated streams. Releases before 2.10 (Debian bookworm's 2.9.10) do not
+ * enforce revision-checked KV updates on a replicated stream when writers race, so when the
+ * server found is older and NATS_SERVER_BIN does not name one, Debian trixie's nats-server 2.10 is
+ * fetched once into <repository>/.run/nats-server-trixie (scripts/nats-server-trixie.sh: nothing
+ * installed, system apt untouched) and used. NATS_SERVER_BIN always wins; if the fetch fails, the
+ * server found is used and checkRevisionChecks warns.
+ */
+function clusterCapableNatsServerBin(): string {
+  const found = resolveNatsServerBin();
+  if (process.env["NATS_SERVER_BIN"]?.trim()) return found;
+  const version = natsServerVersion(found);
+  if (version && (version[0] > 2 || (version[0] === 2 && version[1] >= 10))) return found;
+  say(
+    `nats-server ${version ? version.join(".") : "(version unknown)"} at ${found} does not enforce revision-checked updates on replicated streams; ` +
+      "fetching Debian trixie's nats-server 2.10 (scripts/nats-server-trixie.sh; set NATS_SERVER_BIN to choose a server yourself)",
+  );
+  const fetched = spawnSync("bash", [path.join(repoRoot, "scripts", "nats-server-trixie.sh"), path.join(repoRoot, ".run", "nats-server-trixie")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 300_000,
+  });
+  const fetchedBin = fetched.stdout?.trim().split("\n").pop();
+  if (fetched.status === 0 && fetchedBin && existsSync(fetchedBin)) {
+    say(`using ${fetchedBin}`);
+    return fetchedBin;
+  }
+  complain(`could not fetch nats-server 2.10 (status ${fetched.status ?? fetched.signal}); going on with ${found}`);
+  return found;
+}
+
 async function main(): Promise<void> {
   const natsPort = intFromEnv("NATS_PORT", 4222, 1, 65535);
   const httpPort = intFromEnv("NATS_HTTP_PORT", 8222, 1, 65535);
@@ -636,7 +677,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const bin = resolveNatsServerBin();
+  const bin = natsReplicas > 1 ? clusterCapableNatsServerBin() : resolveNatsServerBin();
   const newRestarts = (): Restarts => ({ failures: 0, count: 0, startedAt: Date.now() });
   let startAll = async (): Promise<RunningNatsServer[]> => [await natsSlots[0]!.launch()];
   if (clusterSize === 1) {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { resolveNatsServerBin } from "../lib/devtools/nats-server.js";
 import { STREAM_DEFINITIONS } from "../lib/nats/streams.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -79,6 +80,8 @@ async function runOnce(env: Record<string, string>): Promise<{ code: number | nu
       INTERNAL_PKI_DIR: "",
       GATEWAY_DEV_SECRET_FILE: "",
       NATS_REPLICAS: "",
+      // The server this machine has, named: a replicated run would otherwise fetch a 2.10 one.
+      NATS_SERVER_BIN: resolveNatsServerBin(),
       ...env,
     },
   });

@@ -377,6 +377,11 @@ export class FlightSimulator {
     });
     if (due.length === 0) return this.track(Promise.all(acks.map((a) => a.ack)).catch((error: unknown) => this.publishFailed(error)));
 
+    // The tick published beside the stage changes is not waited for: a failure is only counted
+    // (left unhandled, a time-out while a NATS node is down would end the process).
+    for (const a of acks) {
+      if (!a.event.stageChange) void this.track(a.ack.catch((error: unknown) => this.publishFailed(error)));
+    }
     tracked.busy = true;
     const term = this.term;
     void this.track(
