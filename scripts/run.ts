@@ -627,11 +627,13 @@ function clusterCapableNatsServerBin(): string {
   if (process.env["NATS_SERVER_BIN"]?.trim()) return found;
   const version = natsServerVersion(found);
   if (version && (version[0] > 2 || (version[0] === 2 && version[1] >= 10))) return found;
+  const folder = path.join(repoRoot, ".run", "nats-server-trixie");
+  const already = existsSync(path.join(folder, "root", "usr", "sbin", "nats-server"));
   say(
     `nats-server ${version ? version.join(".") : "(version unknown)"} at ${found} does not enforce revision-checked updates on replicated streams; ` +
-      "fetching Debian trixie's nats-server 2.10 (scripts/nats-server-trixie.sh; set NATS_SERVER_BIN to choose a server yourself)",
+      `${already ? "using" : "fetching"} Debian trixie's nats-server 2.10 (scripts/nats-server-trixie.sh; set NATS_SERVER_BIN to choose a server yourself)`,
   );
-  const fetched = spawnSync("bash", [path.join(repoRoot, "scripts", "nats-server-trixie.sh"), path.join(repoRoot, ".run", "nats-server-trixie")], {
+  const fetched = spawnSync("bash", [path.join(repoRoot, "scripts", "nats-server-trixie.sh"), folder], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     timeout: 300_000,
