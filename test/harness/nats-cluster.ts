@@ -11,7 +11,7 @@
  * startNatsServer, nothing is left behind when the test process exits or is killed without
  * stopping it (lib/devtools/supervised-child.ts).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -30,6 +30,7 @@ import { ensureNatsAuth, type NatsAuth } from "../../lib/nats/auth.js";
 import { connectNatsAs, type ConnectNatsAsOptions } from "../../lib/nats/connection.js";
 import type { NatsIdentity } from "../../lib/nats/permissions.js";
 import type { Env } from "../../lib/service/config.js";
+import { killOnExit } from "./nats-server.js";
 import { freePort } from "./ports.js";
 
 export interface StartNatsClusterOptions {
@@ -67,23 +68,6 @@ export interface TestNatsCluster {
   stop(): Promise<void>;
 }
 
-const liveRoots = new Map<string, () => void>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const [root, kill] of liveRoots) {
-      kill();
-      try {
-        rmSync(root, { recursive: true, force: true });
-      } catch {
-        // Best effort while exiting.
-      }
-    }
-  });
-}
 
 /** `count` distinct ports that were free a moment ago. */
 async function freePorts(count: number): Promise<number[]> {
@@ -97,10 +81,9 @@ export async function startNatsCluster(options: StartNatsClusterOptions = {}): P
   const root = mkdtempSync(path.join(tmpdir(), "dd-nats-cluster-"));
   const servers: (RunningNatsServer | undefined)[] = Array.from({ length: size }, () => undefined);
   let stopped = false;
-  installExitHook();
-  liveRoots.set(root, () => servers.forEach((s) => s?.process.kill()));
+  const forgetRoot = killOnExit(root, () => servers.forEach((s) => s?.process.kill()));
   const removeRoot = async () => {
-    liveRoots.delete(root);
+    forgetRoot();
     await rm(root, { recursive: true, force: true });
   };
 

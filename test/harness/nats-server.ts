@@ -80,19 +80,26 @@ export interface TestNatsServer {
 const liveRoots = new Map<string, () => void>();
 let exitHookInstalled = false;
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const [root, kill] of liveRoots) {
-      kill();
-      try {
-        rmSync(root, { recursive: true, force: true });
-      } catch {
-        // Best effort while exiting.
+/**
+ * Registers a temporary directory and how to kill what runs in it, should the process exit before
+ * it is stopped (the servers are killed, the directory removed). Returns the way to forget it.
+ */
+export function killOnExit(root: string, kill: () => void): () => void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const [dir, killAll] of liveRoots) {
+        killAll();
+        try {
+          rmSync(dir, { recursive: true, force: true });
+        } catch {
+          // Best effort while exiting.
+        }
       }
-    }
-  });
+    });
+  }
+  liveRoots.set(root, kill);
+  return () => liveRoots.delete(root);
 }
 
 export async function startNatsServer(options: StartNatsServerOptions = {}): Promise<TestNatsServer> {
@@ -100,8 +107,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   const storeDir = path.join(root, "store");
   let current: RunningNatsServer | undefined;
   let stopped = false;
-  installExitHook();
-  liveRoots.set(root, () => current?.process.kill());
+  const forgetRoot = killOnExit(root, () => current?.process.kill());
 
   let auth: NatsAuth | undefined;
   const launch = (port: number, httpPort: number | undefined) =>
@@ -119,7 +125,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     });
 
   const removeRoot = async () => {
-    liveRoots.delete(root);
+    forgetRoot();
     await rm(root, { recursive: true, force: true });
   };
 
