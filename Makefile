@@ -12,7 +12,7 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos build deps nats h2load lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos build deps nats h2load chromium lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -50,6 +50,9 @@ nats: ## Install nats-server (Debian package) when it is missing.
 
 h2load: ## Install h2load (Debian package nghttp2-client), the benchmarks' HTTP load generator, when it is missing.
 	@bash scripts/ensure-h2load.sh
+
+chromium: ## Install Chromium (Debian package chromium), the browser the browser tests drive, when it is missing.
+	@bash scripts/ensure-chromium.sh
 
 lint: deps ## buf lint the contracts.
 	@$(BUF) lint && echo "buf lint: clean"
