@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Env } from "../lib/service/config.js";
 import { authenticateNow, authInterceptor, setAccount } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
+import { CONSOLE_ASSET_PREFIX, consoleFiles, DEFAULT_CONSOLE_DIR } from "./console-files.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { natsSharedCounter } from "./edge/shared-rate-limit.js";
 import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
@@ -85,6 +86,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     }));
     // Built once from the descriptors; a conflicting route stops the start.
     const openApi = openApiEndpoint(openApiDocument(API_VERSIONS));
+    // The web console's static files (public; its API calls carry the token).
+    const consoleSite = consoleFiles(env["GATEWAY_CONSOLE_DIR"]?.trim() || DEFAULT_CONSOLE_DIR);
     const listeners = await startListeners({
       host: config.host,
       port: config.port,
@@ -105,7 +108,9 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         },
         maxBodyBytes: config.maxBodyBytes,
       },
+      prefixEndpoints: [{ prefix: CONSOLE_ASSET_PREFIX, handler: consoleSite.assets }],
       endpoints: {
+        "/": consoleSite.index,
         [OPENAPI_PATH]: openApi,
         "/readyz": (req, res) => {
           readiness.check().then((report) => {

@@ -28,6 +28,8 @@ export interface ListenOptions {
   readonly log?: Logger;
   /** Plain GET endpoints by exact path, answered without authentication or limits. */
   readonly endpoints?: Readonly<Record<string, NodeHandler>>;
+  /** Plain GET endpoints by path prefix (e.g. the web console's `/console/`), answered the same way. */
+  readonly prefixEndpoints?: readonly RestMount[];
 }
 
 /** A REST endpoint serving every path that starts with `prefix`, e.g. `/v1/`. */
@@ -79,7 +81,9 @@ function front(options: ListenOptions, next: NodeHandler): NodeHandler {
   const guarded = withEdge(options.edge, next);
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0] ?? "";
-    const endpoint = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
+    const endpoint = Object.hasOwn(endpoints, path)
+      ? endpoints[path]
+      : options.prefixEndpoints?.find((mount) => path.startsWith(mount.prefix))?.handler;
     if (endpoint && (req.method === "GET" || req.method === "HEAD")) {
       endpoint(req, res);
       return;
