@@ -12,7 +12,7 @@ BASELINE     := contracts/released.json
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos build deps nats h2load chromium lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos build console deps nats h2load chromium lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -32,8 +32,11 @@ chaos: deps nats build ## Fault run on loopback: requests through the gateway wh
 
 # scripts/build.mjs keeps its own stamp (.build/manifest.json: every source of every bundle) and
 # compiles only when one changed; the services run compiled JavaScript once it is current.
-build: deps ## Compile the services and the gateway to JavaScript in .build/ (when a source changed).
+build: deps ## Compile the services and the gateway to JavaScript in .build/, and bundle the web console (when a source changed).
 	@node scripts/build.mjs
+
+console: deps ## Bundle the web console into .build/console/ (when a source changed); make build does it too.
+	@node scripts/build-console.mjs
 
 deps: $(NPM_STAMP) $(VENDOR_STAMP) ## Install npm packages and the third-party protos.
 
@@ -70,10 +73,10 @@ gen-check: deps ## Fail when gen/ does not match proto/.
 	if diff -r gen "$$tmp/gen" >"$$tmp/diff"; then echo "gen-check: gen/ is current"; \
 	else head -50 "$$tmp/diff"; echo "gen-check: gen/ is stale; run 'make gen' and commit gen/"; exit 1; fi
 
-typecheck: deps ## tsc --noEmit, strict.
-	@$(BIN)/tsc -p tsconfig.json --noEmit && echo "typecheck: clean"
+typecheck: deps ## tsc --noEmit, strict (the platform, then the web console's browser code).
+	@$(BIN)/tsc -p tsconfig.json --noEmit && $(BIN)/tsc -p console/tsconfig.json --noEmit && echo "typecheck: clean"
 
-vitest: deps nats ## The vitest suite (real nats-server, real gRPC over loopback).
+vitest: deps nats console ## The vitest suite (real nats-server, real gRPC over loopback).
 	@$(BIN)/vitest run $(VITEST_FLAGS)
 
 release-contracts: deps lint ## Release the current contracts: rewrite the breaking-change baseline.

@@ -172,3 +172,7 @@ if (reason) {
   const ms = await build(entries);
   process.stdout.write(`build: ${entries.length} entry points compiled to ${path.relative(process.cwd(), OUT_DIR) || "."}/ in ${ms} ms (${reason})\n`);
 }
+
+// The web console (browser code, its own bundle and stamp): scripts/build-console.mjs.
+const { buildConsoleIfStale } = await import("./build-console.mjs");
+await buildConsoleIfStale({ force });
