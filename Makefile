@@ -11,8 +11,9 @@ BASELINE     := contracts/released.json
 # Where the workspace checked by `make breaking` lives; tests point it at a changed copy.
 CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
+BROWSER_VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos build console deps nats h2load chromium lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos build console deps nats h2load chromium test-browser lint breaking gen gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -78,6 +79,12 @@ typecheck: deps ## tsc --noEmit, strict (the platform, then the web console's br
 
 vitest: deps nats console ## The vitest suite (real nats-server, real gRPC over loopback).
 	@$(BIN)/vitest run $(VITEST_FLAGS)
+
+# The browser tier: the whole platform as `make run` starts it, on private ports and a temporary
+# RUN_DIR, and Debian's Chromium (driven by playwright-core) using the web console; loopback only.
+# A screenshot of the console goes to test-results/console.png.
+test-browser: deps nats chromium build ## The browser tests of the web console (headless Chromium against the running platform).
+	@$(BIN)/vitest run --config test/browser/vitest.config.ts $(BROWSER_VITEST_FLAGS)
 
 release-contracts: deps lint ## Release the current contracts: rewrite the breaking-change baseline.
 	@$(BUF) build proto --exclude-source-info -o $(BASELINE) \
