@@ -37,6 +37,8 @@ export interface GatewayConfig {
   readonly maxBodyBytes: number;
   readonly ingestionAddress: string;
   readonly deliveryAddress: string;
+  /** The Drone service, read by the operators' fleet API. */
+  readonly droneAddress: string;
 }
 
 export const DEFAULT_DEV_SECRET_FILE = ".run/gateway-dev-secret";
@@ -70,5 +72,6 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     maxBodyBytes: envInt(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, { min: 1024 }),
     ingestionAddress: serviceAddress(env, "ingestion"),
     deliveryAddress: serviceAddress(env, "delivery"),
+    droneAddress: serviceAddress(env, "drone"),
   };
 }

@@ -6,6 +6,7 @@
  * metrics).
  */
 import { DeliveryService } from "../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { DroneSchedulerService } from "../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { IngestionService } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
 import type { CommsLayer } from "../lib/comms/layer.js";
 import type { Client } from "../lib/grpc/index.js";
@@ -13,18 +14,23 @@ import type { Client } from "../lib/grpc/index.js";
 export interface InternalClients {
   readonly ingestion: Client<typeof IngestionService>;
   readonly delivery: Client<typeof DeliveryService>;
+  /** The fleet, for the operators' fleet API. */
+  readonly drone: Client<typeof DroneSchedulerService>;
   close(): void;
 }
 
-export function createInternalClients(comms: CommsLayer, addresses: { ingestion: string; delivery: string }): InternalClients {
+export function createInternalClients(comms: CommsLayer, addresses: { ingestion: string; delivery: string; drone: string }): InternalClients {
   const ingestion = comms.client(IngestionService, "ingestion", { address: addresses.ingestion });
   const delivery = comms.client(DeliveryService, "delivery", { address: addresses.delivery });
+  const drone = comms.client(DroneSchedulerService, "drone", { address: addresses.drone });
   return {
     ingestion,
     delivery,
+    drone,
     close() {
       ingestion.close();
       delivery.close();
+      drone.close();
     },
   };
 }

@@ -3,7 +3,7 @@
  */
 import type { Logger } from "pino";
 import type { Env } from "../lib/service/config.js";
-import { authenticateNow, authInterceptor, setAccount } from "./auth.js";
+import { authenticateCallerNow, authInterceptor, setCaller } from "./auth.js";
 import { readGatewayConfig, type GatewayConfig } from "./config.js";
 import { CONSOLE_ASSET_PREFIX, consoleFiles, DEFAULT_CONSOLE_DIR } from "./console-files.js";
 import { loadOrCreateDevSecret } from "./dev-secret.js";
@@ -49,7 +49,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   initTracing("gateway", { env });
   const comms = await createCommsLayer({ identity: "gateway", env });
   const dependencies = { ingestion: config.ingestionAddress, delivery: config.deliveryAddress };
-  const clients = createInternalClients(comms, dependencies);
+  // The Drone service is read only by the operators' fleet API; /readyz does not wait for it.
+  const clients = createInternalClients(comms, { ...dependencies, drone: config.droneAddress });
   const readiness = createReadinessProbe(comms, dependencies);
   // Fingerprints of scheduled requests live in NATS (idempotency.ts); without NATS_URL, no check.
   const idempotency = env["NATS_URL"]?.trim()
@@ -78,8 +79,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       handler: restHandler({
         service: version.service,
         implementation: handlers,
-        authenticate: (headers) => authenticateNow(headers, secret, config.maxTokenLifetimeS),
-        setAccount: (ctx, account) => setAccount(ctx.values, account),
+        authenticate: (headers) => authenticateCallerNow(headers, secret, config.maxTokenLifetimeS),
+        setAccount: (ctx, caller) => setCaller(ctx.values, caller),
         successOf: version.restSuccess,
         maxBodyBytes: config.maxBodyBytes,
       }),

@@ -1,5 +1,8 @@
 /**
- * Bearer tokens of the public API: HS256 JWTs whose `sub` names the calling account.
+ * Bearer tokens of the public API: HS256 JWTs whose `sub` names the calling account and whose
+ * optional `roles` claim (an array of strings) grants roles beyond a customer's: `operator` is the
+ * only one known today; unknown roles are ignored, a `roles` claim that is not an array of strings
+ * makes the token invalid.
  */
 import { createHmac, createSecretKey, timingSafeEqual, webcrypto, type KeyObject } from "node:crypto";
 import { SignJWT } from "jose";
@@ -29,10 +32,19 @@ function key(secret: string): Promise<CryptoKey> {
   return imported;
 }
 
-/** A token for `accountId`, valid for `ttlSeconds`. */
-export async function mintToken(accountId: string, secret: string, ttlSeconds = 3600): Promise<string> {
+/** The roles the gateway knows; a token's other roles are ignored. */
+export const KNOWN_ROLES = ["operator"] as const;
+export type Role = (typeof KNOWN_ROLES)[number];
+
+/** Whether `name` is a role the gateway knows. */
+export function isKnownRole(name: string): name is Role {
+  return (KNOWN_ROLES as readonly string[]).includes(name);
+}
+
+/** A token for `accountId`, valid for `ttlSeconds`, with the given roles (none: a customer token). */
+export async function mintToken(accountId: string, secret: string, ttlSeconds = 3600, roles: readonly string[] = []): Promise<string> {
   if (accountId.trim() === "") throw new Error("an account id is required");
-  return new SignJWT({})
+  return new SignJWT(roles.length > 0 ? { roles: [...roles] } : {})
     .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
     .setSubject(accountId)
     .setIssuer(TOKEN_ISSUER)
@@ -85,15 +97,35 @@ function decodeObject(part: string, what: string): Readonly<Record<string, unkno
   return value as Record<string, unknown>;
 }
 
+/** What a valid token says of its caller. */
+export interface VerifiedToken {
+  /** The account (`sub`). */
+  readonly account: string;
+  /** The known roles of its `roles` claim; empty for a customer token. */
+  readonly roles: readonly Role[];
+}
+
+/** The known roles of a `roles` claim; throws when the claim is present but not an array of strings. */
+function rolesOf(claim: unknown): readonly Role[] {
+  if (claim === undefined) return [];
+  if (!Array.isArray(claim) || !claim.every((r) => typeof r === "string")) throw new Error("the token's roles are not an array of strings");
+  return KNOWN_ROLES.filter((role) => (claim as string[]).includes(role));
+}
+
+/** `verifyCallerNow`, reduced to the account. */
+export function verifyTokenNow(token: string, secret: string, maxLifetimeS = DEFAULT_MAX_TOKEN_LIFETIME_S, nowS = Math.floor(Date.now() / 1000)): string {
+  return verifyCallerNow(token, secret, maxLifetimeS, nowS).account;
+}
+
 /**
- * The account a valid token names; throws when the token is malformed, forged or expired, has no
+ * The account and roles a valid token names; throws when the token is malformed, forged or expired, has no
  * `exp`, or lives longer than `maxLifetimeS` (`exp - iat`, or `exp - now` without `iat`), so that a
  * leaked token is never good for long. Synchronous: one HMAC-SHA256 (node:crypto) compared in
  * constant time, then the header and claims: `alg` HS256 and no `crit` extension, `iss`, `exp`
  * (required, in the future), `nbf` and `iat` (numbers when present, `nbf` reached), the lifetime,
- * and a `sub`.
+ * a `sub`, and a `roles` claim that, when present, is an array of strings.
  */
-export function verifyTokenNow(token: string, secret: string, maxLifetimeS = DEFAULT_MAX_TOKEN_LIFETIME_S, nowS = Math.floor(Date.now() / 1000)): string {
+export function verifyCallerNow(token: string, secret: string, maxLifetimeS = DEFAULT_MAX_TOKEN_LIFETIME_S, nowS = Math.floor(Date.now() / 1000)): VerifiedToken {
   const first = token.indexOf(".");
   const second = first < 0 ? -1 : token.indexOf(".", first + 1);
   if (second < 0 || token.indexOf(".", second + 1) >= 0) throw new Error("the token is not a signed JWT (three parts)");
@@ -126,7 +158,7 @@ export function verifyTokenNow(token: string, secret: string, maxLifetimeS = DEF
   if (exp - from > maxLifetimeS) throw new Error(`the token lives longer than ${maxLifetimeS} s`);
   const sub = payload["sub"];
   if (typeof sub !== "string" || sub === "") throw new Error("the token names no account");
-  return sub;
+  return { account: sub, roles: rolesOf(payload["roles"]) };
 }
 
 /** `verifyTokenNow`, as a promise (rejected instead of throwing). */

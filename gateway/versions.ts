@@ -1,12 +1,16 @@
 /**
  * The public API versions the gateway serves side by side, each over Connect, gRPC-Web, gRPC and
- * REST (under its own path prefix). Adding a version is one entry here.
+ * REST (under its own path prefix). Adding a version is one entry here. The operators' fleet API
+ * (v1, `/v1/fleet/`) is an entry of its own, before `/v1/`: a REST path goes to the first entry
+ * whose prefix it starts with.
  */
 import type { DescService, JsonValue } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { DeliveryApiService } from "../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
+import { FleetApiService } from "../gen/dronedelivery/api/v1/fleet_api_service_pb.js";
 import { DeliveryApiService as DeliveryApiServiceV2 } from "../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
 import type { HandlerDeps } from "./handler-deps.js";
+import { fleetApiHandlers } from "./fleet/handlers.js";
 import type { RestSuccess } from "./rest/handler.js";
 import { deliveryApiHandlers } from "./v1/handlers.js";
 import { v1RestSuccess } from "./v1/rest-success.js";
@@ -23,6 +27,11 @@ export interface ApiVersion {
 }
 
 export const API_VERSIONS: readonly ApiVersion[] = [
+  {
+    restPrefix: "/v1/fleet/",
+    service: FleetApiService,
+    handlers: (deps) => fleetApiHandlers(deps) as unknown as ServiceImpl<DescService>,
+  },
   {
     restPrefix: "/v1/",
     service: DeliveryApiService,

@@ -27,13 +27,13 @@ export interface RestSuccess {
   readonly headers?: Record<string, string>;
 }
 
-export interface RestOptions {
+export interface RestOptions<Caller = string> {
   readonly service: DescService;
   readonly implementation: ServiceImpl<DescService>;
-  /** The account of a request's credentials (or a promise of it); throws Unauthenticated otherwise. */
-  readonly authenticate: (headers: Headers) => string | Promise<string>;
-  /** Stores the authenticated account where the handlers read it. */
-  readonly setAccount: (ctx: HandlerContext, account: string) => void;
+  /** The caller (account, roles) of a request's credentials (or a promise of it); throws Unauthenticated otherwise. */
+  readonly authenticate: (headers: Headers) => Caller | Promise<Caller>;
+  /** Stores the authenticated caller where the handlers read it. */
+  readonly setAccount: (ctx: HandlerContext, caller: Caller) => void;
   /** Largest request body accepted, in bytes; default MAX_BODY_BYTES. */
   readonly maxBodyBytes?: number;
   /** Success answers other than 200, by method name (e.g. `ScheduleDelivery`) and response JSON. */
@@ -100,7 +100,7 @@ function restContext(service: DescService, route: RestRoute, url: URL, headers: 
   };
 }
 
-export function restHandler(options: RestOptions): RestHandler {
+export function restHandler<Caller = string>(options: RestOptions<Caller>): RestHandler {
   const routes = restRoutes(options.service);
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -143,7 +143,7 @@ export function restHandler(options: RestOptions): RestHandler {
     headers: Headers,
   ): Promise<void> {
     const checked = options.authenticate(headers);
-    const account = typeof checked === "string" ? checked : await checked;
+    const account = checked instanceof Promise ? await (checked as Promise<Caller>) : (checked as Caller);
     const body = await readJsonBody(req, options.maxBodyBytes);
     const streaming = route.method.methodKind === "server_streaming";
     const query = streaming ? withResume(route, headers, url.searchParams) : url.searchParams;

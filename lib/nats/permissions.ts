@@ -59,7 +59,8 @@ const nothing: NatsGrant = { writes: [], buckets: [], consumes: [], reads: [], l
 export const NATS_GRANTS: Readonly<Record<ServiceName, NatsGrant>> = {
   account: { ...nothing, buckets: ["accounts"] },
   package: { ...nothing, buckets: ["packages"] },
-  drone: { ...nothing, writes: ["DRONE_TELEMETRY"], buckets: ["drones"] },
+  // WatchFleet relays the fleet's positions live (a core subscription, nothing stored per watcher).
+  drone: { ...nothing, writes: ["DRONE_TELEMETRY"], buckets: ["drones"], listens: ["drone.*.location"] },
   thirdparty: { ...nothing, writes: ["CARRIER_STATUS"], buckets: ["thirdparty-pickups"] },
   delivery: {
     ...nothing,

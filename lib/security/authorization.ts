@@ -1,7 +1,7 @@
 /**
  * Who may call what: for each internal gRPC service (full protobuf name) and method, the caller
  * identities allowed, read from the callers' code (services/scheduler/clients.ts and its users,
- * services/supervisor/compensate.ts, gateway/internal-clients.ts and gateway/v1/). Anything not
+ * services/supervisor/compensate.ts, gateway/internal-clients.ts, gateway/v1/ and gateway/fleet/). Anything not
  * in the table is refused. A new caller of a method, or a new method, needs a line here; a test
  * checks that every method of every internal service in gen/ has one.
  *
@@ -44,8 +44,9 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
     ReleaseAssignment: ["scheduler", "supervisor"],
     GetAssignment: ["delivery"], // the Delivery service's reconciliation of open deliveries
     GetDrone: NO_CALLER,
-    ListDrones: NO_CALLER,
+    ListDrones: ["gateway"], // the operators' fleet API (gateway/fleet/)
     GetUtilization: NO_CALLER,
+    WatchFleet: ["gateway"], // the operators' live fleet stream
   },
   "dronedelivery.thirdparty.v1.ThirdPartyTransportService": {
     ArrangePickup: ["scheduler"],
@@ -67,6 +68,8 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
     WatchDelivery: ["gateway"],
     ConfirmDelivery: ["gateway"],
     GetDeliverySummary: NO_CALLER,
+    ListAllDeliveries: ["gateway"], // the operators' fleet API: every account's deliveries
+    GetStageCounts: ["gateway"], // the operators' fleet summary
   },
   // Ingestion publishes delivery requests; only the public gateway submits them.
   "dronedelivery.ingestion.v1.IngestionService": {

@@ -86,6 +86,7 @@ function droneImpl(handled: string[]): ServiceImpl<typeof DroneSchedulerService>
     listDrones: () => ({}),
     getUtilization: () => ({}),
     rerouteAssignment: () => ({}),
+    watchFleet: async function* () {},
   };
 }
 

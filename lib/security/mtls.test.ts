@@ -32,6 +32,7 @@ function droneImpl(handled: string[]): ServiceImpl<typeof DroneSchedulerService>
     listDrones: () => ({}),
     getUtilization: () => ({}),
     rerouteAssignment: () => ({}),
+    watchFleet: async function* () {},
   };
 }
 

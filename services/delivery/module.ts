@@ -17,6 +17,7 @@ import { DeliveryHistory, openHistoryStore, startHistorySubscriber } from "./his
 import { DeliveryLedger } from "./ledger.js";
 import { StatusOutbox } from "./outbox.js";
 import { DeliveryReconciler, noAssignment } from "./reconcile.js";
+import { deliveryBucketProbe, DeliveryFleetView } from "./fleet-view.js";
 import { deliveryRegistration } from "./server.js";
 import { openDeliveryStore } from "./store.js";
 import { startTelemetryConsumer, TelemetryHandler } from "./telemetry.js";
@@ -50,6 +51,8 @@ export const deliveryModule: ServiceModule = {
     );
     const history = new DeliveryHistory(await openHistoryStore(js), log);
     const watcher = new DeliveryWatcher(ledger, nc, js, jsm, config, log);
+    // Every owner's deliveries in memory, for the operators' listing and counts (fleet-view.ts).
+    const view = new DeliveryFleetView(store.records.kv, deliveryBucketProbe(jsm), log);
 
     const running: { stop(): Promise<void> }[] = [];
     const stopAll = async () => {
@@ -63,12 +66,14 @@ export const deliveryModule: ServiceModule = {
       running.push(outbox.startSweeping(config.outboxIntervalMs));
       running.push(reconciler.start());
       running.push({ stop: async () => drones.close() });
+      view.start();
+      running.push(view);
     } catch (error) {
       await stopAll();
       throw error;
     }
     return {
-      registrations: [deliveryRegistration(ledger, history, watcher)],
+      registrations: [deliveryRegistration(ledger, history, watcher, view)],
       close: stopAll,
     };
   },

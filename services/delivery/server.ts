@@ -1,7 +1,12 @@
 /** The DeliveryService handlers: validation first, then the ledger, the history or the watcher. */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
+import { create } from "@bufbuild/protobuf";
+import { StageCountSchema } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
+import { unavailable } from "../../lib/grpc/errors.js";
+import type { DeliveryFleetView } from "./fleet-view.js";
 import type { DeliveryHistory } from "./history.js";
+import { encodePageToken } from "./page-token.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { statusOf } from "./status.js";
 import type { DeliveryWatcher } from "./watch.js";
@@ -15,9 +20,26 @@ import {
   validateReschedule,
   validateSchedule,
   validateSummary,
+  allDeliveriesScope,
+  validateListAll,
+  validateStageCounts,
 } from "./validation.js";
 
-export function deliveryRegistration(ledger: DeliveryLedger, history: DeliveryHistory, watcher: DeliveryWatcher): Registration {
+/** How long ListAllDeliveries and GetStageCounts wait for the delivery view to catch up. */
+const VIEW_SYNC_TIMEOUT_MS = 3_000;
+
+export function deliveryRegistration(
+  ledger: DeliveryLedger,
+  history: DeliveryHistory,
+  watcher: DeliveryWatcher,
+  view?: DeliveryFleetView,
+): Registration {
+  /** The view, caught up with every delivery write made before the call. */
+  const syncedView = async (): Promise<DeliveryFleetView> => {
+    if (!view) throw unavailable("the delivery view is not kept on this instance");
+    if (!(await view.sync(VIEW_SYNC_TIMEOUT_MS))) throw unavailable("the delivery view is catching up; retry shortly", 1_000);
+    return view;
+  };
   return registration(DeliveryService, {
     async openDelivery(request) {
       validateOpen(request);
@@ -92,6 +114,27 @@ export function deliveryRegistration(ledger: DeliveryLedger, history: DeliveryHi
 
     watchDelivery(request, ctx) {
       return watcher.watch(request, ctx);
+    },
+
+    async listAllDeliveries(request) {
+      const query = validateListAll(request);
+      const page = (await syncedView()).page(query.stage, query.pageSize, query.after);
+      return {
+        deliveries: page.deliveries,
+        nextPageToken: page.lastPosition === undefined ? "" : encodePageToken(allDeliveriesScope(query.stage), page.lastPosition),
+      };
+    },
+
+    async getStageCounts(request) {
+      const failures = validateStageCounts(request);
+      const counts = (await syncedView()).counts(failures);
+      return {
+        counts: [...counts.counts.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([stage, count]) => create(StageCountSchema, { stage, count: BigInt(count) })),
+        total: BigInt(counts.total),
+        recentFailures: counts.recentFailures,
+      };
     },
   });
 }

@@ -14,7 +14,8 @@ import type {
   RescheduleDeliveryRequest,
   ScheduleDeliveryRequest,
 } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { DeliveryFailureCodeSchema } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import { DeliveryFailureCodeSchema, DeliveryStageSchema, type DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
+import type { GetStageCountsRequest, ListAllDeliveriesRequest } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { TOKEN_ID_PATTERN, Violations } from "../../lib/validation/violations.js";
 import type { ConfirmationInput, PlanChange } from "./lifecycle.js";
 import { decodePageToken } from "./page-token.js";
@@ -213,4 +214,44 @@ export function validateSummary(request: GetDeliverySummaryRequest): MonthQuery 
     startMs: Date.UTC(year, index, 1),
     endMs: Date.UTC(year, index + 1, 1),
   };
+}
+
+/** A page of every owner's deliveries, as ListAllDeliveries asks for it. */
+export interface ListAllQuery {
+  readonly stage: DeliveryStage;
+  readonly pageSize: number;
+  /** Index position after which the page starts. */
+  readonly after: string | undefined;
+}
+
+/** The scope a ListAllDeliveries page token is issued for: not an owner id (no owner id has '*'). */
+export function allDeliveriesScope(stage: DeliveryStage): string {
+  return `*all.${stage}`;
+}
+
+export function validateListAll(request: ListAllDeliveriesRequest): ListAllQuery {
+  const violations = new Violations();
+  if (DeliveryStageSchema.values.every((v) => v.number !== request.stage)) violations.add("stage", "is not a delivery stage");
+  if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
+    violations.add("page_size", `must be between 1 and ${MAX_PAGE_SIZE} (0 means ${DEFAULT_PAGE_SIZE})`);
+  }
+  let after: string | undefined;
+  if (request.pageToken !== "") {
+    const decoded = decodePageToken(request.pageToken, allDeliveriesScope(request.stage));
+    if ("problem" in decoded) violations.add("page_token", decoded.problem);
+    else after = decoded.after;
+  }
+  violations.throwIfAny();
+  return { stage: request.stage, pageSize: request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize, after };
+}
+
+/** The most failed deliveries GetStageCounts returns, and its default. */
+export const MAX_RECENT_FAILURES = 100;
+export const DEFAULT_RECENT_FAILURES = 20;
+
+export function validateStageCounts(request: GetStageCountsRequest): number {
+  if (request.recentFailuresLimit < 0 || request.recentFailuresLimit > MAX_RECENT_FAILURES) {
+    new Violations().add("recent_failures_limit", `must be between 0 and ${MAX_RECENT_FAILURES} (0 means ${DEFAULT_RECENT_FAILURES})`).throwIfAny();
+  }
+  return request.recentFailuresLimit === 0 ? DEFAULT_RECENT_FAILURES : request.recentFailuresLimit;
 }

@@ -19,7 +19,7 @@ export const droneModule: ServiceModule = {
   name: "drone",
   defaultPort: DEFAULT_PORTS.drone,
   services: [DroneSchedulerService],
-  async create({ js, jsm, env, log }) {
+  async create({ nc, js, jsm, env, log }) {
     const config = readDroneConfig(env);
     const timing = flightTimingOf(config);
     await ensureStreams(jsm, { streams: [STREAMS.DRONE_TELEMETRY] });
@@ -44,7 +44,7 @@ export const droneModule: ServiceModule = {
     });
     simulator.start();
     return {
-      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, timing, now, index, log })],
+      registrations: [droneRegistration(store, { claimLeaseMs: config.claimLeaseMs, timing, now, index, log, nc })],
       async close() {
         await simulator.stop();
         await sweep.stop();

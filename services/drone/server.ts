@@ -9,6 +9,9 @@ import { DroneAssigner } from "./assign.js";
 import { droneAt } from "./drone-record.js";
 import type { SyncedFleetView } from "./fleet-index.js";
 import type { Logger } from "pino";
+import type { NatsConnection } from "nats";
+import { unavailable } from "../../lib/grpc/errors.js";
+import { watchFleet } from "./watch-fleet.js";
 import type { FlightTiming } from "./flight.js";
 import { listDrones } from "./list-drones.js";
 import { releaseAssignment } from "./release.js";
@@ -32,6 +35,8 @@ export interface DroneServerOptions {
   /** The instance's fleet index, searched by AssignDrone (see fleet-index.ts). */
   readonly index?: SyncedFleetView;
   readonly log?: Logger;
+  /** The service's NATS connection, for WatchFleet's subscription to the fleet's positions. */
+  readonly nc?: NatsConnection;
 }
 
 export function droneRegistration(store: DroneStore, options: DroneServerOptions): Registration {
@@ -92,6 +97,12 @@ export function droneRegistration(store: DroneStore, options: DroneServerOptions
         distanceKm: usage.distanceKm,
         assignedDuration: durationFromMs(usage.assignedMs),
       };
+    },
+
+    watchFleet(_request, ctx) {
+      const { nc } = options;
+      if (!nc) throw unavailable("the fleet's positions are not available on this instance");
+      return watchFleet(store, nc, ctx.signal, () => now().getTime());
     },
   });
 }

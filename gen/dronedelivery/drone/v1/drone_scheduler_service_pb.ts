@@ -12,6 +12,8 @@ import type { YearMonth } from "../../common/v1/time_pb.js";
 import { file_dronedelivery_common_v1_time } from "../../common/v1/time_pb.js";
 import type { Assignment, Drone, DroneStatus } from "./drone_pb.js";
 import { file_dronedelivery_drone_v1_drone } from "./drone_pb.js";
+import type { DroneLocationEvent } from "./drone_events_pb.js";
+import { file_dronedelivery_drone_v1_drone_events } from "./drone_events_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/drone/v1/drone_scheduler_service.proto.
  */
 export const file_dronedelivery_drone_v1_drone_scheduler_service: GenFile = /*@__PURE__*/
-  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX3NjaGVkdWxlcl9zZXJ2aWNlLnByb3RvEhZkcm9uZWRlbGl2ZXJ5LmRyb25lLnYxIu0BChJBc3NpZ25Ecm9uZVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjYKCHBhY2thZ2VzGAUgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEQoJZXhwZWRpdGVkGAYgASgIInsKE0Fzc2lnbkRyb25lUmVzcG9uc2USNgoKYXNzaWdubWVudBgBIAEoCzIiLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuQXNzaWdubWVudBIsCgVkcm9uZRgCIAEoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUiPwoYUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJlChlSZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQSEAoIcmVsZWFzZWQYAiABKAgiYwoYUmVyb3V0ZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjIKB2Ryb3BvZmYYAiABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbiJTChlSZXJvdXRlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiKwoUR2V0QXNzaWdubWVudFJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiTwoVR2V0QXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiIwoPR2V0RHJvbmVSZXF1ZXN0EhAKCGRyb25lX2lkGAEgASgJIkAKEEdldERyb25lUmVzcG9uc2USLAoFZHJvbmUYASABKAsyHS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkRyb25lIm8KEUxpc3REcm9uZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmVTdGF0dXMiXAoSTGlzdERyb25lc1Jlc3BvbnNlEi0KBmRyb25lcxgBIAMoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKFUdldFV0aWxpemF0aW9uUmVxdWVzdBIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aCLbAQoWR2V0VXRpbGl6YXRpb25SZXNwb25zZRIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aBIYChBhc3NpZ25tZW50X2NvdW50GAMgASgDEhcKD2NvbXBsZXRlZF9jb3VudBgEIAEoAxITCgtkaXN0YW5jZV9rbRgFIAEoARI0ChFhc3NpZ25lZF9kdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjK5BgoVRHJvbmVTY2hlZHVsZXJTZXJ2aWNlEmsKC0Fzc2lnbkRyb25lEiouZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Bc3NpZ25Ecm9uZVJlcXVlc3QaKy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbkRyb25lUmVzcG9uc2UiA5ACAhJ9ChFSZWxlYXNlQXNzaWdubWVudBIwLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0GjEuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5SZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlIgOQAgISfQoRUmVyb3V0ZUFzc2lnbm1lbnQSMC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLlJlcm91dGVBc3NpZ25tZW50UmVxdWVzdBoxLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVyb3V0ZUFzc2lnbm1lbnRSZXNwb25zZSIDkAICEnEKDUdldEFzc2lnbm1lbnQSLC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldEFzc2lnbm1lbnRSZXF1ZXN0Gi0uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRBc3NpZ25tZW50UmVzcG9uc2UiA5ACARJiCghHZXREcm9uZRInLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0RHJvbmVSZXF1ZXN0GiguZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXREcm9uZVJlc3BvbnNlIgOQAgESaAoKTGlzdERyb25lcxIpLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuTGlzdERyb25lc1JlcXVlc3QaKi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkxpc3REcm9uZXNSZXNwb25zZSIDkAIBEnQKDkdldFV0aWxpemF0aW9uEi0uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRVdGlsaXphdGlvblJlcXVlc3QaLi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldFV0aWxpemF0aW9uUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_drone_v1_drone, file_google_protobuf_duration]);
+  fileDesc("CjRkcm9uZWRlbGl2ZXJ5L2Ryb25lL3YxL2Ryb25lX3NjaGVkdWxlcl9zZXJ2aWNlLnByb3RvEhZkcm9uZWRlbGl2ZXJ5LmRyb25lLnYxIu0BChJBc3NpZ25Ecm9uZVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMQoGcGlja3VwGAMgASgLMiEuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuTG9jYXRpb24SMgoHZHJvcG9mZhgEIAEoCzIhLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLkxvY2F0aW9uEjYKCHBhY2thZ2VzGAUgAygLMiQuZHJvbmVkZWxpdmVyeS5jb21tb24udjEuUGFja2FnZUluZm8SEQoJZXhwZWRpdGVkGAYgASgIInsKE0Fzc2lnbkRyb25lUmVzcG9uc2USNgoKYXNzaWdubWVudBgBIAEoCzIiLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuQXNzaWdubWVudBIsCgVkcm9uZRgCIAEoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUiPwoYUmVsZWFzZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJlChlSZWxlYXNlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQSEAoIcmVsZWFzZWQYAiABKAgiYwoYUmVyb3V0ZUFzc2lnbm1lbnRSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEjIKB2Ryb3BvZmYYAiABKAsyIS5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5Mb2NhdGlvbiJTChlSZXJvdXRlQXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiKwoUR2V0QXNzaWdubWVudFJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiTwoVR2V0QXNzaWdubWVudFJlc3BvbnNlEjYKCmFzc2lnbm1lbnQYASABKAsyIi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkFzc2lnbm1lbnQiIwoPR2V0RHJvbmVSZXF1ZXN0EhAKCGRyb25lX2lkGAEgASgJIkAKEEdldERyb25lUmVzcG9uc2USLAoFZHJvbmUYASABKAsyHS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkRyb25lIm8KEUxpc3REcm9uZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmVTdGF0dXMiXAoSTGlzdERyb25lc1Jlc3BvbnNlEi0KBmRyb25lcxgBIAMoCzIdLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuRHJvbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKFUdldFV0aWxpemF0aW9uUmVxdWVzdBIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aCLbAQoWR2V0VXRpbGl6YXRpb25SZXNwb25zZRIQCghvd25lcl9pZBgBIAEoCRIxCgVtb250aBgCIAEoCzIiLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlllYXJNb250aBIYChBhc3NpZ25tZW50X2NvdW50GAMgASgDEhcKD2NvbXBsZXRlZF9jb3VudBgEIAEoAxITCgtkaXN0YW5jZV9rbRgFIAEoARI0ChFhc3NpZ25lZF9kdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiITChFXYXRjaEZsZWV0UmVxdWVzdCKOAQoSV2F0Y2hGbGVldFJlc3BvbnNlEi4KBWRyb25lGAEgASgLMh0uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Ecm9uZUgAEj4KCGxvY2F0aW9uGAIgASgLMiouZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Ecm9uZUxvY2F0aW9uRXZlbnRIAEIICgZ1cGRhdGUypQcKFURyb25lU2NoZWR1bGVyU2VydmljZRJrCgtBc3NpZ25Ecm9uZRIqLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuQXNzaWduRHJvbmVSZXF1ZXN0GisuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5Bc3NpZ25Ecm9uZVJlc3BvbnNlIgOQAgISfQoRUmVsZWFzZUFzc2lnbm1lbnQSMC5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLlJlbGVhc2VBc3NpZ25tZW50UmVxdWVzdBoxLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuUmVsZWFzZUFzc2lnbm1lbnRSZXNwb25zZSIDkAICEn0KEVJlcm91dGVBc3NpZ25tZW50EjAuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5SZXJvdXRlQXNzaWdubWVudFJlcXVlc3QaMS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLlJlcm91dGVBc3NpZ25tZW50UmVzcG9uc2UiA5ACAhJxCg1HZXRBc3NpZ25tZW50EiwuZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRBc3NpZ25tZW50UmVxdWVzdBotLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0QXNzaWdubWVudFJlc3BvbnNlIgOQAgESYgoIR2V0RHJvbmUSJy5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkdldERyb25lUmVxdWVzdBooLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0RHJvbmVSZXNwb25zZSIDkAIBEmgKCkxpc3REcm9uZXMSKS5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLkxpc3REcm9uZXNSZXF1ZXN0GiouZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5MaXN0RHJvbmVzUmVzcG9uc2UiA5ACARJ0Cg5HZXRVdGlsaXphdGlvbhItLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuR2V0VXRpbGl6YXRpb25SZXF1ZXN0Gi4uZHJvbmVkZWxpdmVyeS5kcm9uZS52MS5HZXRVdGlsaXphdGlvblJlc3BvbnNlIgOQAgESagoKV2F0Y2hGbGVldBIpLmRyb25lZGVsaXZlcnkuZHJvbmUudjEuV2F0Y2hGbGVldFJlcXVlc3QaKi5kcm9uZWRlbGl2ZXJ5LmRyb25lLnYxLldhdGNoRmxlZXRSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_dronedelivery_common_v1_location, file_dronedelivery_common_v1_package_info, file_dronedelivery_common_v1_time, file_dronedelivery_drone_v1_drone, file_dronedelivery_drone_v1_drone_events, file_google_protobuf_duration]);
 
 /**
  * The delivery to assign a drone to.
@@ -445,6 +447,58 @@ export const GetUtilizationResponseSchema: GenMessage<GetUtilizationResponse> = 
   messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 13);
 
 /**
+ * The fleet to watch: all of it.
+ *
+ * @generated from message dronedelivery.drone.v1.WatchFleetRequest
+ */
+export type WatchFleetRequest = Message<"dronedelivery.drone.v1.WatchFleetRequest"> & {
+};
+
+/**
+ * Describes the message dronedelivery.drone.v1.WatchFleetRequest.
+ * Use `create(WatchFleetRequestSchema)` to create a new message.
+ */
+export const WatchFleetRequestSchema: GenMessage<WatchFleetRequest> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 14);
+
+/**
+ * One update of the watched fleet.
+ *
+ * @generated from message dronedelivery.drone.v1.WatchFleetResponse
+ */
+export type WatchFleetResponse = Message<"dronedelivery.drone.v1.WatchFleetResponse"> & {
+  /**
+   * What the update is.
+   *
+   * @generated from oneof dronedelivery.drone.v1.WatchFleetResponse.update
+   */
+  update: {
+    /**
+     * A drone as it is at the start of the stream.
+     *
+     * @generated from field: dronedelivery.drone.v1.Drone drone = 1;
+     */
+    value: Drone;
+    case: "drone";
+  } | {
+    /**
+     * A location event of a drone, as published on DRONE_TELEMETRY.
+     *
+     * @generated from field: dronedelivery.drone.v1.DroneLocationEvent location = 2;
+     */
+    value: DroneLocationEvent;
+    case: "location";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message dronedelivery.drone.v1.WatchFleetResponse.
+ * Use `create(WatchFleetResponseSchema)` to create a new message.
+ */
+export const WatchFleetResponseSchema: GenMessage<WatchFleetResponse> = /*@__PURE__*/
+  messageDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 15);
+
+/**
  * Assigns drones of the fleet to deliveries and reports on the fleet. Called by the Scheduler to
  * assign, and by the Scheduler and Supervisor to release.
  *
@@ -534,6 +588,20 @@ export const DroneSchedulerService: GenService<{
     methodKind: "unary";
     input: typeof GetUtilizationRequestSchema;
     output: typeof GetUtilizationResponseSchema;
+  },
+  /**
+   * Streams the fleet live: first every drone as it is now (one `drone` update each, in id
+   * order), then every location event the fleet publishes on DRONE_TELEMETRY from the start of
+   * the call (`location` updates), until the caller ends the call. Nothing is kept for a call
+   * after it ends; a slow reader loses the oldest location events it has not read (at most 1000
+   * wait), never the drone states of the start.
+   *
+   * @generated from rpc dronedelivery.drone.v1.DroneSchedulerService.WatchFleet
+   */
+  watchFleet: {
+    methodKind: "server_streaming";
+    input: typeof WatchFleetRequestSchema;
+    output: typeof WatchFleetResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dronedelivery_drone_v1_drone_scheduler_service, 0);
