@@ -5,7 +5,7 @@ import { createHmac, webcrypto } from "node:crypto";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { loadOrCreateDevSecret, readDevSecret } from "./dev-secret.js";
 import { SignJWT } from "jose";
-import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyToken, verifyTokenNow } from "./tokens.js";
+import { DEFAULT_MAX_TOKEN_LIFETIME_S, mintToken, TOKEN_ISSUER, verifyCallerNow, verifyToken, verifyTokenNow } from "./tokens.js";
 
 /** A token signed with `secret` carrying exactly the given time claims. */
 function signed(secret: string, claims: { iat?: number; exp?: number }): Promise<string> {
@@ -80,6 +80,28 @@ describe("tokens", () => {
     expect(() => verifyTokenNow(hs256({ alg: "HS256" }, [claims]), "s1")).toThrow(/object/);
     expect(() => verifyTokenNow(`${hs256({ alg: "HS256" }, claims)}.extra`, "s1")).toThrow(/three parts/);
     expect(() => verifyTokenNow(`${hs256({ alg: "HS256" }, claims)}!`, "s1")).toThrow(/base64url/);
+  });
+
+  it("carries roles: known ones kept, unknown ones ignored, a malformed claim refused", async () => {
+    expect(verifyCallerNow(await mintToken("acct-demo", "s-roles"), "s-roles")).toEqual({ account: "acct-demo", roles: [] });
+    const operator = await mintToken("acct-ops", "s-roles", 600, ["operator"]);
+    expect(verifyCallerNow(operator, "s-roles")).toEqual({ account: "acct-ops", roles: ["operator"] });
+    expect(verifyTokenNow(operator, "s-roles")).toBe("acct-ops");
+    const mixed = await mintToken("acct-ops", "s-roles", 600, ["auditor", "operator", "operator"]);
+    expect(verifyCallerNow(mixed, "s-roles").roles).toEqual(["operator"]);
+    expect(verifyCallerNow(await mintToken("acct-ops", "s-roles", 600, ["auditor"]), "s-roles").roles).toEqual([]);
+
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: "acct-ops", iss: TOKEN_ISSUER, iat: now, exp: now + 600 };
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const hs256 = (payload: object) => {
+      const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(payload)}`;
+      return `${input}.${createHmac("sha256", "s-roles").update(input).digest("base64url")}`;
+    };
+    expect(verifyCallerNow(hs256({ ...claims, roles: [] }), "s-roles").roles).toEqual([]);
+    for (const roles of ["operator", { operator: true }, ["operator", 1], null, 7]) {
+      expect(() => verifyCallerNow(hs256({ ...claims, roles }), "s-roles")).toThrow(/roles/);
+    }
   });
 
   it("generates the development secret once and keeps it", () => {
