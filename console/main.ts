@@ -43,22 +43,27 @@ interface DeliveryStatus {
 }
 interface DeliveryEvent { deliveryId?: string; stage?: string; location?: Location; deliveryEta?: string; reason?: string; eventTime?: string; failureCode?: string }
 interface WatchUpdate { sequence?: string; event?: DeliveryEvent; position?: Location }
+/** dronedelivery.api.v1.Drone (fleet_api_service.proto). */
 interface FleetDrone {
   droneId: string;
-  stage?: string;
   status?: string;
+  stage?: string;
   position?: Location;
-  deliveryId?: string;
   homeBase?: Location;
-  payloadKg?: number;
-  battery?: number;
-  [other: string]: unknown;
+  maxPayloadKg?: number;
+  speedMps?: number;
+  batteryPercent?: number;
+  deliveryId?: string;
+  updateTime?: string;
 }
-interface FleetEvent { droneId?: string; stage?: string; position?: Location; deliveryId?: string; eventTime?: string }
+/** dronedelivery.api.v1.WatchFleetResponse: one drone's location event. */
+interface FleetEvent { droneId?: string; deliveryId?: string; position?: Location; stage?: string; batteryPercent?: number; speedMps?: number; eventTime?: string }
 interface FleetSummary {
   dronesTotal?: number;
   dronesBusy?: number;
+  dronesOutOfService?: number;
   utilization?: number;
+  deliveriesTotal?: number;
   deliveriesByStage?: Record<string, number>;
   recentFailures?: Array<{ deliveryId?: string; ownerId?: string; failureCode?: string; reason?: string; updateTime?: string }>;
 }
@@ -616,12 +621,9 @@ class Console {
     this.fleetRefreshing = true;
     const out = $("operator-message");
     try {
-      const [fleet, summary] = await Promise.all([
-        api<{ drones?: FleetDrone[] }>("GET", "/v1/fleet/drones"),
-        api<FleetSummary>("GET", "/v1/fleet/summary"),
-      ]);
+      const [drones, summary] = await Promise.all([this.listDrones(), api<FleetSummary>("GET", "/v1/fleet/summary")]);
       const seen = new Set<string>();
-      for (const drone of fleet.drones ?? []) {
+      for (const drone of drones) {
         seen.add(drone.droneId);
         this.drones.set(drone.droneId, { ...this.drones.get(drone.droneId), ...drone });
         this.renderDrone(drone.droneId);
@@ -644,6 +646,22 @@ class Console {
     }
   }
 
+  /** Every drone (pages of 500, ten at most). */
+  private async listDrones(): Promise<FleetDrone[]> {
+    const drones: FleetDrone[] = [];
+    let pageToken = "";
+    for (let page = 0; page < 10; page++) {
+      const answer = await api<{ drones?: FleetDrone[]; nextPageToken?: string }>(
+        "GET",
+        `/v1/fleet/drones?pageSize=500${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`,
+      );
+      drones.push(...(answer.drones ?? []));
+      pageToken = answer.nextPageToken ?? "";
+      if (!pageToken) break;
+    }
+    return drones;
+  }
+
   private followFleet(): void {
     const stream = new AbortController();
     this.fleetStream = stream;
@@ -658,6 +676,8 @@ class Console {
           droneId: event.droneId,
           ...(event.stage ? { stage: event.stage } : {}),
           ...(event.position ? { position: event.position } : {}),
+          ...(typeof event.batteryPercent === "number" ? { batteryPercent: event.batteryPercent } : {}),
+          ...(event.eventTime ? { updateTime: event.eventTime } : {}),
           deliveryId: event.deliveryId ?? "",
         });
         this.renderDrone(event.droneId);
@@ -687,6 +707,7 @@ class Console {
       row.querySelector('[data-testid="drone-stage"]')!.textContent = stageName(drone.stage);
       row.querySelector('[data-testid="drone-position"]')!.textContent = positionText(drone.position);
       row.querySelector('[data-testid="drone-delivery"]')!.textContent = drone.deliveryId || "–";
+      row.querySelector('[data-testid="drone-details"]')!.textContent = this.droneDetails(drone);
     }
   }
 
@@ -701,13 +722,7 @@ class Console {
         cell(row, stageName(drone.stage), "drone-stage").className = "stage";
         cell(row, positionText(drone.position), "drone-position");
         cell(row, drone.deliveryId || "–", "drone-delivery");
-        const details = [
-          drone.status ? stageName(String(drone.status)) : "",
-          typeof drone.battery === "number" ? `battery ${Math.round(drone.battery <= 1 ? drone.battery * 100 : drone.battery)}%` : "",
-          typeof drone.payloadKg === "number" ? `payload ${drone.payloadKg} kg` : "",
-          hasPoint(drone.homeBase) ? `home ${positionText(drone.homeBase)}` : "",
-        ].filter(Boolean);
-        cell(row, details.join(" · "));
+        cell(row, this.droneDetails(drone), "drone-details");
         row.addEventListener("click", () => {
           if (hasPoint(drone.position)) this.map.panTo(latLng(drone.position));
         });
@@ -716,9 +731,22 @@ class Console {
     body.replaceChildren(...rows);
   }
 
+  private droneDetails(drone: FleetDrone): string {
+    return [
+      drone.status ? shortName(drone.status, /^DRONE_STATUS_/) : "",
+      typeof drone.batteryPercent === "number" ? `battery ${Math.round(drone.batteryPercent)}%` : "",
+      typeof drone.maxPayloadKg === "number" ? `payload ≤ ${drone.maxPayloadKg} kg` : "",
+      hasPoint(drone.homeBase) ? `home ${positionText(drone.homeBase)}` : "",
+    ]
+      .filter(Boolean)
+      .join(" · ");
+  }
+
   private renderSummary(summary: FleetSummary): void {
-    const utilization = typeof summary.utilization === "number" ? `${Math.round(summary.utilization * 100)}%` : "–";
-    $("fleet-utilization").textContent = `${utilization} (${summary.dronesBusy ?? 0} of ${summary.dronesTotal ?? 0} drones busy)`;
+    // Protobuf JSON leaves zeros out: an idle fleet's utilization is absent.
+    const utilization = `${Math.round((summary.utilization ?? 0) * 100)}%`;
+    const outOfService = summary.dronesOutOfService ? `, ${summary.dronesOutOfService} out of service` : "";
+    $("fleet-utilization").textContent = `${utilization} (${summary.dronesBusy ?? 0} of ${summary.dronesTotal ?? 0} drones busy${outOfService})`;
     const byStage = Object.entries(summary.deliveriesByStage ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([stage, count]) => {

@@ -51,7 +51,7 @@ export function createMap(element: HTMLElement, center: L.LatLngExpression): L.M
   const redraw = () => drawGrid(map, grid);
   map.on("moveend zoomend resize", redraw);
   map.whenReady(redraw);
-  L.control.scale({ imperial: false }).addTo(map);
+  L.control.scale({ imperial: false, position: "topright" }).addTo(map);
   return map;
 }
 
