@@ -700,7 +700,8 @@ class Console {
       else this.droneMarkers.set(id, droneMarker(latLng(drone.position), { "data-drone-id": id }, id).addTo(this.fleetLayer));
       const element = this.droneMarkers.get(id)?.getElement();
       element?.classList.toggle("busy", !!drone.deliveryId);
-      element?.setAttribute("data-delivery-id", drone.deliveryId ?? "");
+      if (drone.deliveryId) element?.setAttribute("data-delivery-id", drone.deliveryId);
+      else element?.removeAttribute("data-delivery-id");
     }
     const row = document.querySelector<HTMLTableRowElement>(`[data-testid="drone-row-${CSS.escape(id)}"]`);
     if (row) {
