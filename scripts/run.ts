@@ -464,6 +464,8 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
     say("gateway is SERVING");
   }
   const token = await mintToken("acct-demo", secret, 12 * 3600);
+  // An operator (role `operator`): the fleet API under /v1/fleet/ and the console's operator view.
+  const operatorToken = await mintToken("acct-operator", secret, 12 * 3600, ["operator"]);
   const grpcPort = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081");
   const url = `http://${gateway.address}`;
   const lines = [
@@ -486,6 +488,16 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
     `    | sed -E 's/.*"deliveryId":"([^"]+)".*/\\1/'); echo $ID`,
     `  curl -s ${url}/v1/deliveries/$ID/status -H "authorization: Bearer $TOKEN"`,
     `  curl -sN ${url}/v1/deliveries/$ID/events -H "authorization: Bearer $TOKEN"`,
+    "An operator token (account acct-operator, role operator; more with: npm run -s mint-token -- --role operator <account>):",
+    `  export OPERATOR_TOKEN=${operatorToken}`,
+    "The fleet (operators only; a customer token answers 403): drones, live positions (SSE), summary, every account's deliveries:",
+    `  curl -s ${url}/v1/fleet/drones -H "authorization: Bearer $OPERATOR_TOKEN"`,
+    `  curl -sN ${url}/v1/fleet/events -H "authorization: Bearer $OPERATOR_TOKEN"`,
+    `  curl -s ${url}/v1/fleet/summary -H "authorization: Bearer $OPERATOR_TOKEN"`,
+    `  curl -s '${url}/v1/fleet/deliveries?stage=DELIVERY_STAGE_FAILED' -H "authorization: Bearer $OPERATOR_TOKEN"`,
+    "The web console, signed in (open in a browser):",
+    `  as the demo customer: ${url}/#token=${token}`,
+    `  as an operator:       ${url}/#token=${operatorToken}`,
     `Version 2 (several parcels, typed ETAs) is served beside it under ${url}/v2/deliveries; the REST surface: ${url}/openapi.json`,
     "The same API speaks Connect and gRPC-Web at this URL (e.g. POST /dronedelivery.api.v1.DeliveryApiService/GetDeliveryStatus).",
     "",
