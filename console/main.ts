@@ -196,6 +196,8 @@ class Console {
   private readonly drones = new Map<string, FleetDrone>();
   private readonly droneMarkers = new Map<string, L.Marker>();
   private readonly fleetLayer = L.layerGroup();
+  /** Every account's in-flight deliveries (operators): pickup, drop-off, route. */
+  private readonly fleetRoutes = L.layerGroup();
   private readonly picks = L.layerGroup();
   private selected: string | undefined;
   private detailStream: AbortController | undefined;
@@ -223,6 +225,7 @@ class Console {
     void this.refresh();
     this.timers.push(window.setInterval(() => void this.refresh(), POLL_MS));
     if (this.operator) {
+      this.fleetRoutes.addTo(this.map);
       this.fleetLayer.addTo(this.map);
       void this.refreshFleet();
       this.timers.push(window.setInterval(() => void this.refreshFleet(), FLEET_POLL_MS));
@@ -621,7 +624,11 @@ class Console {
     this.fleetRefreshing = true;
     const out = $("operator-message");
     try {
-      const [drones, summary] = await Promise.all([this.listDrones(), api<FleetSummary>("GET", "/v1/fleet/summary")]);
+      const [drones, summary, inFlight] = await Promise.all([
+        this.listDrones(),
+        api<FleetSummary>("GET", "/v1/fleet/summary"),
+        this.listInFlight(),
+      ]);
       const seen = new Set<string>();
       for (const drone of drones) {
         seen.add(drone.droneId);
@@ -637,12 +644,40 @@ class Console {
       }
       this.renderFleetTable();
       this.renderSummary(summary);
+      this.renderFleetRoutes(inFlight);
       message(out, "");
       if (!this.fitted) this.renderDeliveriesOnMap();
     } catch (error) {
       if (!(error instanceof OfflineError)) message(out, `Fleet: ${describe(error)}`, true);
     } finally {
       this.fleetRefreshing = false;
+    }
+  }
+
+  /** Every account's deliveries on their way (the first 100 of each open stage). */
+  private async listInFlight(): Promise<Array<{ ownerId?: string; delivery?: Delivery }>> {
+    const stages = ["CREATED", "RESCHEDULED", "HEADED_TO_PICKUP", "HEADED_TO_DROPOFF"];
+    const pages = await Promise.all(
+      stages.map((stage) =>
+        api<{ deliveries?: Array<{ ownerId?: string; delivery?: Delivery }> }>("GET", `/v1/fleet/deliveries?stage=DELIVERY_STAGE_${stage}&pageSize=100`),
+      ),
+    );
+    return pages.flatMap((page) => page.deliveries ?? []);
+  }
+
+  private renderFleetRoutes(inFlight: Array<{ ownerId?: string; delivery?: Delivery }>): void {
+    this.fleetRoutes.clearLayers();
+    const carrying = new Map([...this.drones.values()].filter((d) => d.deliveryId).map((d) => [d.deliveryId!, d]));
+    for (const { ownerId, delivery } of inFlight) {
+      if (!delivery || !hasPoint(delivery.pickup) || !hasPoint(delivery.dropoff)) continue;
+      const drone = carrying.get(delivery.deliveryId);
+      const route: L.LatLngTuple[] = [];
+      if (hasPoint(drone?.position) && stageName(delivery.stage) !== "HEADED_TO_DROPOFF") route.push(latLng(drone.position));
+      route.push(latLng(delivery.pickup), latLng(delivery.dropoff));
+      const label = `${delivery.deliveryId} (${ownerId ?? "?"}, ${stageName(delivery.stage)}${drone ? `, ${drone.droneId}` : ""})`;
+      L.polyline(route, { color: "#7a5aa8", weight: 2, dashArray: "4 4", interactive: false }).addTo(this.fleetRoutes);
+      L.circleMarker(latLng(delivery.pickup), { radius: 4, color: "#1c7c35", fillOpacity: 0.7 }).bindTooltip(`${label}: pickup`).addTo(this.fleetRoutes);
+      L.circleMarker(latLng(delivery.dropoff), { radius: 4, color: "#a32020", fillOpacity: 0.7 }).bindTooltip(`${label}: drop-off`).addTo(this.fleetRoutes);
     }
   }
 
