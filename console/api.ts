@@ -216,16 +216,24 @@ export async function followEvents(path: string, onMessage: (data: unknown) => v
 }
 
 /**
- * Keeps a stream open: reopens it after it ends or fails, 1 s later at first, up to 15 s later
+ * Keeps a stream open: reopens it after it ends (unless `finished` says nothing more will come) or fails, 1 s later at first, up to 15 s later
  * after repeated failures (at once after the gateway is back). Stops when `signal` aborts.
  */
-export function keepFollowing(path: () => string, onMessage: (data: unknown) => void, signal: AbortSignal, onError?: (error: unknown) => void): void {
+export function keepFollowing(
+  path: () => string,
+  onMessage: (data: unknown) => void,
+  signal: AbortSignal,
+  onError?: (error: unknown) => void,
+  finished?: () => boolean,
+): void {
   void (async () => {
     let delay = 1000;
     while (!signal.aborted) {
       const opened = Date.now();
       try {
         await followEvents(path(), onMessage, signal);
+        // A stream that ended by itself with nothing more to come (a delivery that has ended) is not reopened.
+        if (finished?.()) return;
         delay = 1000;
       } catch (error) {
         if (signal.aborted) return;

@@ -383,6 +383,7 @@ class Console {
       (error) => {
         if (error instanceof ApiError) message($("detail-message"), `Live updates: ${describe(error)}`, true);
       },
+      () => ENDED.has(this.currentStage(id)),
     );
   }
 
