@@ -21,9 +21,10 @@ export interface DocumentInfo {
 /** The security scheme every operation requires. */
 const BEARER = "bearerAuth";
 
+/** The versions' names (their first path segment, e.g. `v1` for `/v1/` and `/v1/fleet/`), each once. */
 function defaultInfo(versions: readonly DocumentedVersion[]): DocumentInfo {
-  const names = versions.map((v) => v.restPrefix.replace(/^\/+|\/+$/g, "")).filter((n) => n !== "");
-  return { title: "Drone delivery API", version: names.join(", ") || "unversioned" };
+  const names = versions.map((v) => v.restPrefix.replace(/^\/+|\/+$/g, "").split("/")[0] ?? "").filter((n) => n !== "");
+  return { title: "Drone delivery API", version: [...new Set(names)].join(", ") || "unversioned" };
 }
 
 export function openApiDocument(versions: readonly DocumentedVersion[], info?: DocumentInfo): JsonObject {
@@ -46,7 +47,7 @@ export function openApiDocument(versions: readonly DocumentedVersion[], info?: D
           type: "http",
           scheme: "bearer",
           bearerFormat: "JWT",
-          description: "An HS256 JWT whose `sub` is the calling account.",
+          description: "An HS256 JWT whose `sub` is the calling account; a `roles` claim holding `operator` opens the operator routes under `/v1/fleet/` (403 otherwise).",
         },
       },
     },
