@@ -404,6 +404,8 @@ describe("subscriptions", () => {
     expect(await subscriptionRefused(nc("scheduler"), "drone.*.location")).toBe(true);
     expect(await subscriptionRefused(nc("account"), "delivery.request.>")).toBe(true);
     expect(await subscriptionRefused(nc("delivery"), "drone.*.location")).toBe(false);
+    expect(await subscriptionRefused(nc("drone"), "drone.*.location")).toBe(false); // WatchFleet
+    expect(await subscriptionRefused(nc("drone"), "delivery.*.status")).toBe(true);
     expect(await subscriptionRefused(admin, ">")).toBe(false);
   });
 });
