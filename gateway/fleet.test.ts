@@ -191,7 +191,7 @@ describe("the fleet API for an operator", () => {
       { timeout: 20_000, interval: 200 },
     );
     expect(summary.dronesTotal).toBe(FLEET_SIZE);
-    expect(summary.dronesBusy ?? 0).toBeGreaterThanOrEqual(0);
+    expect(summary.dronesBusy ?? 0).toBeLessThanOrEqual(FLEET_SIZE);
     expect(summary.utilization ?? 0).toBeCloseTo((summary.dronesBusy ?? 0) / FLEET_SIZE);
     const byStage = summary.deliveriesByStage as Record<string, number>;
     for (const [stage, n] of Object.entries(byStage)) {
@@ -201,7 +201,35 @@ describe("the fleet API for an operator", () => {
     const counted = Object.values(byStage).reduce((a, b) => a + b, 0);
     expect(counted).toBe(summary.deliveriesTotal);
     expect(counted).toBeGreaterThanOrEqual(1);
-    expect(summary.recentFailures ?? []).toEqual([]);
+    const failed = byStage.DELIVERY_STAGE_FAILED ?? 0;
+    expect((summary.recentFailures ?? []).length).toBe(Math.min(failed, 20));
+    for (const f of summary.recentFailures ?? []) {
+      expect(f).toMatchObject({ deliveryId: expect.any(String), ownerId: expect.any(String), failureCode: expect.stringMatching(/^FAILURE_CODE_/), reason: expect.any(String) });
+    }
+  });
+
+  it("lists a failed delivery among the summary's recent failures, with its owner, code and reason", async () => {
+    // An account the Account service does not know may not order: its delivery fails.
+    const stranger = await mintToken("acct-stranger", SECRET);
+    const id = await schedule(stranger, "fleet-failed");
+    const failure = await vi.waitFor(
+      async () => {
+        const res = await call("GET", "/v1/fleet/summary", operatorToken);
+        const found = (res.json.recentFailures as Json[] | undefined)?.find((f) => f.deliveryId === id);
+        if (!found) throw new Error("not failed yet");
+        expect(res.json.deliveriesByStage.DELIVERY_STAGE_FAILED).toBeGreaterThanOrEqual(1);
+        return found;
+      },
+      { timeout: 20_000, interval: 200 },
+    );
+    expect(failure).toMatchObject({
+      ownerId: "acct-stranger",
+      failureCode: "FAILURE_CODE_ACCOUNT_NOT_ALLOWED",
+      reason: expect.any(String),
+      updateTime: expect.any(String),
+    });
+    const failed = await call("GET", "/v1/fleet/deliveries?stage=DELIVERY_STAGE_FAILED", operatorToken);
+    expect((failed.json.deliveries as Json[]).map((d) => d.delivery.deliveryId)).toContain(id);
   });
 
   // End to end: a drone's flight -> DRONE_TELEMETRY -> Drone WatchFleet -> gateway -> SSE.
