@@ -140,9 +140,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     NATS_REPLICAS: "",
     RUN_READY_TIMEOUT_MS: "180000",
     RUN_STOP_TIMEOUT_MS: "5000",
-    // A gateway the tests kill comes back after a few seconds, long enough for the page to notice.
-    RUN_RESTART_MIN_MS: "4000",
-    RUN_RESTART_MAX_MS: "8000",
+    // A gateway the tests kill comes back after some seconds: twice the page's 3 s polling, so
+    // that the page notices it was down.
+    RUN_RESTART_MIN_MS: "6000",
+    RUN_RESTART_MAX_MS: "12000",
     DRONE_TIME_SCALE: String(options.timeScale ?? 30),
     THIRDPARTY_TIME_SCALE: "600",
     // The page polls and streams; the shared limit itself is tested with the gateway.
@@ -169,15 +170,25 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   child.stdout?.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr?.on("data", (c: Buffer) => (output += c.toString()));
   const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
-  // Last resort if the test process exits without stop(): the group goes with it.
+  // Last resort if the test process exits or is told to stop without stop(): the group goes with
+  // it. On a signal the test process ends at once (a vitest worker does not let process.exit end
+  // it), and Chromium, whose control pipe then closes, with it.
   const onExit = () => signalGroup(child, "SIGKILL");
+  const onSignal = () => {
+    onExit();
+    rmSync(runDir, { recursive: true, force: true });
+    process.kill(process.pid, "SIGKILL");
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   process.once("exit", onExit);
+  for (const signal of signals) process.once(signal, onSignal);
 
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     process.removeListener("exit", onExit);
+    for (const signal of signals) process.removeListener(signal, onSignal);
     if (!exited(child)) {
       signalGroup(child, "SIGTERM");
       await Promise.race([closed, sleep(20_000)]);
