@@ -2,7 +2,7 @@
 // ports in a temp RUN_DIR, the streams created at 3 replicas, and never lowered when the next run
 // asks for 1. Every run is stopped by its process group after the test, passed or failed.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { resolveNatsServerBin } from "../lib/devtools/nats-server.js";
 import { STREAM_DEFINITIONS } from "../lib/nats/streams.js";
+import { processesMentioning } from "./harness/processes.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tempDirs: string[] = [];
@@ -49,22 +50,6 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-/** Processes whose command line mentions `needle`, except zombies. */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const status = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (/^\d+ \(.*\) Z /.test(status)) continue;
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
-      if (cmdline.includes(needle)) found.push(`${entry} ${cmdline}`);
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return found;
-}
 
 /** Runs scripts/run.ts to completion (RUN_EXIT_AFTER_READY) in its own process group. */
 async function runOnce(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -102,9 +87,9 @@ async function runOnce(env: Record<string, string>): Promise<{ code: number | nu
 afterAll(() => {
   for (const child of children) killGroup(child);
   for (const dir of tempDirs) {
-    for (const line of processesMentioning(dir)) {
+    for (const { pid } of processesMentioning(dir)) {
       try {
-        process.kill(Number(line.split(" ")[0]), "SIGKILL");
+        process.kill(pid, "SIGKILL");
       } catch {
         // Gone.
       }

@@ -2,7 +2,7 @@
 // RUN_DIR. Every run a test starts is stopped by its process group after the test, also when it
 // failed or timed out, and whatever it left (found by its temp folders) is killed.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +13,7 @@ import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { STREAMS } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
+import { processesMentioning } from "./harness/processes.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tempDirs: string[] = [];
@@ -48,21 +49,6 @@ async function freePorts(count: number, alsoPlus?: number): Promise<number[]> {
   return ports;
 }
 
-/** Processes whose command line mentions `needle`, except zombies. */
-function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
-  const found: { pid: number; cmdline: string }[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (cmdline.includes(needle) && !/^\d+ \(.*\) Z/.test(stat)) found.push({ pid: Number(entry), cmdline });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

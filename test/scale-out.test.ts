@@ -9,12 +9,13 @@
 // The run is stopped by its process group after the test, also on failure or time-out, and any
 // process left is killed (found by the run's temp folder on its command line).
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { hasExited, killLeftovers, processesMentioning, signalGroup } from "./harness/processes.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -56,58 +57,23 @@ async function pickBase(): Promise<number> {
   throw new Error("no free block of ports");
 }
 
-/** Processes whose command line mentions `needle`, except zombies. */
-function processesMentioning(needle: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (cmdline.includes(needle) && !/^\d+ \(.*\) Z/.test(stat)) found.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
-
-function signalGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
-  try {
-    if (child?.pid) process.kill(-child.pid, signal);
-  } catch {
-    // Gone.
-  }
-}
-
-const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
 afterAll(async () => {
-  if (run && !exited(run)) {
+  if (run && !hasExited(run)) {
     signalGroup(run, "SIGTERM");
     const until = Date.now() + 20_000;
-    while (!exited(run) && Date.now() < until) await sleep(100);
+    while (!hasExited(run) && Date.now() < until) await sleep(100);
   }
   signalGroup(run, "SIGKILL");
   // The children watch the run and stop by themselves; whatever is still there is killed.
-  if (runDir) {
-    const until = Date.now() + 15_000;
-    while (processesMentioning(runDir).length > 0 && Date.now() < until) await sleep(200);
-    for (const pid of processesMentioning(runDir)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone.
-      }
-    }
-  }
+  if (runDir) await killLeftovers(runDir);
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (run && exited(run)) throw new Error(`the run exited while waiting for ${what}:\n${output.slice(-4000)}`);
+    if (run && hasExited(run)) throw new Error(`the run exited while waiting for ${what}:\n${output.slice(-4000)}`);
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}; run output so far:\n${output.slice(-4000)}`);
@@ -323,7 +289,7 @@ describe("every service type scaled out (make run with two instances of each)", 
 
       // 4. A clean stop.
       const child = run;
-      const closed = new Promise((r) => (exited(child) ? r(undefined) : child.once("close", r)));
+      const closed = new Promise((r) => (hasExited(child) ? r(undefined) : child.once("close", r)));
       signalGroup(child, "SIGINT");
       await Promise.race([closed, sleep(60_000)]);
       expect(child.exitCode, output.slice(-4000)).toBe(0);

@@ -7,15 +7,16 @@
  * driven by playwright-core. `stop()` ends the run by its process group (SIGTERM, then SIGKILL) and
  * kills whatever is left with the run's folder on its command line, also when a test failed.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { mintToken } from "../../gateway/tokens.js";
+import { hasExited, killLeftovers, signalGroup } from "../harness/processes.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const HOST = "127.0.0.1";
@@ -46,31 +47,6 @@ async function pickBase(): Promise<number> {
   throw new Error("no free block of loopback ports for the platform");
 }
 
-/** Processes whose command line mentions `needle`, except zombies. */
-function processesMentioning(needle: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (cmdline.includes(needle) && !/^\d+ \(.*\) Z/.test(stat)) found.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    if (child.pid) process.kill(-child.pid, signal);
-  } catch {
-    // Gone.
-  }
-}
-
-const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
 /** Polls `probe` until it returns a value (not undefined), failing after `timeoutMs`. */
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, context = () => ""): Promise<T> {
@@ -189,21 +165,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     stopped = true;
     process.removeListener("exit", onExit);
     for (const signal of signals) process.removeListener(signal, onSignal);
-    if (!exited(child)) {
+    if (!hasExited(child)) {
       signalGroup(child, "SIGTERM");
       await Promise.race([closed, sleep(20_000)]);
     }
     signalGroup(child, "SIGKILL");
     // The children watch the run and stop by themselves; whatever is still there is killed.
-    const until = Date.now() + 15_000;
-    while (processesMentioning(runDir).length > 0 && Date.now() < until) await sleep(200);
-    for (const pid of processesMentioning(runDir)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone.
-      }
-    }
+    await killLeftovers(runDir);
     rmSync(runDir, { recursive: true, force: true });
   };
 
@@ -211,7 +179,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     const tail = () => output.slice(-4000);
     // run.ts prints the demo token once the gateway answers /healthz.
     await waitFor("the platform and its gateway", 240_000, () => {
-      if (exited(child)) throw new Error(`the run exited before it was ready:\n${tail()}`);
+      if (hasExited(child)) throw new Error(`the run exited before it was ready:\n${tail()}`);
       return /export TOKEN=\S+/.test(output) ? true : undefined;
     }, tail);
     // A demo account the account service seeds (make run's printed token is for it too); the
