@@ -10,11 +10,11 @@
 // process left is killed (found by the run's temp folder on its command line).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { isFree } from "./harness/ports.js";
 import { hasExited, killLeftovers, processesMentioning, signalGroup } from "./harness/processes.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -26,15 +26,6 @@ const tempDirs: string[] = [];
 let run: ChildProcess | undefined;
 let runDir = "";
 let output = "";
-
-/** True when `port` can be listened on at 127.0.0.1 now. */
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, HOST, () => server.close(() => resolve(true)));
-  });
-}
 
 /**
  * Ports for the run: services at base+0..7 (instances +100, metrics +1000), gateway public at

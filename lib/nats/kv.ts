@@ -3,7 +3,7 @@
  * service) and uses revision-checked updates (`kv.update(key, value, revision)`) for optimistic
  * concurrency.
  */
-import { nanos, StorageType, type JetStreamClient, type KV, type KvOptions, type NatsError, type StreamConfig } from "nats";
+import { nanos, StorageType, type JetStreamClient, type JetStreamManager, type KV, type KvOptions, type MsgRequest, type NatsError, type StreamConfig } from "nats";
 import { assertReplicas, natsReplicasFromEnv } from "./replicas.js";
 import { describeUnapplied, planStreamUpdate, waitForStreamReplicas } from "./streams.js";
 
@@ -100,4 +100,41 @@ async function alignBucket(js: JetStreamClient, kv: KV, want: Partial<KvOptions>
     throw new Error(`updating KV bucket ${status.bucket} (${changed.join(", ")}) failed: ${why}`, { cause: err });
   }
   if (changed.includes("num_replicas")) await waitForStreamReplicas(jsm, config.name, update.num_replicas ?? 1);
+}
+
+// JetStream API error code: no message found.
+const JS_NO_MESSAGE_FOUND = 10037;
+
+/**
+ * What a reader that keeps its own copy of a bucket (a watch-fed index) asks JetStream to know
+ * whether it has caught up: each answer is one request.
+ */
+export interface KvRevisionProbe {
+  /** The sequence (revision) of the last message of the bucket, any key. */
+  lastRevision(): Promise<number>;
+  /** The revision of the first write at or after `from` to a key matching the probe's filter; 0 when there is none. */
+  nextRevision(from: number): Promise<number>;
+}
+
+/** The probe of bucket `bucket` for keys matching `keyFilter` (e.g. `drone.*`), through the JetStream API. */
+export function kvRevisionProbe(jsm: JetStreamManager, bucket: string, keyFilter: string): KvRevisionProbe {
+  const stream = `KV_${bucket}`;
+  const subject = `$KV.${bucket}.${keyFilter}`;
+  return {
+    async lastRevision() {
+      return (await jsm.streams.info(stream)).state.last_seq;
+    },
+    async nextRevision(from) {
+      try {
+        // The JetStream API takes `next_by_subj` (first message at or after `seq` on the subject);
+        // the client's types do not list it and it passes the request through as it is.
+        const query = { seq: from, next_by_subj: subject } as unknown as MsgRequest;
+        return (await jsm.streams.getMessage(stream, query)).seq;
+      } catch (error) {
+        const e = error as NatsError;
+        if (e.api_error?.err_code === JS_NO_MESSAGE_FOUND || e.code === "404") return 0;
+        throw error;
+      }
+    },
+  };
 }

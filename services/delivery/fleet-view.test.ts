@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryFailureCode, DeliverySchema, DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { fieldViolations } from "../../lib/grpc/index.js";
 import { rpcError } from "../../test/harness/rpc.js";
-import { DeliveryFleetView, type DeliveryBucketProbe } from "./fleet-view.js";
+import type { KvRevisionProbe } from "../../lib/nats/kv.js";
+import { DeliveryFleetView } from "./fleet-view.js";
 import { deliveryKey } from "./keys.js";
 import { DeliveryTestBed } from "./test-support.js";
 
@@ -100,7 +101,7 @@ describe("every owner's deliveries", () => {
 });
 
 describe("the delivery view", () => {
-  const probe: DeliveryBucketProbe = { lastRevision: async () => 0, nextRecordRevision: async () => 0 };
+  const probe: KvRevisionProbe = { lastRevision: async () => 0, nextRevision: async () => 0 };
   const record = (i: number, stage: DeliveryStage, createMs: number) =>
     toBinary(
       DeliverySchema,

@@ -16,17 +16,16 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import type { JetStreamManager, KV, KvEntry, MsgRequest, NatsError, QueuedIterator } from "nats";
+import type { KV, KvEntry, QueuedIterator } from "nats";
+import type { KvRevisionProbe } from "../../lib/nats/kv.js";
 import type { Logger } from "pino";
 import { DeliverySchema, DeliveryStage, type Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
-import { DELIVERIES_BUCKET } from "./store.js";
 import { DELIVERY_FILTER, deliveryIdOfKey } from "./keys.js";
 import { positionOf } from "./owner-index.js";
 
 /** Delay before watching again after the watch ended unexpectedly. */
 const REWATCH_MS = 1_000;
 /** JetStream API error code: no message found. */
-const JS_NO_MESSAGE_FOUND = 10037;
 
 interface Entry {
   readonly delivery: Delivery;
@@ -46,34 +45,6 @@ export interface StageCounts {
   readonly recentFailures: Delivery[];
 }
 
-/** What `sync` asks JetStream about the bucket's stream. */
-export interface DeliveryBucketProbe {
-  lastRevision(): Promise<number>;
-  /** The revision of the first delivery-record write at or after `from`; 0 when there is none. */
-  nextRecordRevision(from: number): Promise<number>;
-}
-
-export function deliveryBucketProbe(jsm: JetStreamManager): DeliveryBucketProbe {
-  const stream = `KV_${DELIVERIES_BUCKET}`;
-  const subject = `$KV.${DELIVERIES_BUCKET}.${DELIVERY_FILTER}`;
-  return {
-    async lastRevision() {
-      return (await jsm.streams.info(stream)).state.last_seq;
-    },
-    async nextRecordRevision(from) {
-      try {
-        // `next_by_subj`: the first message at or after `seq` on the subject (see the drone
-        // service's fleet-index.ts; the client passes it through as it is).
-        const query = { seq: from, next_by_subj: subject } as unknown as MsgRequest;
-        return (await jsm.streams.getMessage(stream, query)).seq;
-      } catch (error) {
-        const e = error as NatsError;
-        if (e.api_error?.err_code === JS_NO_MESSAGE_FOUND || e.code === "404") return 0;
-        throw error;
-      }
-    },
-  };
-}
 
 export class DeliveryFleetView {
   private readonly entries = new Map<string, Entry>();
@@ -88,7 +59,7 @@ export class DeliveryFleetView {
 
   constructor(
     private readonly kv: KV,
-    private readonly probe: DeliveryBucketProbe,
+    private readonly probe: KvRevisionProbe,
     private readonly log: Logger,
   ) {}
 
@@ -109,7 +80,7 @@ export class DeliveryFleetView {
     const deadline = Date.now() + timeoutMs;
     const last = await this.probe.lastRevision();
     while (this.processed < last) {
-      const next = await this.probe.nextRecordRevision(this.processed + 1);
+      const next = await this.probe.nextRevision(this.processed + 1);
       if (next === 0 || next > last) return true;
       if (!(await this.waitFor(next, deadline - Date.now()))) return false;
     }

@@ -7,6 +7,7 @@
  */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
+import { kvRevisionProbe } from "../../lib/nats/kv.js";
 import { ensureStreams } from "../../lib/nats/streams.js";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
@@ -17,9 +18,10 @@ import { DeliveryHistory, openHistoryStore, startHistorySubscriber } from "./his
 import { DeliveryLedger } from "./ledger.js";
 import { StatusOutbox } from "./outbox.js";
 import { DeliveryReconciler, noAssignment } from "./reconcile.js";
-import { deliveryBucketProbe, DeliveryFleetView } from "./fleet-view.js";
+import { DeliveryFleetView } from "./fleet-view.js";
+import { DELIVERY_FILTER } from "./keys.js";
 import { deliveryRegistration } from "./server.js";
-import { openDeliveryStore } from "./store.js";
+import { DELIVERIES_BUCKET, openDeliveryStore } from "./store.js";
 import { startTelemetryConsumer, TelemetryHandler } from "./telemetry.js";
 import { DeliveryWatcher } from "./watch.js";
 
@@ -52,7 +54,7 @@ export const deliveryModule: ServiceModule = {
     const history = new DeliveryHistory(await openHistoryStore(js), log);
     const watcher = new DeliveryWatcher(ledger, nc, js, jsm, config, log);
     // Every owner's deliveries in memory, for the operators' listing and counts (fleet-view.ts).
-    const view = new DeliveryFleetView(store.records.kv, deliveryBucketProbe(jsm), log);
+    const view = new DeliveryFleetView(store.records.kv, kvRevisionProbe(jsm, DELIVERIES_BUCKET, DELIVERY_FILTER), log);
 
     const running: { stop(): Promise<void> }[] = [];
     const stopAll = async () => {

@@ -62,7 +62,7 @@ function randomFleet(rand: () => number, size: number, nowMs: number): DroneReco
 }
 
 /** The search tests feed the index by hand and never sync it. */
-const NO_PROBE = { lastRevision: async () => 0, nextDroneRevision: async () => 0 };
+const NO_PROBE = { lastRevision: async () => 0, nextRevision: async () => 0 };
 
 const ids = (records: Iterable<Versioned<DroneRecord>>): string[] => [...records].map((r) => r.value.drone.droneId);
 

@@ -28,13 +28,14 @@
  * list looked at by every search. After `MAX_RINGS` rings without having seen every available
  * drone (free drones only far away), the rest are read from the whole index in memory.
  */
-import type { JetStreamManager, KV, KvEntry, MsgRequest, NatsError, QueuedIterator } from "nats";
+import type { KV, KvEntry, QueuedIterator } from "nats";
+import type { KvRevisionProbe } from "../../lib/nats/kv.js";
 import type { Logger } from "pino";
 import { DroneStatus } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import type { Versioned } from "../../lib/store/proto-kv-store.js";
 import { positionOf, type DroneRecord } from "./drone-record.js";
 import { pointBetween, distanceKm, EARTH_RADIUS_KM, type LatLon } from "./geo.js";
-import { DRONE_KEYS, DRONE_PREFIX, DRONES_BUCKET, compareIds, droneRecordOf } from "./store.js";
+import { DRONE_KEYS, DRONE_PREFIX, compareIds, droneRecordOf } from "./store.js";
 
 /** Cells a moving drone may be entered in before it goes to the list every search looks at. */
 const MAX_CELLS_PER_DRONE = 512;
@@ -145,7 +146,7 @@ export class FleetIndex implements SyncedFleetView {
 
   constructor(
     private readonly kv: KV,
-    private readonly probe: BucketProbe,
+    private readonly probe: KvRevisionProbe,
     private readonly options: FleetIndexOptions,
   ) {
     this.latDeg = options.cellKm / KM_PER_DEGREE;
@@ -175,7 +176,7 @@ export class FleetIndex implements SyncedFleetView {
     const deadline = Date.now() + timeoutMs;
     const last = await this.probe.lastRevision();
     while (this.processed < last) {
-      const next = await this.probe.nextDroneRevision(this.processed + 1);
+      const next = await this.probe.nextRevision(this.processed + 1);
       if (next === 0 || next > last) return true;
       if (!(await this.waitFor(next, deadline - Date.now()))) return false;
     }
@@ -452,36 +453,3 @@ export class FleetIndex implements SyncedFleetView {
   }
 }
 
-// JetStream API error code: no message found.
-const JS_NO_MESSAGE_FOUND = 10037;
-
-/** What `sync` asks JetStream about the bucket's stream (each answer is one request). */
-export interface BucketProbe {
-  /** The sequence (revision) of the last message of the bucket, any key. */
-  lastRevision(): Promise<number>;
-  /** The revision of the first drone record write at or after `from`; 0 when there is none. */
-  nextDroneRevision(from: number): Promise<number>;
-}
-
-/** The probe of the drones bucket, through the JetStream API. */
-export function bucketProbe(jsm: JetStreamManager): BucketProbe {
-  const stream = `KV_${DRONES_BUCKET}`;
-  const subject = `$KV.${DRONES_BUCKET}.${DRONE_KEYS}`;
-  return {
-    async lastRevision() {
-      return (await jsm.streams.info(stream)).state.last_seq;
-    },
-    async nextDroneRevision(from) {
-      try {
-        // The JetStream API takes `next_by_subj` (first message at or after `seq` on the subject);
-        // the client's types do not list it and it passes the request through as it is.
-        const query = { seq: from, next_by_subj: subject } as unknown as MsgRequest;
-        return (await jsm.streams.getMessage(stream, query)).seq;
-      } catch (error) {
-        const e = error as NatsError;
-        if (e.api_error?.err_code === JS_NO_MESSAGE_FOUND || e.code === "404") return 0;
-        throw error;
-      }
-    },
-  };
-}

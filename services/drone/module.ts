@@ -5,15 +5,16 @@
 import { randomUUID } from "node:crypto";
 import { DEFAULT_PORTS } from "../../lib/service/ports.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
+import { kvRevisionProbe } from "../../lib/nats/kv.js";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { flightTimingOf, readDroneConfig } from "./config.js";
-import { bucketProbe, cellKmFor, FleetIndex } from "./fleet-index.js";
+import { cellKmFor, FleetIndex } from "./fleet-index.js";
 import { startReclaimSweep } from "./reclaim-sweep.js";
 import { seedFleet } from "./seed.js";
 import { droneRegistration } from "./server.js";
 import { FlightSimulator } from "./simulator.js";
-import { openDroneStore } from "./store.js";
+import { DRONE_KEYS, DRONES_BUCKET, openDroneStore } from "./store.js";
 
 export const droneModule: ServiceModule = {
   name: "drone",
@@ -27,7 +28,7 @@ export const droneModule: ServiceModule = {
     const created = await seedFleet(store, config);
     if (created > 0) log.info({ created, fleetSize: config.fleetSize }, "seeded the fleet");
     const now = () => new Date();
-    const index = new FleetIndex(store.kv, bucketProbe(jsm), {
+    const index = new FleetIndex(store.kv, kvRevisionProbe(jsm, DRONES_BUCKET, DRONE_KEYS), {
       cellKm: cellKmFor(config.fleetSize, config.spreadKm),
       referenceLatitude: config.homeBase.latitude,
       now: () => Date.now(),

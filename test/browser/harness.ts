@@ -10,27 +10,18 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { mintToken } from "../../gateway/tokens.js";
+import { isFree } from "../harness/ports.js";
 import { hasExited, killLeftovers, signalGroup } from "../harness/processes.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const HOST = "127.0.0.1";
 const SERVICES = ["account", "delivery", "drone", "ingestion", "package", "scheduler", "supervisor", "thirdparty"] as const;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** True when `port` can be listened on at 127.0.0.1 now. */
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, HOST, () => server.close(() => resolve(true)));
-  });
-}
 
 /**
  * A block of ports for one run: services at base+0..7 (metrics +1000), the gateway at base+10
