@@ -46,7 +46,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor-protos.mjs
+$(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor-protos.mjs scripts/proto-from-descriptor.mjs
 	@node scripts/vendor-protos.mjs
 
 nats: ## Install nats-server (Debian package) when it is missing.

@@ -3,8 +3,14 @@
 // google.rpc status and error details (imported by the contracts) from `google-proto-files`, and
 // the standard gRPC health and reflection protocols (served by every service, and called by tests
 // and tools through the generated client) from `grpc-health-check` and `@grpc/reflection`.
+// buf/validate/validate.proto (protovalidate's field rules, which the contracts declare) comes from
+// `@bufbuild/protovalidate`, which ships it only as the descriptor embedded in its generated code:
+// the source is printed from that descriptor (proto-from-descriptor.mjs) and kept only once buf
+// compiles it back to the very same descriptor.
 // Nothing here contacts the Buf Schema Registry; the files come from node_modules alone.
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -33,5 +39,37 @@ for (const [pkg, from, to = from] of files) {
   cpSync(join(packageDir(pkg), from), join(target, to));
   versions.add(`${pkg} ${require(`${pkg}/package.json`).version}`);
 }
+
+// protovalidate: printed from the descriptor its package embeds, then checked by compiling it.
+const { file_buf_validate_validate: validateFile } = await import("@bufbuild/protovalidate/gen/buf/validate/validate_pb.js");
+const { protoSourceOf, compiledDifference } = await import("./proto-from-descriptor.mjs");
+const protovalidatePackage = JSON.parse(readFileSync(join(root, "node_modules/@bufbuild/protovalidate/package.json"), "utf8"));
+const protovalidate = `@bufbuild/protovalidate ${protovalidatePackage.version}`;
+const validatePath = join(target, validateFile.proto.name);
+mkdirSync(dirname(validatePath), { recursive: true });
+writeFileSync(
+  validatePath,
+  protoSourceOf(validateFile, [
+    `${validateFile.proto.name}, printed by scripts/vendor-protos.mjs from the descriptor that`,
+    `${protovalidate} embeds (its package ships no .proto source). The rules' documentation is`,
+    "at https://protovalidate.com and in the upstream file (github.com/bufbuild/protovalidate).",
+  ]),
+);
+const scratch = mkdtempSync(join(tmpdir(), "proto-vendor-"));
+try {
+  const image = join(scratch, "validate.binpb");
+  execFileSync(join(root, "node_modules/.bin/buf"), ["build", target, "--path", validatePath, "--exclude-source-info", "-o", image], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const difference = compiledDifference(validateFile, readFileSync(image));
+  if (difference !== undefined) {
+    rmSync(target, { recursive: true, force: true });
+    throw new Error(`proto-vendor: ${validateFile.proto.name} printed from ${protovalidate} does not compile to its descriptor: ${difference}`);
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
+versions.add(protovalidate);
+
 writeFileSync(join(target, "VERSION"), [...versions].join("\n") + "\n");
-console.log(`proto-vendor: ${files.length} files from ${[...versions].join(", ")}`);
+console.log(`proto-vendor: ${files.length + 1} files from ${[...versions].join(", ")}`);
