@@ -77,7 +77,7 @@ export function protoSourceOf(file, header = []) {
   if (proto.dependency.length > 0) out.blank();
   for (const option of optionAssignments(FileOptionsSchema, proto.options, extensions, registry)) out.line(`option ${option};`);
   out.blank();
-  const context = { syntax, extensions, registry };
+  const context = { syntax, extensions, registry, prefix: proto.package ? `${proto.package}.` : "" };
   for (const message of proto.messageType) printMessage(out, message, context);
   for (const enumType of proto.enumType) printEnum(out, enumType, context);
   printExtensions(out, proto.extension, context);
@@ -210,23 +210,37 @@ function printMessage(out, message, context) {
     const index = oneofOf(field);
     if (index !== undefined) oneofFields.set(index, [...(oneofFields.get(index) ?? []), field]);
   }
+  // Fields are printed in their order, a oneof as a block where its first field is. A map field
+  // declares its entry type where it stands, so nested messages are interleaved with the fields
+  // to keep the order of the nested types.
   const printedOneofs = new Set();
-  for (const field of message.field) {
-    const index = oneofOf(field);
-    if (index !== undefined) {
-      if (printedOneofs.has(index)) continue;
-      printedOneofs.add(index);
-      const oneof = message.oneofDecl[index];
-      out.open(`oneof ${oneof.name}`);
-      for (const option of optionAssignments(OneofOptionsSchema, oneof.options, context.extensions, context.registry)) out.line(`option ${option};`);
-      for (const member of oneofFields.get(index)) printField(out, member, context, entries, false);
-      out.close();
-      continue;
+  let next = 0;
+  const printFieldsThrough = (last) => {
+    for (; next <= last; next++) {
+      const field = message.field[next];
+      const index = oneofOf(field);
+      if (index === undefined) {
+        printField(out, field, context, entries, true);
+      } else if (!printedOneofs.has(index)) {
+        printedOneofs.add(index);
+        const oneof = message.oneofDecl[index];
+        out.open(`oneof ${oneof.name}`);
+        for (const option of optionAssignments(OneofOptionsSchema, oneof.options, context.extensions, context.registry)) out.line(`option ${option};`);
+        for (const member of oneofFields.get(index)) printField(out, member, context, entries, false);
+        out.close();
+      }
     }
-    printField(out, field, context, entries, true);
-  }
-  for (const nested of message.nestedType) if (!entries.has(nested.name)) printMessage(out, nested, context);
+  };
   for (const enumType of message.enumType) printEnum(out, enumType, context);
+  for (const nested of message.nestedType) {
+    if (entries.has(nested.name)) {
+      const typeName = `.${context.prefix}${message.name}.${nested.name}`;
+      printFieldsThrough(message.field.findIndex((f) => f.typeName === typeName));
+    } else {
+      printMessage(out, nested, { ...context, prefix: `${context.prefix}${message.name}.` });
+    }
+  }
+  printFieldsThrough(message.field.length - 1);
   printExtensions(out, message.extension, context);
   out.close().blank();
 }
