@@ -107,12 +107,13 @@ const BANNER = [
 /**
  * Packages that read files beside their own code when loaded (grpc-health-check and
  * @grpc/reflection load .proto files through __dirname, with proto-loader and protobufjs), or that
- * are loaded only on demand (node-forge, when a development certificate is made): never bundled.
+ * are loaded only on demand (@peculiar/x509 and reflect-metadata, when a development certificate is
+ * made): never bundled.
  * Every other package is bundled: one module instead of hundreds saves memory and start-up time.
  * A bundled package must not need __dirname; those in the bundles use it only on paths the
  * platform does not take (pino transports, grpc-js channelz and xDS).
  */
-const EXTERNAL = ["grpc-health-check", "@grpc/reflection", "@grpc/proto-loader", "protobufjs", "node-forge"];
+const EXTERNAL = ["grpc-health-check", "@grpc/reflection", "@grpc/proto-loader", "protobufjs", "@peculiar/x509", "reflect-metadata"];
 
 /** Writes a file by renaming a complete copy over it, so a reader never sees half of it. */
 function writeAtomically(file, contents) {

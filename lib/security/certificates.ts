@@ -1,23 +1,31 @@
 /**
- * Building the development certificates: an RSA 2048 key pair from Node's crypto (fast, native)
- * and X.509 certificates from node-forge, which signs with RSA keys only. A CA certificate, and
- * identity certificates that serve as both client and server certificates.
+ * Building the development certificates: an EC P-256 key pair from Node's crypto and X.509
+ * certificates from @peculiar/x509, signed through Node's WebCrypto (ECDSA with SHA-256); both take
+ * a millisecond or two. A CA certificate, and identity certificates that serve as both client and
+ * server certificates. A CA whose key is RSA (one made before the keys were EC, or brought from
+ * elsewhere) still signs, with RSA PKCS#1 v1.5 and SHA-256.
  */
-import { generateKeyPair, randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
+import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
-import type Forge from "node-forge";
+import type * as X509 from "@peculiar/x509";
 import { spiffeId } from "./identities.js";
 
-// node-forge is loaded the first time a certificate is made: the services only read certificates,
-// and loading it would cost each of them memory for nothing.
-const requireHere = createRequire(import.meta.url);
-let forgeModule: typeof Forge | undefined;
-function forgeLib(): typeof Forge {
-  return (forgeModule ??= requireHere("node-forge") as typeof Forge);
+type X509Lib = typeof X509;
+
+// @peculiar/x509 (and the Reflect polyfill that its dependency injection needs) is loaded the first
+// time a certificate is made: the services only read certificates, and loading it would cost each
+// of them memory for nothing.
+let x509Lib: Promise<X509Lib> | undefined;
+function x509(): Promise<X509Lib> {
+  return (x509Lib ??= (async () => {
+    await import("reflect-metadata");
+    const lib = await import("@peculiar/x509");
+    lib.cryptoProvider.set(webcrypto as unknown as Parameters<X509Lib["cryptoProvider"]["set"]>[0]);
+    return lib;
+  })());
 }
 
-const generateRsaKeyPair = promisify(generateKeyPair);
+const generateEcKeyPair = promisify(generateKeyPair);
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** notBefore is set this far back, so a peer whose clock lags a little accepts a new certificate. */
@@ -32,10 +40,10 @@ export interface KeyPairPem {
   readonly publicKeyPem: string;
 }
 
-/** A new RSA 2048 key pair; runs on libuv's thread pool, so several can be made at once. */
+/** A new EC P-256 key pair (about a millisecond). */
 export async function generateKeyPairPem(): Promise<KeyPairPem> {
-  const { privateKey, publicKey } = await generateRsaKeyPair("rsa", {
-    modulusLength: 2048,
+  const { privateKey, publicKey } = await generateEcKeyPair("ec", {
+    namedCurve: "prime256v1",
     publicKeyEncoding: { type: "spki", format: "pem" },
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
   });
@@ -48,21 +56,27 @@ export interface ValidityOptions {
 }
 
 /** A self-signed CA certificate for `key`, allowed to sign end-entity certificates only. */
-export function buildCaCertificate(key: KeyPairPem, { now, validityDays }: ValidityOptions): string {
-  const cert = newCertificate(key, now, validityDays);
-  const subject = [
-    { name: "commonName", value: CA_COMMON_NAME },
-    { name: "organizationName", value: ORGANIZATION },
-  ];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true, pathLenConstraint: 0, critical: true },
-    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: "subjectKeyIdentifier" },
-  ]);
-  cert.sign(forgeLib().pki.privateKeyFromPem(key.keyPem), forgeLib().md.sha256.create());
-  return toLf(forgeLib().pki.certificateToPem(cert));
+export async function buildCaCertificate(key: KeyPairPem, { now, validityDays }: ValidityOptions): Promise<string> {
+  const lib = await x509();
+  const publicKey = spkiDer(key.publicKeyPem);
+  const signer = await signingKey(key.keyPem);
+  const name = `CN=${CA_COMMON_NAME}, O=${ORGANIZATION}`;
+  const cert = await lib.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: name,
+    issuer: name,
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    notAfter: new Date(now.getTime() + validityDays * DAY_MS),
+    publicKey,
+    signingKey: signer.key,
+    signingAlgorithm: signer.algorithm,
+    extensions: [
+      new lib.BasicConstraintsExtension(true, 0, true),
+      new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign | lib.KeyUsageFlags.cRLSign | lib.KeyUsageFlags.digitalSignature, true),
+      await lib.SubjectKeyIdentifierExtension.create(publicKey),
+    ],
+  });
+  return pemOf(cert);
 }
 
 /** The CA that signs identity certificates. */
@@ -77,53 +91,88 @@ export interface SigningCa {
  * `dnsNames` (service names in a cluster, e.g. `delivery.dronedelivery.svc`) so that callers that
  * dial it by those names can check it; usable for TLS server and client authentication.
  */
-export function buildIdentityCertificate(
+export async function buildIdentityCertificate(
   key: KeyPairPem,
   identity: string,
   ca: SigningCa,
   { now, validityDays }: ValidityOptions,
   dnsNames: readonly string[] = [],
-): string {
-  const caCert = forgeLib().pki.certificateFromPem(ca.certPem);
-  const cert = newCertificate(key, now, validityDays);
-  cert.setSubject([
-    { name: "commonName", value: identity },
-    { name: "organizationName", value: ORGANIZATION },
-  ]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: false, critical: true },
-    { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-    {
-      name: "subjectAltName",
-      altNames: [
-        { type: 6, value: spiffeId(identity) },
-        { type: 2, value: "localhost" },
-        ...dnsNames.filter((name) => name !== "localhost").map((value) => ({ type: 2, value })),
-        { type: 7, ip: "127.0.0.1" },
-        { type: 7, ip: "::1" },
-      ],
-    },
-    { name: "subjectKeyIdentifier" },
-    { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(forgeLib().pki.privateKeyFromPem(ca.keyPem), forgeLib().md.sha256.create());
-  return toLf(forgeLib().pki.certificateToPem(cert));
+): Promise<string> {
+  const lib = await x509();
+  const caCert = new lib.X509Certificate(ca.certPem);
+  const publicKey = spkiDer(key.publicKeyPem);
+  const signer = await signingKey(ca.keyPem);
+  // The key identifier the CA names itself by, or (a CA without one) the usual hash of its key.
+  const caKeyId = caCert.getExtension(lib.SubjectKeyIdentifierExtension)?.keyId;
+  const authorityKeyId =
+    caKeyId !== undefined ? new lib.AuthorityKeyIdentifierExtension(caKeyId) : await lib.AuthorityKeyIdentifierExtension.create(caCert.publicKey);
+  // Signatures by an EC key need only digitalSignature; an RSA key may also encipher a TLS 1.2 key exchange.
+  const keyUsage = lib.KeyUsageFlags.digitalSignature | (isRsa(createPublicKey(key.publicKeyPem)) ? lib.KeyUsageFlags.keyEncipherment : 0);
+  const cert = await lib.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: [{ CN: [identity] }, { O: [ORGANIZATION] }],
+    // The CA's subject exactly as encoded in its certificate, so that issuer and subject match byte for byte.
+    issuer: caCert.subjectName,
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    notAfter: new Date(now.getTime() + validityDays * DAY_MS),
+    publicKey,
+    signingKey: signer.key,
+    signingAlgorithm: signer.algorithm,
+    extensions: [
+      new lib.BasicConstraintsExtension(false, undefined, true),
+      new lib.KeyUsagesExtension(keyUsage, true),
+      new lib.ExtendedKeyUsageExtension([lib.ExtendedKeyUsage.serverAuth, lib.ExtendedKeyUsage.clientAuth]),
+      new lib.SubjectAlternativeNameExtension([
+        { type: "url", value: spiffeId(identity) },
+        { type: "dns", value: "localhost" },
+        ...dnsNames.filter((name) => name !== "localhost").map((value) => ({ type: "dns" as const, value })),
+        { type: "ip", value: "127.0.0.1" },
+        { type: "ip", value: "::1" },
+      ]),
+      await lib.SubjectKeyIdentifierExtension.create(publicKey),
+      authorityKeyId,
+    ],
+  });
+  return pemOf(cert);
 }
 
-/** forge ends PEM lines with CRLF; the files use LF like Node's own PEM. */
-function toLf(pem: string): string {
-  return pem.replace(/\r\n/g, "\n");
+interface Signer {
+  readonly key: webcrypto.CryptoKey;
+  readonly algorithm: { readonly name: string; readonly hash: string };
 }
 
-function newCertificate(key: KeyPairPem, now: Date, validityDays: number): Forge.pki.Certificate {
-  const cert = forgeLib().pki.createCertificate();
-  cert.publicKey = forgeLib().pki.publicKeyFromPem(key.publicKeyPem);
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
-  cert.validity.notAfter = new Date(now.getTime() + validityDays * DAY_MS);
-  return cert;
+/** The WebCrypto signing key and algorithm for a PKCS#8 PEM key: ECDSA (P-256, P-384) or RSA, with SHA-256. */
+async function signingKey(keyPem: string): Promise<Signer> {
+  const key = createPrivateKey(keyPem);
+  const der = key.export({ type: "pkcs8", format: "der" });
+  if (key.asymmetricKeyType === "ec") {
+    const namedCurve = WEB_CRYPTO_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ""];
+    if (namedCurve === undefined) throw new Error(`cannot sign with an EC key on curve ${key.asymmetricKeyDetails?.namedCurve ?? "unknown"}`);
+    const algorithm = { name: "ECDSA", hash: "SHA-256" };
+    return { key: await webcrypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve }, false, ["sign"]), algorithm };
+  }
+  if (isRsa(key)) {
+    const algorithm = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+    return { key: await webcrypto.subtle.importKey("pkcs8", der, algorithm, false, ["sign"]), algorithm };
+  }
+  throw new Error(`cannot sign with a ${key.asymmetricKeyType ?? "unknown"} key`);
+}
+
+const WEB_CRYPTO_CURVES: Readonly<Record<string, string>> = { prime256v1: "P-256", secp384r1: "P-384" };
+
+function isRsa(key: KeyObject): boolean {
+  return key.asymmetricKeyType === "rsa";
+}
+
+function spkiDer(publicKeyPem: string): ArrayBuffer {
+  const der = createPublicKey(publicKeyPem).export({ type: "spki", format: "der" });
+  return der.buffer.slice(der.byteOffset, der.byteOffset + der.byteLength) as ArrayBuffer;
+}
+
+/** PEM with LF line ends and a final newline, like Node's own PEM. */
+function pemOf(cert: X509.X509Certificate): string {
+  const pem = cert.toString("pem").replace(/\r\n/g, "\n");
+  return pem.endsWith("\n") ? pem : `${pem}\n`;
 }
 
 /** 16 random bytes as hex, positive (top bit clear) and never starting with a zero byte. */

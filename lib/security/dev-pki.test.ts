@@ -2,13 +2,14 @@
 // processes (and two parallel calls) making it at once.
 
 import { execFile, spawnSync } from "node:child_process";
-import { X509Certificate, createPrivateKey } from "node:crypto";
-import { cp, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCaCertificate } from "./certificates.js";
 import { loadIdentity, PkiLoadError } from "./credentials.js";
 import { ensureDevPki, type DevPki } from "./dev-pki.js";
 import { spiffeId } from "./identities.js";
@@ -21,7 +22,8 @@ const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CHILD = fileURLToPath(new URL("./test-support/ensure-pki-process.ts", import.meta.url));
 const DAY_MS = 24 * 60 * 60 * 1000;
 const IDENTITIES = ["drone", "scheduler", "gateway"];
-// Each test makes RSA keys; give a busy 2-core machine room.
+// Keys and certificates take milliseconds; the two-process test starts node twice, so give a busy
+// 2-core machine room all the same.
 const SLOW = { timeout: 120_000 };
 
 let root: string;
@@ -43,7 +45,9 @@ async function expectConsistent(dir: string, identities: readonly string[]): Pro
   for (const identity of identities) {
     const cert = new X509Certificate(await readFile(join(dir, `${identity}.crt`)));
     expect(cert.verify(ca.publicKey), `${identity} signed by the CA`).toBe(true);
-    expect(cert.checkPrivateKey(createPrivateKey(await readFile(join(dir, `${identity}.key`)))), `${identity} key`).toBe(true);
+    const key = createPrivateKey(await readFile(join(dir, `${identity}.key`)));
+    expect(cert.checkPrivateKey(key), `${identity} key`).toBe(true);
+    expect([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve], `${identity} key type`).toEqual(["ec", "prime256v1"]);
     expect(uriSubjectAltNames(cert.subjectAltName)).toEqual([spiffeId(identity)]);
   }
   return ca;
@@ -175,6 +179,28 @@ describe("ensureDevPki regenerates", () => {
     expect(new Date(cert.validTo).getTime() - Date.now()).toBeLessThanOrEqual(2 * DAY_MS);
     expect((await ensureDevPki(dir, ["drone"], { certValidityDays: 2, renewWithinDays: 1, caValidityDays: 10 })).changes).toEqual([]);
     await expect(ensureDevPki(dir, ["drone"], { certValidityDays: 2, renewWithinDays: 2 })).rejects.toThrow(/renewWithinDays/);
+  });
+
+  it("missing identity certificates under a kept CA whose key is RSA (made before keys were EC), which signs them", SLOW, async () => {
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const caPem = await buildCaCertificate({ keyPem: privateKey, publicKeyPem: publicKey }, { now: new Date(), validityDays: 365 });
+    await writeFile(join(dir, "ca.key"), privateKey, { mode: 0o600 });
+    await writeFile(join(dir, "ca.crt"), caPem);
+    const pki = await ensureDevPki(dir, IDENTITIES);
+    expect(pki.changes.map((c) => c.subject)).toEqual(IDENTITIES);
+    expect(pki.caPem.toString()).toBe(caPem);
+    const ca = new X509Certificate(caPem);
+    expect(ca.publicKey.asymmetricKeyType).toBe("rsa");
+    for (const identity of IDENTITIES) {
+      expect(new X509Certificate(pki.material(identity).certPem).verify(ca.publicKey), identity).toBe(true);
+    }
+    await expectConsistent(dir, IDENTITIES);
   });
 
   it("after a stale lock left by a process that died", SLOW, async () => {

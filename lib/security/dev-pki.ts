@@ -137,7 +137,7 @@ async function ensureLocked(dir: string, names: readonly string[], settings: Set
     await tightenKeyMode(caFiles.keyPath);
   } else {
     const key = await generateKeyPairPem();
-    caCertPem = buildCaCertificate(key, { now, validityDays: settings.caValidityDays });
+    caCertPem = await buildCaCertificate(key, { now, validityDays: settings.caValidityDays });
     caKeyPem = key.keyPem;
     await writeFileAtomic(caFiles.keyPath, caKeyPem, KEY_FILE_MODE);
     await writeFileAtomic(caFiles.certPath, caCertPem, CERT_FILE_MODE);
@@ -159,7 +159,7 @@ async function ensureLocked(dir: string, names: readonly string[], settings: Set
 
   const keyed = await Promise.all(toMake.map(async (item) => ({ ...item, key: await generateKeyPairPem() })));
   for (const { name, reason, key } of keyed) {
-    const certPem = buildIdentityCertificate(key, name, { certPem: caCertPem, keyPem: caKeyPem }, { now, validityDays: settings.certValidityDays }, settings.dnsNames(name));
+    const certPem = await buildIdentityCertificate(key, name, { certPem: caCertPem, keyPem: caKeyPem }, { now, validityDays: settings.certValidityDays }, settings.dnsNames(name));
     const paths = identityPaths(dir, name);
     await writeFileAtomic(paths.keyPath, key.keyPem, KEY_FILE_MODE);
     await writeFileAtomic(paths.certPath, certPem, CERT_FILE_MODE);

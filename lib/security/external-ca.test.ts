@@ -43,7 +43,7 @@ const CLUSTER_NAMES = (identity: string) => [`${identity}.dronedelivery.svc`, `$
 async function makeCa(dir: string): Promise<{ caFile: string; issue(identity: string, dnsNames?: readonly string[]): Promise<Env> }> {
   await mkdir(dir, { recursive: true });
   const key = await generateKeyPairPem();
-  const ca = { certPem: buildCaCertificate(key, { now: new Date(), validityDays: 365 }), keyPem: key.keyPem };
+  const ca = { certPem: await buildCaCertificate(key, { now: new Date(), validityDays: 365 }), keyPem: key.keyPem };
   const caFile = join(dir, "ca.crt");
   await writeFile(caFile, ca.certPem);
   return {
@@ -53,7 +53,7 @@ async function makeCa(dir: string): Promise<{ caFile: string; issue(identity: st
       await mkdir(folder, { recursive: true });
       const leafKey = await generateKeyPairPem();
       await writeFile(join(folder, "ca.crt"), ca.certPem);
-      await writeFile(join(folder, "tls.crt"), buildIdentityCertificate(leafKey, identity, ca, NOW, dnsNames));
+      await writeFile(join(folder, "tls.crt"), await buildIdentityCertificate(leafKey, identity, ca, NOW, dnsNames));
       await writeFile(join(folder, "tls.key"), leafKey.keyPem, { mode: 0o600 });
       return {
         INTERNAL_TLS_CA_FILE: join(folder, "ca.crt"),
