@@ -1,10 +1,11 @@
 /**
- * Who may do what on NATS: one row per service saying which streams it writes, which KV buckets
- * it keeps, which streams it consumes or reads and which plain subjects it listens to, and the
- * nats-server publish/subscribe permissions derived from that row. `admin` (stream setup by
+ * Who may do what on NATS: each process's grant in the service registry (lib/service/registry.ts)
+ * says which streams it writes, which KV buckets it keeps, which streams it consumes or reads and
+ * which plain subjects it listens to; here are the nats-server publish/subscribe permissions
+ * derived from it. `admin` (stream setup by
  * `make run`, tests, `npm run sample`, the launcher's readiness probe) may do everything.
  *
- * The rows follow the code (lib/nats/README-auth.md gives the reasons line by line):
+ * The grants follow the code (lib/nats/README-auth.md gives the reasons line by line):
  *   - an event or command subject is published only by the service whose row names its stream
  *     under `writes`; the stream itself may be created and updated only by that service (or admin);
  *   - a KV bucket is written (and created, read, listed, watched) only by the services naming it;
@@ -18,72 +19,41 @@
  * made as a service identity must therefore set `inboxPrefix` (natsCredentialsFromEnv and
  * connectNatsAs do).
  */
-import type { ServiceName } from "../service/ports.js";
-import { STREAM_DEFINITIONS, STREAMS, type StreamName } from "./streams.js";
+import { GATEWAY_NAME, gatewayEntry, PLATFORM_REGISTRY, serviceEntries, type NatsGrant, type Registry, type ServiceName } from "../service/registry.js";
+import { STREAM_DEFINITIONS, STREAMS } from "./streams.js";
+
+export type { NatsGrant } from "../service/registry.js";
 
 /** Tooling and tests: may publish and subscribe to anything. */
 export const ADMIN_IDENTITY = "admin";
 
-/**
- * The public API gateway: it keeps only its idempotency fingerprints (gateway/idempotency.ts) and
- * the rate-limit counters its instances share (gateway/edge/shared-rate-limit.ts).
- */
-export const GATEWAY_IDENTITY = "gateway";
-
-/** The gateway's grant: its own KV bucket, nothing else. */
-export const GATEWAY_NATS_GRANT: NatsGrant = { writes: [], buckets: ["gateway-idempotency", "gateway-rate-limit"], consumes: [], reads: [], listens: [] };
+/** The public API gateway's NATS user. */
+export const GATEWAY_IDENTITY = GATEWAY_NAME;
 
 /** Anyone that connects to NATS: a service of the platform, the gateway or admin. */
 export type NatsIdentity = ServiceName | typeof GATEWAY_IDENTITY | typeof ADMIN_IDENTITY;
 
-/** What one service does on NATS. */
-export interface NatsGrant {
-  /** Streams it publishes to: it may publish every subject of the stream, and create or update the stream. */
-  readonly writes: readonly StreamName[];
-  /** KV buckets it keeps: it may create, update, read, write, list and watch them. */
-  readonly buckets: readonly string[];
-  /** Streams it takes messages from: it may create, look up, delete and pull from consumers, and ack. */
-  readonly consumes: readonly StreamName[];
-  /** Streams whose stored messages it reads one at a time (last message of a subject). */
-  readonly reads: readonly StreamName[];
-  /** Plain (non-JetStream) subjects it subscribes to. */
-  readonly listens: readonly string[];
+/** The grant of every service of a registry, by name (the gateway's is `gatewayEntry(registry).nats`). */
+export function natsGrants(registry: Registry): Readonly<Record<string, NatsGrant>> {
+  return Object.fromEntries(serviceEntries(registry).map((entry) => [entry.name, entry.nats]));
 }
 
-const nothing: NatsGrant = { writes: [], buckets: [], consumes: [], reads: [], listens: [] };
+/** Every NATS user of a registry: its processes, then admin. */
+export function natsIdentitiesOf(registry: Registry): string[] {
+  return [...registry.map((entry) => entry.name), ADMIN_IDENTITY];
+}
 
-/**
- * The table. Bucket names are those of the services' stores (services/<name>/store.ts and
- * friends); permissions.test.ts checks that they still match.
- */
-export const NATS_GRANTS: Readonly<Record<ServiceName, NatsGrant>> = {
-  account: { ...nothing, buckets: ["accounts"] },
-  package: { ...nothing, buckets: ["packages"] },
-  // WatchFleet relays the fleet's positions live (a core subscription, nothing stored per watcher).
-  drone: { ...nothing, writes: ["DRONE_TELEMETRY"], buckets: ["drones"], listens: ["drone.*.location"] },
-  thirdparty: { ...nothing, writes: ["CARRIER_STATUS"], buckets: ["thirdparty-pickups"] },
-  delivery: {
-    ...nothing,
-    writes: ["DELIVERY_STATUS"],
-    buckets: ["deliveries", "delivery-history"],
-    consumes: ["DRONE_TELEMETRY", "DELIVERY_STATUS", "CARRIER_STATUS"],
-    // Reads a just-accepted schedule request whose workflow has not opened the delivery yet.
-    reads: ["DELIVERY_STATUS", "DELIVERY_REQUESTS"],
-    // WatchDelivery follows the assigned drone's positions live, outside the durable consumer.
-    listens: ["drone.*.location"],
-  },
-  ingestion: { ...nothing, writes: ["DELIVERY_REQUESTS"] },
-  scheduler: { ...nothing, writes: ["WORKFLOW_FAILURES"], buckets: ["workflows"], consumes: ["DELIVERY_REQUESTS"] },
-  // The saga log `workflows` is shared with the Scheduler by design (services/scheduler/README.md),
-  // and the stale-workflow sweep publishes the failures of the workflows it takes over.
-  supervisor: { ...nothing, writes: ["WORKFLOW_FAILURES"], buckets: ["workflows", "compensations"], consumes: ["WORKFLOW_FAILURES"] },
-};
+/** The platform's services' grants. */
+export const NATS_GRANTS = natsGrants(PLATFORM_REGISTRY) as Readonly<Record<ServiceName, NatsGrant>>;
 
-/** Every service identity, in the table's order. */
-export const SERVICE_NATS_IDENTITIES: readonly ServiceName[] = Object.keys(NATS_GRANTS) as ServiceName[];
+/** The gateway's grant: its own KV buckets, nothing else. */
+export const GATEWAY_NATS_GRANT: NatsGrant = gatewayEntry(PLATFORM_REGISTRY)!.nats;
+
+/** Every service identity, in the registry's order. */
+export const SERVICE_NATS_IDENTITIES = Object.keys(NATS_GRANTS) as readonly ServiceName[];
 
 /** Every identity: the services, the gateway, then admin. */
-export const NATS_IDENTITIES: readonly NatsIdentity[] = [...SERVICE_NATS_IDENTITIES, GATEWAY_IDENTITY, ADMIN_IDENTITY];
+export const NATS_IDENTITIES = natsIdentitiesOf(PLATFORM_REGISTRY) as readonly NatsIdentity[];
 
 export function isNatsIdentity(name: string): name is NatsIdentity {
   return (NATS_IDENTITIES as readonly string[]).includes(name);
@@ -163,9 +133,15 @@ export function permissionsOfGrant(identity: string, grant: NatsGrant): NatsPerm
   return { publish: unique(publish), subscribe: unique(subscribe) };
 }
 
-/** The nats-server permissions of an identity. */
-export function natsPermissionsOf(identity: NatsIdentity): NatsPermissions {
+/** The nats-server permissions of an identity of `registry` (a process, or admin). */
+export function natsPermissionsIn(registry: Registry, identity: string): NatsPermissions {
   if (identity === ADMIN_IDENTITY) return { publish: [">"], subscribe: [">"] };
-  if (identity === GATEWAY_IDENTITY) return permissionsOfGrant(identity, GATEWAY_NATS_GRANT);
-  return permissionsOfGrant(identity, NATS_GRANTS[identity]);
+  const entry = registry.find((e) => e.name === identity);
+  if (entry === undefined) throw new Error(`"${identity}" is no NATS identity of the registry`);
+  return permissionsOfGrant(identity, entry.nats);
+}
+
+/** The nats-server permissions of an identity of the platform. */
+export function natsPermissionsOf(identity: NatsIdentity): NatsPermissions {
+  return natsPermissionsIn(PLATFORM_REGISTRY, identity);
 }

@@ -1,84 +1,50 @@
 /**
  * Who may call what: for each internal gRPC service (full protobuf name) and method, the caller
- * identities allowed, read from the callers' code (services/scheduler/clients.ts and its users,
- * services/supervisor/compensate.ts, gateway/internal-clients.ts, gateway/v1/ and gateway/fleet/). Anything not
- * in the table is refused. A new caller of a method, or a new method, needs a line here; a test
- * checks that every method of every internal service in gen/ has one.
+ * identities allowed. The rules live with the service that serves the method, in the service
+ * registry (lib/service/registry.ts, where each rule's reason is written); `callerTable` gathers
+ * them, with the health and reflection services every process serves. Anything not in the table
+ * is refused.
  *
  * Caller identities come from verified client certificates (peer-identity.ts). With
  * `INTERNAL_TLS=off` there is no caller identity and authorization is skipped entirely
  * (see authorization-interceptor.ts); `authorize` itself refuses a call without a caller.
  */
-import type { Identity } from "./identities.js";
+import {
+  ANY_AUTHENTICATED,
+  PLATFORM_REGISTRY,
+  servedTypeName,
+  type AllowedCallers,
+  type MethodRules,
+  type Registry,
+} from "../service/registry.js";
 
-/** Any caller with a certificate from the CA, whatever its identity. */
-export const ANY_AUTHENTICATED = "any authenticated caller";
+export { ANY_AUTHENTICATED, type AllowedCallers, type MethodRules } from "../service/registry.js";
 
-/** The callers of one method: a list of identities (empty: no internal caller), or ANY_AUTHENTICATED. */
-export type AllowedCallers = readonly Identity[] | typeof ANY_AUTHENTICATED;
+/** Caller rules by full service name. */
+export type CallerTable = Readonly<Record<string, MethodRules>>;
 
-/** Methods by name, or "*" for every method of the service. */
-export type MethodRules = Readonly<Record<string, AllowedCallers>>;
-
-/** A method no internal caller uses today. */
-const NO_CALLER: readonly Identity[] = [];
-
-export const AUTHORIZATION_TABLE: Readonly<Record<string, MethodRules>> = {
-  "dronedelivery.account.v1.AccountService": {
-    CheckAccountStatus: ["scheduler"], // step 1 of the delivery workflow
-    GetAccount: NO_CALLER,
-    CreateAccount: NO_CALLER,
-  },
-  "dronedelivery.package.v1.PackageService": {
-    UpsertPackage: ["scheduler"],
-    DeletePackage: ["supervisor"], // compensation
-    GetPackage: NO_CALLER,
-    UpdatePackage: NO_CALLER,
-    GetPackageSummary: NO_CALLER,
-  },
-  // Only the workflow assigns, reroutes and releases drones: the Scheduler assigns and reroutes
-  // (on reschedule), the Scheduler (on cancellation) and the Supervisor (compensation) release.
-  "dronedelivery.drone.v1.DroneSchedulerService": {
-    AssignDrone: ["scheduler"],
-    RerouteAssignment: ["scheduler"],
-    ReleaseAssignment: ["scheduler", "supervisor"],
-    GetAssignment: ["delivery"], // the Delivery service's reconciliation of open deliveries
-    GetDrone: NO_CALLER,
-    ListDrones: ["gateway"], // the operators' fleet API (gateway/fleet/)
-    GetUtilization: NO_CALLER,
-    WatchFleet: ["gateway"], // the operators' live fleet stream
-  },
-  "dronedelivery.thirdparty.v1.ThirdPartyTransportService": {
-    ArrangePickup: ["scheduler"],
-    CancelPickup: ["scheduler", "supervisor"],
-    GetPickup: NO_CALLER,
-  },
-  // The workflow writes deliveries; the gateway reads them for customers and relays confirmations.
-  "dronedelivery.delivery.v1.DeliveryService": {
-    OpenDelivery: ["scheduler"], // the workflow's first step
-    ScheduleDelivery: ["scheduler"],
-    RescheduleDelivery: ["scheduler"],
-    CancelDelivery: ["scheduler"],
-    FailDelivery: ["supervisor"],
-    GetDelivery: ["gateway"],
-    GetDeliveryOwner: ["gateway"], // ownership checks before every customer read
-    GetDeliveryStatus: ["gateway", "scheduler"], // the scheduler: has a parcel's earlier delivery ended?
-    ListDeliveries: ["gateway"],
-    GetDeliveryHistory: ["gateway"],
-    WatchDelivery: ["gateway"],
-    ConfirmDelivery: ["gateway"],
-    GetDeliverySummary: NO_CALLER,
-    ListAllDeliveries: ["gateway"], // the operators' fleet API: every account's deliveries
-    GetStageCounts: ["gateway"], // the operators' fleet summary
-  },
-  // Ingestion publishes delivery requests; only the public gateway submits them.
-  "dronedelivery.ingestion.v1.IngestionService": {
-    "*": ["gateway"],
-  },
+/** What the service kit serves beside a process's own services, open to every authenticated caller. */
+export const KIT_SERVICES: CallerTable = {
   "grpc.health.v1.Health": { "*": ANY_AUTHENTICATED },
   "grpc.reflection.v1.ServerReflection": { "*": ANY_AUTHENTICATED },
   "grpc.reflection.v1alpha.ServerReflection": { "*": ANY_AUTHENTICATED },
 };
+
+/** The caller table of a registry: every served service's rules, then the kit's services. */
+export function callerTable(registry: Registry): CallerTable {
+  const table: Record<string, MethodRules> = {};
+  for (const entry of registry) {
+    for (const served of entry.serves) {
+      const typeName = servedTypeName(served);
+      if (table[typeName] !== undefined) throw new Error(`${typeName} is served by more than one process of the registry`);
+      table[typeName] = served.callers;
+    }
+  }
+  return { ...table, ...KIT_SERVICES };
+}
+
+/** The platform's table. */
+export const AUTHORIZATION_TABLE: CallerTable = callerTable(PLATFORM_REGISTRY);
 
 /**
  * The public API (`dronedelivery.api.<version>`) is not internal: the gateway serves it to the
@@ -97,23 +63,33 @@ export type AuthorizationDecision = { readonly allowed: true } | { readonly allo
 const ALLOWED: AuthorizationDecision = { allowed: true };
 
 /** The callers allowed on a method: its own entry, else the service's "*"; undefined when neither exists. */
-export function allowedCallers(serviceTypeName: string, methodName: string): AllowedCallers | undefined {
-  const rules = AUTHORIZATION_TABLE[serviceTypeName];
+export function allowedCallers(serviceTypeName: string, methodName: string, table: CallerTable = AUTHORIZATION_TABLE): AllowedCallers | undefined {
+  const rules = table[serviceTypeName];
   return rules?.[methodName] ?? rules?.["*"];
 }
 
 /** Whether `caller` may call `serviceTypeName`/`methodName` (e.g. "dronedelivery.drone.v1.DroneSchedulerService", "AssignDrone"). */
-export function authorize(serviceTypeName: string, methodName: string, caller: string | undefined): AuthorizationDecision {
+export function authorize(
+  serviceTypeName: string,
+  methodName: string,
+  caller: string | undefined,
+  table: CallerTable = AUTHORIZATION_TABLE,
+): AuthorizationDecision {
+  const callers = allowedCallers(serviceTypeName, methodName, table);
   if (caller !== undefined) {
-    const callers = allowedCallers(serviceTypeName, methodName);
     if (callers === ANY_AUTHENTICATED) return ALLOWED;
-    if (callers !== undefined && (callers as readonly string[]).includes(caller)) return ALLOWED;
+    if (callers !== undefined && callers.includes(caller)) return ALLOWED;
   }
   const target = `${serviceTypeName}/${methodName}`;
   if (caller === undefined) return { allowed: false, reason: `${target}: the caller presented no identity` };
-  const callers = allowedCallers(serviceTypeName, methodName);
   if (callers === undefined) return { allowed: false, reason: `${target} is not in the authorization table` };
   if (callers === ANY_AUTHENTICATED) return ALLOWED;
   const who = callers.length === 0 ? "no internal caller" : callers.join(", ");
   return { allowed: false, reason: `${target} may be called by ${who}, not by ${caller}` };
+}
+
+/** The decision of `authorize` over the caller table of `registry`, for the authorization interceptor. */
+export function authorizerOf(registry: Registry): (serviceTypeName: string, methodName: string, caller: string | undefined) => AuthorizationDecision {
+  const table = callerTable(registry);
+  return (serviceTypeName, methodName, caller) => authorize(serviceTypeName, methodName, caller, table);
 }

@@ -3,7 +3,7 @@
  * certificate: as the subject's common name and as a SPIFFE ID
  * `spiffe://dronedelivery.local/<identity>` in the subject alternative names.
  */
-import { DEFAULT_PORTS, type ServiceName } from "../service/ports.js";
+import { PLATFORM_REGISTRY, type Registry, type ServiceName } from "../service/registry.js";
 
 /** The trust domain of every SPIFFE ID the development CA issues. */
 export const TRUST_DOMAIN = "dronedelivery.local";
@@ -17,11 +17,21 @@ export type ServiceIdentity = ServiceName | "gateway";
 /** Anyone the development CA issues a certificate to. */
 export type Identity = ServiceIdentity | typeof OPERATOR_IDENTITY;
 
-/** Every service (lib/service/ports.ts) and the gateway. */
-export const SERVICE_IDENTITIES: readonly ServiceIdentity[] = [...(Object.keys(DEFAULT_PORTS) as ServiceName[]), "gateway"];
+/** The identity of every process of a registry (every service, then the gateway), in its order. */
+export function serviceIdentities(registry: Registry): string[] {
+  return registry.map((entry) => entry.name);
+}
+
+/** Every identity the PKI issues for a registry: its processes and the operator. */
+export function pkiIdentities(registry: Registry): string[] {
+  return [...serviceIdentities(registry), OPERATOR_IDENTITY];
+}
+
+/** Every service and the gateway (lib/service/registry.ts). */
+export const SERVICE_IDENTITIES = serviceIdentities(PLATFORM_REGISTRY) as readonly ServiceIdentity[];
 
 /** What `ensureDevPki` makes by default: every service, the gateway and the operator. */
-export const PKI_IDENTITIES: readonly Identity[] = [...SERVICE_IDENTITIES, OPERATOR_IDENTITY];
+export const PKI_IDENTITIES = pkiIdentities(PLATFORM_REGISTRY) as readonly Identity[];
 
 const IDENTITY_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 

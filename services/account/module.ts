@@ -1,15 +1,12 @@
 /** The Account service: customer accounts, and whether an account may order. */
-import { AccountService } from "../../gen/dronedelivery/account/v1/account_service_pb.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { registeredService } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { seedDemoAccounts } from "./seed.js";
 import { accountRegistration } from "./server.js";
 import { openAccountStore } from "./store.js";
 
 export const accountModule: ServiceModule = {
-  name: "account",
-  defaultPort: DEFAULT_PORTS.account,
-  services: [AccountService],
+  ...registeredService("account"),
   async create({ js, env, log }) {
     const store = await openAccountStore(js);
     if (env["ACCOUNT_SEED_DEMO"] !== "false") {

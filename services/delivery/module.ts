@@ -5,11 +5,10 @@
  * history subscriber (every status event kept per delivery) and the reconciliation sweep (open
  * deliveries compared with their drone's assignment).
  */
-import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { kvRevisionProbe } from "../../lib/nats/kv.js";
 import { ensureStreams } from "../../lib/nats/streams.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { registeredService } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { QueuedScheduleRequests } from "./accepted-requests.js";
 import { startCarrierStatusConsumer } from "./carrier-status.js";
@@ -26,9 +25,7 @@ import { startTelemetryConsumer, TelemetryHandler } from "./telemetry.js";
 import { DeliveryWatcher } from "./watch.js";
 
 export const deliveryModule: ServiceModule = {
-  name: "delivery",
-  defaultPort: DEFAULT_PORTS.delivery,
-  services: [DeliveryService],
+  ...registeredService("delivery"),
   async create({ nc, js, jsm, env, log, comms }) {
     const config = readConfig(env);
     await ensureStreams(jsm);

@@ -3,8 +3,7 @@
  * their location events, and fleet reports.
  */
 import { randomUUID } from "node:crypto";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
-import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
+import { registeredService } from "../../lib/service/registry.js";
 import { kvRevisionProbe } from "../../lib/nats/kv.js";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
@@ -17,9 +16,7 @@ import { FlightSimulator } from "./simulator.js";
 import { DRONE_KEYS, DRONES_BUCKET, openDroneStore } from "./store.js";
 
 export const droneModule: ServiceModule = {
-  name: "drone",
-  defaultPort: DEFAULT_PORTS.drone,
-  services: [DroneSchedulerService],
+  ...registeredService("drone"),
   async create({ nc, js, jsm, env, log }) {
     const config = readDroneConfig(env);
     const timing = flightTimingOf(config);

@@ -3,7 +3,7 @@
  * command as a saga over the domain services; it serves only health and reflection over gRPC.
  */
 import { envInt } from "../../lib/service/config.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { registeredService } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import { startWorkConsumer } from "../../lib/nats/work-consumer.js";
@@ -14,9 +14,7 @@ import { openWorkflowStore } from "./workflow-store.js";
 export const SCHEDULER_CONSUMER = "scheduler";
 
 export const schedulerModule: ServiceModule = {
-  name: "scheduler",
-  defaultPort: DEFAULT_PORTS.scheduler,
-  services: [],
+  ...registeredService("scheduler"),
   async create({ js, jsm, env, log, comms }) {
     await ensureStreams(jsm);
     const store = await openWorkflowStore(js);

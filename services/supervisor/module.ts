@@ -8,7 +8,7 @@ import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
 import { ack, backoffMs, retry, startWorkConsumer } from "../../lib/nats/work-consumer.js";
 import { envInt } from "../../lib/service/config.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { registeredService } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { createDomainClients } from "../scheduler/clients.js";
 import { openWorkflowStore } from "../scheduler/workflow-store.js";
@@ -19,9 +19,7 @@ import { startStaleSweep } from "./stale-sweep.js";
 export const SUPERVISOR_CONSUMER = "supervisor";
 
 export const supervisorModule: ServiceModule = {
-  name: "supervisor",
-  defaultPort: DEFAULT_PORTS.supervisor,
-  services: [],
+  ...registeredService("supervisor"),
   async create({ js, jsm, env, log, comms }) {
     await ensureStreams(jsm);
     const compensations = await openCompensationStore(js);

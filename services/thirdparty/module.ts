@@ -4,8 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { ensureStreams, STREAMS } from "../../lib/nats/streams.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
-import { ThirdPartyTransportService } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
+import { registeredService } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 import { CarrierSimulator } from "./carrier-simulator.js";
 import { readThirdPartyConfig } from "./config.js";
@@ -13,9 +12,7 @@ import { thirdPartyRegistration } from "./server.js";
 import { openPickupStore } from "./store.js";
 
 export const thirdPartyModule: ServiceModule = {
-  name: "thirdparty",
-  defaultPort: DEFAULT_PORTS.thirdparty,
-  services: [ThirdPartyTransportService],
+  ...registeredService("thirdparty"),
   async create({ js, jsm, env, log }) {
     const config = readThirdPartyConfig(env);
     await ensureStreams(jsm, { streams: [STREAMS.CARRIER_STATUS] });
