@@ -7,6 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/account/v1/account.proto.
  */
 export const file_dronedelivery_account_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L2FjY291bnQvdjEvYWNjb3VudC5wcm90bxIYZHJvbmVkZWxpdmVyeS5hY2NvdW50LnYxIvYBCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSNwoGc3RhdHVzGAQgASgOMicuZHJvbmVkZWxpdmVyeS5hY2NvdW50LnYxLkFjY291bnRTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgFIAEoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmgKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIcChhBQ0NPVU5UX1NUQVRVU19TVVNQRU5ERUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L2FjY291bnQvdjEvYWNjb3VudC5wcm90bxIYZHJvbmVkZWxpdmVyeS5hY2NvdW50LnYxIvoCCgdBY2NvdW50EkQKCmFjY291bnRfaWQYASABKAlCMLpILcgBAXIoGIABMiNeW0EtWmEtejAtOV8tXSsoXC5bQS1aYS16MC05Xy1dKykqJBJBCgd1c2VyX2lkGAIgASgJQjC6SC3IAQFyKBiAATIjXltBLVphLXowLTlfLV0rKFwuW0EtWmEtejAtOV8tXSspKiQSHgoMZGlzcGxheV9uYW1lGAMgASgJQgi6SAVyAxiAAhJDCgZzdGF0dXMYBCABKA4yJy5kcm9uZWRlbGl2ZXJ5LmFjY291bnQudjEuQWNjb3VudFN0YXR1c0IKukgHggEEEAEgABIfCg1zdGF0dXNfcmVhc29uGAUgASgJQgi6SAVyAxiACBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmgKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIcChhBQ0NPVU5UX1NUQVRVU19TVVNQRU5ERUQQAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * A customer account.

@@ -8,20 +8,21 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dronedelivery/common/v1/location.proto.
  */
 export const file_dronedelivery_common_v1_location: GenFile = /*@__PURE__*/
-  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L2NvbW1vbi92MS9sb2NhdGlvbi5wcm90bxIXZHJvbmVkZWxpdmVyeS5jb21tb24udjEiQQoITG9jYXRpb24SEAoIbGF0aXR1ZGUYASABKAESEQoJbG9uZ2l0dWRlGAIgASgBEhAKCGFsdGl0dWRlGAMgASgBYgZwcm90bzM");
+  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L2NvbW1vbi92MS9sb2NhdGlvbi5wcm90bxIXZHJvbmVkZWxpdmVyeS5jb21tb24udjEijAEKCExvY2F0aW9uEikKCGxhdGl0dWRlGAEgASgBQhe6SBQSEhkAAAAAAIBWQCkAAAAAAIBWwBIqCglsb25naXR1ZGUYAiABKAFCF7pIFBISGQAAAAAAgGZAKQAAAAAAgGbAEikKCGFsdGl0dWRlGAMgASgBQhe6SBQSEhkAAAAAAIjDQCkAAAAAAAAAAGIGcHJvdG8z", [file_buf_validate_validate]);
 
 /**
  * A point in WGS 84 coordinates.
  *
  * Services refuse a location whose latitude lies outside -90..90, whose longitude lies outside
- * -180..180, or whose altitude lies outside 0..10000, with INVALID_ARGUMENT and a
- * `google.rpc.BadRequest` field violation naming the bad field.
+ * -180..180, or whose altitude lies outside 0..10000 (the rules below), with INVALID_ARGUMENT and
+ * a `google.rpc.BadRequest` field violation naming the bad field.
  *
  * @generated from message dronedelivery.common.v1.Location
  */

@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/common/v1/time.proto.
  */
 export const file_dronedelivery_common_v1_time: GenFile = /*@__PURE__*/
-  fileDesc("CiJkcm9uZWRlbGl2ZXJ5L2NvbW1vbi92MS90aW1lLnByb3RvEhdkcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MSJqCgpUaW1lV2luZG93Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoCglZZWFyTW9udGgSDAoEeWVhchgBIAEoBRINCgVtb250aBgCIAEoBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiJkcm9uZWRlbGl2ZXJ5L2NvbW1vbi92MS90aW1lLnByb3RvEhdkcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MSKVAgoKVGltZVdpbmRvdxI2CgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBOpgBukiUARqRAQoeZW5kX3RpbWUubm90X2JlZm9yZV9zdGFydF90aW1lEh1tdXN0IG5vdCBiZSBiZWZvcmUgc3RhcnRfdGltZRpQIWhhcyh0aGlzLnN0YXJ0X3RpbWUpIHx8ICFoYXModGhpcy5lbmRfdGltZSkgfHwgdGhpcy5lbmRfdGltZSA+PSB0aGlzLnN0YXJ0X3RpbWUiQAoJWWVhck1vbnRoEhkKBHllYXIYASABKAVCC7pICBoGGI9OKNAPEhgKBW1vbnRoGAIgASgFQgm6SAYaBBgMKAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * A closed interval of time, for example when a parcel may be picked up.

@@ -7,6 +7,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { PackageSize } from "../../common/v1/package_info_pb.js";
 import { file_dronedelivery_common_v1_package_info } from "../../common/v1/package_info_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -17,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dronedelivery/package/v1/package.proto.
  */
 export const file_dronedelivery_package_v1_package: GenFile = /*@__PURE__*/
-  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L3BhY2thZ2UvdjEvcGFja2FnZS5wcm90bxIYZHJvbmVkZWxpdmVyeS5wYWNrYWdlLnYxIvoBCgdQYWNrYWdlEhIKCnBhY2thZ2VfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSMgoEc2l6ZRgDIAEoDjIkLmRyb25lZGVsaXZlcnkuY29tbW9uLnYxLlBhY2thZ2VTaXplEhEKCXdlaWdodF9rZxgEIAEoARILCgN0YWcYBSABKAkSEwoLZGVsaXZlcnlfaWQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_dronedelivery_common_v1_package_info, file_google_protobuf_timestamp]);
+  fileDesc("CiZkcm9uZWRlbGl2ZXJ5L3BhY2thZ2UvdjEvcGFja2FnZS5wcm90bxIYZHJvbmVkZWxpdmVyeS5wYWNrYWdlLnYxIqwDCgdQYWNrYWdlEkQKCnBhY2thZ2VfaWQYASABKAlCMLpILcgBAXIoGIABMiNeW0EtWmEtejAtOV8tXSsoXC5bQS1aYS16MC05Xy1dKykqJBJCCghvd25lcl9pZBgCIAEoCUIwukgtyAEBcigYgAEyI15bQS1aYS16MC05Xy1dKyhcLltBLVphLXowLTlfLV0rKSokEj4KBHNpemUYAyABKA4yJC5kcm9uZWRlbGl2ZXJ5LmNvbW1vbi52MS5QYWNrYWdlU2l6ZUIKukgHggEEEAEgABIqCgl3ZWlnaHRfa2cYBCABKAFCF7pIFBISGQAAAAAAQI9AIQAAAAAAAAAAEhUKA3RhZxgFIAEoCUIIukgFcgMYgAISMgoLZGVsaXZlcnlfaWQYBiABKAlCHbpIGtgBAXIVGIABMhBeW0EtWmEtejAtOV8tXSskEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_buf_validate_validate, file_dronedelivery_common_v1_package_info, file_google_protobuf_timestamp]);
 
 /**
  * A parcel registered for a delivery.
