@@ -10,7 +10,7 @@ import type { DeliveryApiService } from "../../gen/dronedelivery/api/v2/delivery
 import { PrioritySchema, type Priority } from "../../gen/dronedelivery/api/v2/resources_pb.js";
 import { Violations } from "../../lib/validation/violations.js";
 import { deliveryOperations } from "../delivery-operations.js";
-import { toConnectError } from "../errors.js";
+import { publicError } from "../errors.js";
 import type { HandlerDeps } from "../handler-deps.js";
 import { locationToInternal } from "../shared-mapping.js";
 import {
@@ -33,7 +33,7 @@ function checkPriority(priority: Priority): void {
   try {
     new Violations().enumValue("priority", priority, PrioritySchema, { allowUnspecified: true }).throwIfAny();
   } catch (error) {
-    throw toConnectError(error);
+    throw publicError(error);
   }
 }
 

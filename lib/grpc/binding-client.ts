@@ -3,11 +3,11 @@
 // tracing belong here so that every client gets them.
 
 import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   Client as GrpcClient,
   Metadata,
   credentials,
-  status,
   type CallOptions as GrpcCallOptions,
   type ClientDuplexStream,
   type ClientReadableStream,
@@ -19,8 +19,7 @@ import { startClientCallTimer } from "../observability/metrics.js";
 import { startClientSpan, type TraceCarrier } from "../observability/trace-grpc.js";
 import { effectiveDeadline } from "../resilience/deadline.js";
 import type { StreamAdmission } from "../resilience/policy.js";
-import { RpcError } from "./errors.js";
-import { rpcErrorFromCallError } from "./status.js";
+import { connectErrorFromCallError } from "./status.js";
 import { readStream } from "./stream-reader.js";
 import type { CallOptions, Client, ClientOptions } from "./types.js";
 
@@ -158,7 +157,7 @@ class MethodCaller {
         if (ended) return;
         ended = true;
         span.end(err);
-        timer(err === undefined ? "OK" : err instanceof RpcError ? err.code : "UNKNOWN");
+        timer(err === undefined ? "OK" : err instanceof ConnectError ? err.code : "UNKNOWN");
       },
     };
   }
@@ -344,7 +343,7 @@ class MethodCaller {
     }
     const unlink = linkSignal(signal, () => call.cancel());
     const reader = readStream<unknown>(call, {
-      closedError: () => new RpcError(status.CANCELLED, `${this.path}: stream closed before the call ended`),
+      closedError: () => new ConnectError(`${this.path}: stream closed before the call ended`, Code.Canceled),
       mapError: (err) => this.callError(err, signal),
     });
     let ended = false;
@@ -394,7 +393,7 @@ class MethodCaller {
     const encoded = encodeMessage(this.input, request);
     if (!encoded.ok) {
       const which = index === undefined ? "" : ` (request #${index})`;
-      throw new RpcError(status.INTERNAL, `${this.path}: invalid request ${this.input.typeName}${which}: ${encoded.reason}`);
+      throw new ConnectError(`${this.path}: invalid request ${this.input.typeName}${which}: ${encoded.reason}`, Code.Internal);
     }
     return encoded.bytes;
   }
@@ -408,7 +407,7 @@ class MethodCaller {
       return metadata;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new RpcError(status.INTERNAL, `${this.path}: invalid request metadata: ${reason}`, { cause: err });
+      throw new ConnectError(`${this.path}: invalid request metadata: ${reason}`, Code.Internal, undefined, undefined, err);
     }
   }
 
@@ -431,12 +430,12 @@ class MethodCaller {
     return policy?.admit(this.method, { deadline: policy.deadlineFor(this.method, this.limitsOf(callOptions)) });
   }
 
-  private callError(err: unknown, signal: AbortSignal | undefined): RpcError {
-    const rpcError = rpcErrorFromCallError(err, this.path);
-    if (signal?.aborted === true && rpcError.code === status.CANCELLED) {
+  private callError(err: unknown, signal: AbortSignal | undefined): ConnectError {
+    const error = connectErrorFromCallError(err, this.path);
+    if (signal?.aborted === true && error.code === Code.Canceled) {
       return abortedError(this.path, signal);
     }
-    return rpcError;
+    return error;
   }
 }
 
@@ -465,8 +464,8 @@ function linkSignal(signal: AbortSignal | undefined, cancel: () => void): () => 
   return () => signal.removeEventListener("abort", cancel);
 }
 
-function abortedError(path: string, signal: AbortSignal): RpcError {
-  return new RpcError(status.CANCELLED, `${path}: call cancelled by the caller`, { cause: signal.reason });
+function abortedError(path: string, signal: AbortSignal): ConnectError {
+  return new ConnectError(`${path}: call cancelled by the caller`, Code.Canceled, undefined, undefined, signal.reason);
 }
 
 interface Deferred {

@@ -5,8 +5,8 @@
 // method, and a request that fails to decode answers INVALID_ARGUMENT.
 
 import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  status,
   type MethodDefinition,
   type Server,
   type ServerDuplexStream,
@@ -23,9 +23,9 @@ import {
   type handleUnaryCall,
 } from "@grpc/grpc-js";
 import { DecodeFailure, decodeMessage, decoderFor, encodeMessage, methodPath, serializerFor } from "./codec.js";
-import { RpcError } from "./errors.js";
 import { CANCELLED, CallScope, type Finisher } from "./server-call.js";
 import { readStream } from "./stream-reader.js";
+import { withRequestRules } from "./request-rules.js";
 import type { AddServiceOptions, ServiceImpl } from "./types.js";
 import { describe } from "./validate.js";
 
@@ -71,7 +71,8 @@ export function addService<S extends DescService>(
       throw new TypeError(`${methodPath(method)}: the handler "${method.localName}" is not a function`);
     }
     const handler = (...args: unknown[]): unknown => (fn as (...a: unknown[]) => unknown).apply(impl, args);
-    handlers[method.localName] = bindMethod(method, handler, options);
+    // The contract's field rules are checked before the handler runs (request-rules.ts).
+    handlers[method.localName] = bindMethod(method, withRequestRules(method, handler), options);
   }
   server.addService(createServiceDefinition(service), handlers);
 }
@@ -278,7 +279,7 @@ async function* requestsOf(
   scope: CallScope,
 ): AsyncGenerator<unknown, void, undefined> {
   // Reading fails only when the call is over: cancelled (the signal's reason) or already answered.
-  const ended = (): unknown => scope.signal.reason ?? new RpcError(status.CANCELLED, `${scope.path}: the call has ended`);
+  const ended = (): unknown => scope.signal.reason ?? new ConnectError(`${scope.path}: the call has ended`, Code.Canceled);
   const reader = readStream<unknown>(call, { closedError: ended, mapError: ended });
   for await (const request of reader) {
     if (request instanceof DecodeFailure) {
@@ -290,6 +291,6 @@ async function* requestsOf(
   }
 }
 
-function invalidRequest(path: string, failure: DecodeFailure): RpcError {
-  return new RpcError(status.INVALID_ARGUMENT, `${path}: request is not a valid ${failure.typeName}: ${failure.reason}`);
+function invalidRequest(path: string, failure: DecodeFailure): ConnectError {
+  return new ConnectError(`${path}: request is not a valid ${failure.typeName}: ${failure.reason}`, Code.InvalidArgument);
 }

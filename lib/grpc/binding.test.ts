@@ -11,6 +11,7 @@ import {
   timestampDate,
   timestampFromDate,
 } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStatus, type Account } from "../../gen/dronedelivery/account/v1/account_pb.js";
@@ -23,7 +24,6 @@ import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.j
 import { DeliveryService, type WatchDeliveryResponse } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
-  RpcError,
   addService,
   createClient,
   fieldViolations,
@@ -403,7 +403,7 @@ describe("unary", () => {
 
   it("answers UNIMPLEMENTED for a method without a handler", async () => {
     const err = await rpcError(deliveries.cancelDelivery({ deliveryId: "d-1" }));
-    expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(err.code).toBe(Code.Unimplemented);
   });
 });
 
@@ -441,8 +441,8 @@ describe("server streaming", () => {
       break;
     }
     const reason = await streamCancelled.promise;
-    expect(reason).toBeInstanceOf(RpcError);
-    expect((reason as RpcError).code).toBe(grpc.status.CANCELLED);
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
     await streamFinally.promise;
   });
 
@@ -459,12 +459,12 @@ describe("server streaming", () => {
       })(),
     );
     expect(received).toEqual([1n]);
-    expect(err.code).toBe(grpc.status.CANCELLED);
+    expect(err.code).toBe(Code.Canceled);
     expect((err.cause as Error).message).toBe("user left the page");
-    expect(((await streamCancelled.promise) as RpcError).code).toBe(grpc.status.CANCELLED);
+    expect(((await streamCancelled.promise) as ConnectError).code).toBe(Code.Canceled);
   });
 
-  it("ends the stream with the RpcError a handler throws after some items", async () => {
+  it("ends the stream with the ConnectError a handler throws after some items", async () => {
     const received: bigint[] = [];
     const err = await rpcError(
       (async () => {
@@ -474,7 +474,7 @@ describe("server streaming", () => {
       })(),
     );
     expect(received).toEqual([1n]);
-    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.code).toBe(Code.InvalidArgument);
     expect(fieldViolations(err)).toEqual([{ field: "after_sequence", description: "too far ahead" }]);
   });
 
@@ -490,17 +490,17 @@ describe("server streaming", () => {
     );
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(received).toEqual([1n]);
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toContain(
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toContain(
       "/dronedelivery.delivery.v1.DeliveryService/WatchDelivery: handler yielded an invalid dronedelivery.delivery.v1.WatchDeliveryResponse (response #2)",
     );
-    expect(err.message).toContain("field update.statusEvent");
+    expect(err.rawMessage).toContain("field update.statusEvent");
   });
 
   it("rejects an unknown oneof case", async () => {
     const err = await rpcError(collect(deliveries.watchDelivery({ deliveryId: "bad-oneof" })));
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toContain('field update: unknown case string "teleport"');
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toContain('field update: unknown case string "teleport"');
   });
 });
 
@@ -511,43 +511,42 @@ describe("cancellation and deadlines", () => {
     const call = accounts.getAccount({ accountId: "wait-for-abort" }, { signal: controller.signal });
     setTimeout(() => controller.abort(), 50);
     const err = await rpcError(call);
-    expect(err.code).toBe(grpc.status.CANCELLED);
+    expect(err.code).toBe(Code.Canceled);
     const reason = await abortedHandler.promise;
-    expect(reason).toBeInstanceOf(RpcError);
-    expect((reason as RpcError).code).toBe(grpc.status.CANCELLED);
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
   });
 
   it("fails at once when the signal is already aborted", async () => {
     const err = await rpcError(accounts.getAccount({ accountId: "acc-1" }, { signal: AbortSignal.abort() }));
-    expect(err.code).toBe(grpc.status.CANCELLED);
+    expect(err.code).toBe(Code.Canceled);
   });
 
   it("answers DEADLINE_EXCEEDED when the deadline passes, and aborts the handler", async () => {
     abortedHandler = signalOf();
     const started = Date.now();
     const err = await rpcError(accounts.getAccount({ accountId: "wait-for-abort" }, { timeoutMs: 150 }));
-    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.code).toBe(Code.DeadlineExceeded);
     expect(Date.now() - started).toBeLessThan(2_000);
     const reason = await abortedHandler.promise;
-    expect((reason as RpcError).code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
   });
 
   it("applies the earlier of deadline and timeoutMs", async () => {
     const err = await rpcError(
       accounts.getAccount({ accountId: "wait-for-abort" }, { deadline: new Date(Date.now() + 100), timeoutMs: 60_000 }),
     );
-    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.code).toBe(Code.DeadlineExceeded);
   });
 });
 
 describe("errors", () => {
-  it("delivers an RpcError's code and BadRequest field violations", async () => {
+  it("delivers a ConnectError's code and BadRequest field violations", async () => {
     const err = await rpcError(
       accounts.createAccount({ account: { accountId: "acc-9", userId: "", status: AccountStatus.UNSPECIFIED } }),
     );
-    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(err.codeName).toBe("INVALID_ARGUMENT");
-    expect(err.message).toBe("invalid request: account.user_id: must not be empty; account.status: must be set");
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe("invalid request: account.user_id: must not be empty; account.status: must be set");
     expect(fieldViolations(err)).toEqual([
       { field: "account.user_id", description: "must not be empty" },
       { field: "account.status", description: "must be set" },
@@ -556,27 +555,27 @@ describe("errors", () => {
 
   it("delivers other details and the handler's trailers", async () => {
     const err = await rpcError(accounts.getAccount({ accountId: "missing" }));
-    expect(err.code).toBe(grpc.status.NOT_FOUND);
-    expect(err.message).toBe("account missing not found");
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toBe("account missing not found");
     expect(err.findDetails(ErrorInfoSchema)).toMatchObject([{ reason: "ACCOUNT_NOT_FOUND", domain: "account" }]);
-    expect(err.metadata.get("x-trace-id")).toEqual(["trace-42"]);
+    expect(err.metadata.get("x-trace-id")).toBe("trace-42");
     expect(fieldViolations(err)).toEqual([]);
   });
 
-  it("delivers a retry delay, and does not report an RpcError as a fault", async () => {
+  it("delivers a retry delay, and does not report a ConnectError as a fault", async () => {
     reportedErrors.length = 0;
     const err = await rpcError(accounts.getAccount({ accountId: "busy" }));
     expect(reportedErrors).toEqual([]);
-    expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err.code).toBe(Code.Unavailable);
     expect(retryDelayMs(err)).toBe(1500);
   });
 
   it("turns a thrown plain Error into INTERNAL naming the method, without the stack", async () => {
     reportedErrors.length = 0;
     const err = await rpcError(accounts.getAccount({ accountId: "boom" }));
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toBe("/dronedelivery.account.v1.AccountService/GetAccount: handler failed: database exploded");
-    expect(err.message).not.toMatch(/\bat\s/);
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe("/dronedelivery.account.v1.AccountService/GetAccount: handler failed: database exploded");
+    expect(err.rawMessage).not.toMatch(/\bat\s/);
     expect(err.details).toEqual([]);
     expect(reportedErrors).toHaveLength(1);
     expect((reportedErrors[0] as Error).message).toBe("database exploded");
@@ -584,8 +583,8 @@ describe("errors", () => {
 
   it("turns a thrown non-error value into INTERNAL", async () => {
     const err = await rpcError(accounts.getAccount({ accountId: "boom-sync-string" }));
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toContain("/dronedelivery.account.v1.AccountService/GetAccount: handler failed");
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toContain("/dronedelivery.account.v1.AccountService/GetAccount: handler failed");
   });
 
   const invalidResponses: [string, string][] = [
@@ -600,21 +599,21 @@ describe("errors", () => {
     const started = Date.now();
     const err = await rpcError(accounts.getAccount({ accountId: id }));
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toBe(
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe(
       `/dronedelivery.account.v1.AccountService/GetAccount: handler returned an invalid dronedelivery.account.v1.GetAccountResponse: ${reason}`,
     );
   });
 
   it("rejects a string where an enum is expected, and a string where a bool is expected", async () => {
     const enumErr = await rpcError(accounts.checkAccountStatus({ accountId: "string-for-enum" }));
-    expect(enumErr.code).toBe(grpc.status.INTERNAL);
-    expect(enumErr.message).toBe(
+    expect(enumErr.code).toBe(Code.Internal);
+    expect(enumErr.rawMessage).toBe(
       "/dronedelivery.account.v1.AccountService/CheckAccountStatus: handler returned an invalid dronedelivery.account.v1.CheckAccountStatusResponse: " +
         'field status: expected a dronedelivery.account.v1.AccountStatus value (an integer), got string "ACTIVE"',
     );
     const boolErr = await rpcError(accounts.checkAccountStatus({ accountId: "string-for-bool" }));
-    expect(boolErr.message).toContain('field canOrder: expected a boolean, got string "yes"');
+    expect(boolErr.rawMessage).toContain('field canOrder: expected a boolean, got string "yes"');
   });
 
   it("answers INVALID_ARGUMENT to a request that does not decode", async () => {
@@ -629,7 +628,7 @@ describe("errors", () => {
           (error) => (error === null ? reject(new Error("expected a failure")) : resolve(error)),
         );
       });
-      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.code).toBe(Code.InvalidArgument);
       expect(err.details).toContain("/dronedelivery.account.v1.AccountService/GetAccount: request is not a valid dronedelivery.account.v1.GetAccountRequest");
     } finally {
       raw.close();
@@ -638,8 +637,8 @@ describe("errors", () => {
 
   it("refuses an invalid request on the client without calling the server", async () => {
     const err = await rpcError(accounts.getAccount({ accountId: 42 } as never));
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toBe(
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe(
       "/dronedelivery.account.v1.AccountService/GetAccount: invalid request dronedelivery.account.v1.GetAccountRequest: field accountId: expected a string, got number 42",
     );
   });
@@ -657,9 +656,9 @@ describe("client streaming and bidi", () => {
     expect((await streams.sum([])).value).toBe(0);
   });
 
-  it("delivers an RpcError thrown while reading the client stream", async () => {
+  it("delivers a ConnectError thrown while reading the client stream", async () => {
     const err = await rpcError(streams.sum([{ value: 1 }, { value: -1 }, { value: 2 }]));
-    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.code).toBe(Code.InvalidArgument);
     expect(fieldViolations(err)).toEqual([{ field: "value", description: "must not be negative" }]);
   });
 
@@ -681,10 +680,10 @@ describe("client streaming and bidi", () => {
       await new Promise((resolve) => setTimeout(resolve, 10_000));
     }
     const err = await rpcError(streams.sum(oneThenWait(), { signal: controller.signal }));
-    expect(err.code).toBe(grpc.status.CANCELLED);
+    expect(err.code).toBe(Code.Canceled);
     const reason = await sumCancelled.promise;
-    expect(reason).toBeInstanceOf(RpcError);
-    expect((reason as RpcError).code).toBe(grpc.status.CANCELLED);
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
   });
 
   it("answers INVALID_ARGUMENT to a streamed request that does not decode", async () => {
@@ -701,7 +700,7 @@ describe("client streaming and bidi", () => {
         call.write(Buffer.from([0xff, 0xff, 0xff])); // not a message
         call.end();
       });
-      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.code).toBe(Code.InvalidArgument);
       expect(err.details).toContain("/test.stream.v1.StreamService/Sum: request is not a valid google.protobuf.Int32Value");
     } finally {
       raw.close();
@@ -710,8 +709,8 @@ describe("client streaming and bidi", () => {
 
   it("rejects an invalid streamed request on the client", async () => {
     const err = await rpcError(streams.sum([{ value: 1 }, { value: 1.5 }]));
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toBe(
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe(
       "/test.stream.v1.StreamService/Sum: invalid request google.protobuf.Int32Value (request #2): field value: expected a 32-bit integer, got number 1.5",
     );
   });
@@ -748,8 +747,8 @@ describe("client streaming and bidi", () => {
       })(),
     );
     expect(received).toEqual(["OK"]);
-    expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.message).toBe(
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe(
       "/test.stream.v1.StreamService/Shout: handler yielded an invalid google.protobuf.StringValue (response #2): field value: expected a string, got number 42",
     );
   });

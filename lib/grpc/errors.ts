@@ -1,48 +1,81 @@
-// The error type of every RPC: servers throw it to answer a specific status, clients receive it
-// for every failed call. Details are google.rpc error detail messages (BadRequest, RetryInfo, ...)
-// carried in the `grpc-status-details-bin` trailer.
+// The error of every RPC, internal and public: Connect's ConnectError with a Code (gRPC and Connect
+// codes share their numbers). Servers throw it to answer a specific status, clients receive it for
+// every failed call. Details are google.rpc error detail messages (BadRequest, RetryInfo, ...),
+// carried in the `grpc-status-details-bin` trailer; `err.findDetails(schema)` reads them.
 
-import { create, isMessage, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
-import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import { Metadata, status } from "@grpc/grpc-js";
+import { create, createRegistry, type Message } from "@bufbuild/protobuf";
+import { AnySchema, durationFromMs, durationMs, type Any } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   BadRequestSchema,
   PreconditionFailureSchema,
   RetryInfoSchema,
+  file_google_rpc_error_details,
 } from "../../gen/google/rpc/error_details_pb.js";
 
-export interface RpcErrorOptions {
-  /** google.rpc error detail messages (or google.protobuf.Any) sent with the status. */
-  readonly details?: readonly Message[];
-  /** Extra trailers sent with the status (server) or the trailers received (client). */
-  readonly metadata?: Metadata;
-  readonly cause?: unknown;
+/** One detail of a ConnectError: a message with its schema, or one received from the wire. */
+export type ErrorDetail = ConnectError["details"][number];
+
+/** A detail given as a message with its schema (what the ConnectError constructor takes). */
+export type OutgoingErrorDetail = Extract<ErrorDetail, { desc: unknown }>;
+
+/** A ConnectError with details of either kind (the constructor takes only outgoing ones). */
+function withDetails(code: Code, message: string, details: ErrorDetail[]): ConnectError {
+  const error = new ConnectError(message, code);
+  error.details = details;
+  return error;
 }
 
-export class RpcError extends Error {
-  override readonly name = "RpcError";
-  /** The gRPC status code. */
-  readonly code: status;
-  /** Decoded google.rpc error details; a google.protobuf.Any for types the client does not know. */
-  readonly details: Message[];
-  /** Trailers: sent with the status on the server, received with it on the client. */
-  readonly metadata: Metadata;
+/** Every google.rpc error detail type: BadRequest, ErrorInfo, RetryInfo, PreconditionFailure, ... */
+export const errorDetailRegistry = createRegistry(file_google_rpc_error_details);
 
-  constructor(code: status, message: string, options: RpcErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.details = [...(options.details ?? [])];
-    this.metadata = options.metadata ?? new Metadata();
+/**
+ * Detail messages as ConnectError details. A google.protobuf.Any is kept as it is; types outside
+ * the google.rpc error details cannot be sent this way and are left out (give their schema).
+ */
+export function errorDetails(details: readonly Message[]): ErrorDetail[] {
+  const result: ErrorDetail[] = [];
+  for (const detail of details) {
+    if (detail.$typeName === AnySchema.typeName) {
+      const any = detail as Any;
+      result.push({ type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1), value: any.value });
+      continue;
+    }
+    const desc = errorDetailRegistry.getMessage(detail.$typeName);
+    if (desc !== undefined) {
+      result.push({ desc, value: detail });
+    }
   }
+  return result;
+}
 
-  /** The status code's name, e.g. "NOT_FOUND". */
-  get codeName(): string {
-    return status[this.code] ?? `CODE_${this.code}`;
+/**
+ * The message of a failure as it travels: a ConnectError's own message (without the "[code]" prefix
+ * of `err.message`), an Error's message, or a description of a thrown non-error value.
+ */
+export function errorMessage(err: unknown): string {
+  if (err instanceof ConnectError) {
+    return err.rawMessage;
   }
+  if (err instanceof Error) {
+    return err.message === "" ? err.name : err.message;
+  }
+  try {
+    return `threw a non-error value: ${String(err)}`;
+  } catch {
+    return "threw a non-error value";
+  }
+}
 
-  /** The details of one type, e.g. `err.findDetails(BadRequestSchema)`. */
-  findDetails<Desc extends DescMessage>(schema: Desc): MessageShape<Desc>[] {
-    return this.details.filter((d): d is MessageShape<Desc> => isMessage(d, schema));
+/**
+ * Base of the platform's own kinds of ConnectError (an open circuit, a full bulkhead, a spent
+ * budget). ConnectError recognises any ConnectError as an instance of itself and of every subclass;
+ * `instanceof` a subclass of this one checks the prototype chain instead, while `instanceof
+ * ConnectError` stays true.
+ */
+export class ConnectErrorKind extends ConnectError {
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 
@@ -53,7 +86,7 @@ export interface FieldViolation {
 }
 
 /** INVALID_ARGUMENT with a google.rpc.BadRequest listing the offending fields. */
-export function invalidArgument(violations: readonly FieldViolation[], message?: string): RpcError {
+export function invalidArgument(violations: readonly FieldViolation[], message?: string): ConnectError {
   const text =
     message ??
     (violations.length === 0
@@ -62,17 +95,17 @@ export function invalidArgument(violations: readonly FieldViolation[], message?:
   const badRequest = create(BadRequestSchema, {
     fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })),
   });
-  return new RpcError(status.INVALID_ARGUMENT, text, { details: [badRequest] });
+  return new ConnectError(text, Code.InvalidArgument, undefined, [{ desc: BadRequestSchema, value: badRequest }]);
 }
 
 /** NOT_FOUND for the thing described, e.g. `notFound("account a-1")`. */
-export function notFound(what: string, ...details: Message[]): RpcError {
-  return new RpcError(status.NOT_FOUND, `${what} not found`, { details });
+export function notFound(what: string, ...details: Message[]): ConnectError {
+  return withDetails(Code.NotFound, `${what} not found`, errorDetails(details));
 }
 
 /** ALREADY_EXISTS for the thing described, e.g. `alreadyExists("account a-1")`. */
-export function alreadyExists(what: string, ...details: Message[]): RpcError {
-  return new RpcError(status.ALREADY_EXISTS, `${what} already exists`, { details });
+export function alreadyExists(what: string, ...details: Message[]): ConnectError {
+  return withDetails(Code.AlreadyExists, `${what} already exists`, errorDetails(details));
 }
 
 export interface PreconditionViolation {
@@ -84,36 +117,39 @@ export interface PreconditionViolation {
 }
 
 /** FAILED_PRECONDITION, with a google.rpc.PreconditionFailure when violations are given. */
-export function failedPrecondition(message: string, violations: readonly PreconditionViolation[] = []): RpcError {
-  const details =
+export function failedPrecondition(message: string, violations: readonly PreconditionViolation[] = []): ConnectError {
+  const details: OutgoingErrorDetail[] =
     violations.length === 0
       ? []
-      : [create(PreconditionFailureSchema, { violations: violations.map((v) => ({ ...v })) })];
-  return new RpcError(status.FAILED_PRECONDITION, message, { details });
+      : [{ desc: PreconditionFailureSchema, value: create(PreconditionFailureSchema, { violations: violations.map((v) => ({ ...v })) }) }];
+  return new ConnectError(message, Code.FailedPrecondition, undefined, details);
 }
 
 /** ABORTED: a concurrency conflict; the caller may retry the whole sequence. */
-export function aborted(message: string, ...details: Message[]): RpcError {
-  return new RpcError(status.ABORTED, message, { details });
+export function aborted(message: string, ...details: Message[]): ConnectError {
+  return withDetails(Code.Aborted, message, errorDetails(details));
 }
 
 /** UNAVAILABLE, with a google.rpc.RetryInfo when a retry delay is given. */
-export function unavailable(message: string, retryAfterMs?: number): RpcError {
-  return new RpcError(status.UNAVAILABLE, message, { details: retryDetails(retryAfterMs) });
+export function unavailable(message: string, retryAfterMs?: number): ConnectError {
+  return new ConnectError(message, Code.Unavailable, undefined, retryDetails(retryAfterMs));
 }
 
 /** RESOURCE_EXHAUSTED, with a google.rpc.RetryInfo when a retry delay is given. */
-export function resourceExhausted(message: string, retryAfterMs?: number): RpcError {
-  return new RpcError(status.RESOURCE_EXHAUSTED, message, { details: retryDetails(retryAfterMs) });
+export function resourceExhausted(message: string, retryAfterMs?: number): ConnectError {
+  return new ConnectError(message, Code.ResourceExhausted, undefined, retryDetails(retryAfterMs));
 }
 
-function retryDetails(retryAfterMs: number | undefined): Message[] {
-  return retryAfterMs === undefined ? [] : [create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) })];
+/** A google.rpc.RetryInfo asking for `retryAfterMs` (none when undefined). */
+export function retryDetails(retryAfterMs: number | undefined): OutgoingErrorDetail[] {
+  return retryAfterMs === undefined
+    ? []
+    : [{ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) }];
 }
 
 /** The field violations of an INVALID_ARGUMENT error's google.rpc.BadRequest details; [] otherwise. */
 export function fieldViolations(err: unknown): FieldViolation[] {
-  if (!(err instanceof RpcError)) {
+  if (!(err instanceof ConnectError)) {
     return [];
   }
   return err
@@ -123,7 +159,7 @@ export function fieldViolations(err: unknown): FieldViolation[] {
 
 /** The retry delay a server asked for through google.rpc.RetryInfo, in milliseconds. */
 export function retryDelayMs(err: unknown): number | undefined {
-  if (!(err instanceof RpcError)) {
+  if (!(err instanceof ConnectError)) {
     return undefined;
   }
   const delay = err.findDetails(RetryInfoSchema)[0]?.retryDelay;

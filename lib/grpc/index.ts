@@ -2,19 +2,31 @@
 
 export * from "./binding.js";
 export {
-  RpcError,
+  ConnectErrorKind,
   aborted,
   alreadyExists,
+  errorDetails,
+  errorMessage,
   failedPrecondition,
   fieldViolations,
   invalidArgument,
   notFound,
   resourceExhausted,
   retryDelayMs,
+  retryDetails,
   unavailable,
+  type ErrorDetail,
   type FieldViolation,
+  type OutgoingErrorDetail,
   type PreconditionViolation,
-  type RpcErrorOptions,
 } from "./errors.js";
-export { STATUS_DETAILS_KEY, decodeStatusDetails, encodeStatusDetails, errorDetailRegistry, rpcStatusOf } from "./status.js";
+export {
+  STATUS_DETAILS_KEY,
+  STATUS_OK,
+  decodeStatusDetails,
+  encodeStatusDetails,
+  errorDetailRegistry,
+  headersFromMetadata,
+  rpcStatusOf,
+} from "./status.js";
 export { methodPath } from "./codec.js";

@@ -1,10 +1,10 @@
 // The life of one server call: its HandlerContext, cancellation, and the single final status.
 
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Metadata, status, type ServerUnaryCall, type StatusObject } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Metadata, type ServerUnaryCall, type StatusObject } from "@grpc/grpc-js";
 import { methodPath } from "./codec.js";
-import { RpcError } from "./errors.js";
-import { statusFromError } from "./status.js";
+import { STATUS_OK, statusFromError } from "./status.js";
 import { recordServerCall } from "../observability/metrics.js";
 import { startServerSpan, type ServerSpan } from "../observability/trace-grpc.js";
 import { runWithDeadline } from "../resilience/deadline.js";
@@ -38,7 +38,7 @@ const DEADLINE_TOLERANCE_MS = 5;
  */
 class ScopeContext implements HandlerContext {
   private controller: AbortController | undefined;
-  private cancelledWith: RpcError | undefined;
+  private cancelledWith: ConnectError | undefined;
   private header: Metadata | undefined;
   private trailer: Metadata | undefined;
 
@@ -88,7 +88,7 @@ class ScopeContext implements HandlerContext {
   }
 
   /** Fires the signal (now, or as it is made) with `reason`. */
-  cancel(reason: RpcError): void {
+  cancel(reason: ConnectError): void {
     this.cancelledWith = reason;
     this.controller?.abort(reason);
   }
@@ -184,19 +184,19 @@ export class CallScope {
     this.sendHeaders();
     this.finished = true;
     this.trace.end();
-    this.recordCall(status.OK);
+    this.recordCall(STATUS_OK);
     this.finisher.ok(response, this.context.trailerIfMade ?? NO_METADATA);
   }
 
   /**
-   * Ends the call with the status for `err`: an RpcError answers its own status, anything else
+   * Ends the call with the status for `err`: a ConnectError answers its own status, anything else
    * answers INTERNAL and is reported to `onError`.
    */
   fail(err: unknown): void {
     if (this.finished) {
       return;
     }
-    if (!(err instanceof RpcError) || err.code === status.OK) {
+    if (!(err instanceof ConnectError) || (err.code as number) === STATUS_OK) {
       this.report(err);
     }
     const result = statusFromError(err, this.path, this.ctx.responseTrailer);
@@ -210,10 +210,10 @@ export class CallScope {
     if (this.finished) {
       return;
     }
-    const err = new RpcError(status.INTERNAL, message);
+    const err = new ConnectError(message, Code.Internal);
     this.report(err);
-    this.trace.end(err, status.INTERNAL);
-    this.recordCall(status.INTERNAL);
+    this.trace.end(err, Code.Internal);
+    this.recordCall(Code.Internal);
     this.finishWith(statusFromError(err, this.path, this.ctx.responseTrailer));
   }
 
@@ -233,11 +233,11 @@ export class CallScope {
     }
   }
 
-  private cancellationReason(deadline: Date | undefined): RpcError {
+  private cancellationReason(deadline: Date | undefined): ConnectError {
     if (deadline !== undefined && Date.now() + DEADLINE_TOLERANCE_MS >= deadline.getTime()) {
-      return new RpcError(status.DEADLINE_EXCEEDED, `${this.path}: deadline exceeded`);
+      return new ConnectError(`${this.path}: deadline exceeded`, Code.DeadlineExceeded);
     }
-    return new RpcError(status.CANCELLED, `${this.path}: call cancelled by the client`);
+    return new ConnectError(`${this.path}: call cancelled by the client`, Code.Canceled);
   }
 }
 

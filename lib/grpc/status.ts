@@ -1,114 +1,134 @@
-// Mapping between thrown errors and gRPC statuses, including the google.rpc.Status carried in the
-// `grpc-status-details-bin` trailer.
+// Mapping between ConnectErrors and gRPC statuses on grpc-js: the code, the message, the
+// google.rpc.Status carried in the `grpc-status-details-bin` trailer, and the error's metadata as
+// trailers (keys ending in `-bin` hold base64 in a ConnectError's Headers, bytes in grpc-js Metadata).
 
-import { create, fromBinary, createRegistry, toBinary, type Message } from "@bufbuild/protobuf";
-import { anyPack, anyUnpack, AnySchema, type Any } from "@bufbuild/protobuf/wkt";
-import { Metadata, status, type StatusObject } from "@grpc/grpc-js";
-import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, anyPack, type Any } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, decodeBinaryHeader, encodeBinaryHeader } from "@connectrpc/connect";
+import { Metadata, type StatusObject } from "@grpc/grpc-js";
 import { StatusSchema, type Status } from "../../gen/google/rpc/status_pb.js";
-import { RpcError } from "./errors.js";
+import { errorMessage, type ErrorDetail } from "./errors.js";
+
+export { errorDetailRegistry } from "./errors.js";
 
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 
-/** Every google.rpc error detail type: BadRequest, ErrorInfo, RetryInfo, PreconditionFailure, ... */
-export const errorDetailRegistry = createRegistry(file_google_rpc_error_details);
+/** The status code of success, which Connect's Code leaves out. */
+export const STATUS_OK = 0;
 
-/**
- * Packs details as google.protobuf.Any. A detail that already is an Any is kept; types outside the
- * google.rpc error details cannot be packed here and are left out (pack them with `anyPack`).
- */
-function packDetails(details: readonly Message[]): Any[] {
-  const packed: Any[] = [];
-  for (const detail of details) {
-    if (detail.$typeName === AnySchema.typeName) {
-      packed.push(detail as Any);
-      continue;
-    }
-    const schema = errorDetailRegistry.getMessage(detail.$typeName);
-    if (schema !== undefined) {
-      packed.push(anyPack(schema, detail));
-    }
-  }
-  return packed;
+/** Packs ConnectError details as google.protobuf.Any. */
+function packDetails(details: readonly ErrorDetail[]): Any[] {
+  return details.map((detail) =>
+    "desc" in detail
+      ? anyPack(detail.desc, create(detail.desc, detail.value))
+      : create(AnySchema, { typeUrl: `type.googleapis.com/${detail.type}`, value: detail.value }),
+  );
 }
 
-/** The google.rpc.Status of an error: its code, message and details (an RpcError's, or UNKNOWN). */
+/** The google.rpc.Status of an error: its code, message and details (a ConnectError's, or UNKNOWN). */
 export function rpcStatusOf(error: unknown): Status {
-  if (error instanceof RpcError) {
-    return create(StatusSchema, { code: error.code, message: error.message, details: packDetails(error.details) });
+  if (error instanceof ConnectError) {
+    return create(StatusSchema, { code: error.code, message: error.rawMessage, details: packDetails(error.details) });
   }
-  return create(StatusSchema, { code: status.UNKNOWN, message: error instanceof Error ? error.message : String(error) });
+  return create(StatusSchema, { code: Code.Unknown, message: error instanceof Error ? error.message : String(error) });
 }
 
 /** Encodes the google.rpc.Status trailer value. */
-export function encodeStatusDetails(code: status, message: string, details: readonly Message[]): Buffer {
+export function encodeStatusDetails(code: Code, message: string, details: readonly ErrorDetail[]): Buffer {
   const bytes = toBinary(StatusSchema, create(StatusSchema, { code, message, details: packDetails(details) }));
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Decodes the details of the google.rpc.Status trailer; [] when absent or unreadable. */
-export function decodeStatusDetails(metadata: Metadata | undefined): Message[] {
+/**
+ * Decodes the details of the google.rpc.Status trailer as a ConnectError's details (read them with
+ * `findDetails`); [] when absent or unreadable.
+ */
+export function decodeStatusDetails(metadata: Metadata | undefined): ErrorDetail[] {
   const value = metadata?.get(STATUS_DETAILS_KEY)[0];
   if (value === undefined || typeof value === "string") {
     return [];
   }
   try {
-    const statusMessage = fromBinary(StatusSchema, value);
-    return statusMessage.details.map((any) => anyUnpack(any, errorDetailRegistry) ?? any);
+    return fromBinary(StatusSchema, value).details.map((any) => ({
+      type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
+      value: any.value,
+    }));
   } catch {
     return [];
   }
 }
 
+/** grpc-js metadata as Headers: binary values (`-bin` keys) base64-encoded, as Connect keeps them. */
+export function headersFromMetadata(metadata: Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      try {
+        headers.append(key, typeof value === "string" ? value : encodeBinaryHeader(value));
+      } catch {
+        // A value Headers cannot hold is left out.
+      }
+    }
+  }
+  return headers;
+}
+
+/** Adds the entries of `headers` to `metadata`; `-bin` values are decoded from base64. */
+function addHeaders(metadata: Metadata, headers: Headers): void {
+  headers.forEach((value, key) => {
+    try {
+      if (key.endsWith("-bin")) {
+        // Headers joins repeated values with ", "; base64 has neither character.
+        for (const part of value.split(/,\s*/)) {
+          if (part !== "") metadata.add(key, Buffer.from(decodeBinaryHeader(part)));
+        }
+      } else {
+        metadata.add(key, value);
+      }
+    } catch {
+      // A key or value grpc-js refuses is left out.
+    }
+  });
+}
+
 /**
- * The status a server answers for a handler failure. An RpcError answers its own code, message,
- * details and trailers; anything else answers INTERNAL with a message naming the method (never a
- * stack trace).
+ * The status a server answers for a handler failure. A ConnectError answers its own code, message,
+ * details and metadata (as trailers); anything else answers INTERNAL with a message naming the
+ * method (never a stack trace).
  */
 export function statusFromError(err: unknown, path: string, trailer: Metadata): StatusObject {
   const metadata = trailer.clone();
-  if (err instanceof RpcError && err.code !== status.OK) {
-    metadata.merge(err.metadata);
+  if (err instanceof ConnectError && (err.code as number) !== STATUS_OK) {
+    addHeaders(metadata, err.metadata);
     metadata.remove(STATUS_DETAILS_KEY);
     if (err.details.length > 0) {
-      metadata.set(STATUS_DETAILS_KEY, encodeStatusDetails(err.code, err.message, err.details));
+      metadata.set(STATUS_DETAILS_KEY, encodeStatusDetails(err.code, err.rawMessage, err.details));
     }
-    return { code: err.code, details: err.message, metadata };
+    return { code: err.code as number, details: err.rawMessage, metadata };
   }
-  return { code: status.INTERNAL, details: `${path}: handler failed: ${reasonOf(err)}`, metadata };
+  return { code: Code.Internal as number, details: `${path}: handler failed: ${errorMessage(err)}`, metadata };
 }
 
-/** Turns whatever a grpc-js call failed with into an RpcError, decoding the status details. */
-export function rpcErrorFromCallError(err: unknown, path: string): RpcError {
-  if (err instanceof RpcError) {
+/**
+ * Turns whatever a grpc-js call failed with into a ConnectError: the status's code and message, its
+ * trailers as metadata and the details of its google.rpc.Status.
+ */
+export function connectErrorFromCallError(err: unknown, path: string): ConnectError {
+  if (err instanceof ConnectError) {
     return err;
   }
   if (isServiceError(err)) {
-    return new RpcError(err.code, err.details, {
-      metadata: err.metadata,
-      details: decodeStatusDetails(err.metadata),
-      cause: err,
-    });
+    const error = new ConnectError(err.details, err.code, headersFromMetadata(err.metadata), undefined, err);
+    error.details = decodeStatusDetails(err.metadata);
+    return error;
   }
-  return new RpcError(status.UNKNOWN, `${path}: ${reasonOf(err)}`, { cause: err });
+  return new ConnectError(`${path}: ${errorMessage(err)}`, Code.Unknown, undefined, undefined, err);
 }
 
-function isServiceError(err: unknown): err is { code: status; details: string; metadata: Metadata } {
+function isServiceError(err: unknown): err is { code: Code; details: string; metadata: Metadata } {
   if (typeof err !== "object" || err === null) {
     return false;
   }
   const e = err as { code?: unknown; details?: unknown; metadata?: unknown };
   return typeof e.code === "number" && typeof e.details === "string" && e.metadata instanceof Metadata;
-}
-
-/** The message of an Error, or a description of a thrown non-error value. */
-export function reasonOf(err: unknown): string {
-  if (err instanceof Error) {
-    return err.message === "" ? err.name : err.message;
-  }
-  try {
-    return `threw a non-error value: ${String(err)}`;
-  } catch {
-    return "threw a non-error value";
-  }
 }

@@ -23,8 +23,8 @@ export interface HandlerContext {
   /** Milliseconds left until the deadline (may be negative); undefined without a deadline. */
   timeRemainingMs(): number | undefined;
   /**
-   * Fires when the caller cancels, the deadline passes, or the server shuts down. Its reason is an
-   * RpcError (CANCELLED or DEADLINE_EXCEEDED).
+   * Fires when the caller cancels, the deadline passes, or the server shuts down. Its reason is a
+   * ConnectError (Code.Canceled or Code.DeadlineExceeded).
    */
   readonly signal: AbortSignal;
   /** Response headers; sent with the first response message (later changes are not sent). */
@@ -74,7 +74,7 @@ export type ServiceImpl<S extends DescService> = {
 
 export interface AddServiceOptions {
   /**
-   * Called for every failure that is not an RpcError thrown on purpose: a handler that throws or
+   * Called for every failure that is not a ConnectError thrown on purpose: a handler that throws or
    * rejects with another value, or returns a value that is not a valid response. The client only
    * gets INTERNAL with a short message; log the full error here.
    */

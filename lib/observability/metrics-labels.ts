@@ -3,7 +3,6 @@
  * grow a metric's series without bound: gRPC method paths split into service and method, gRPC
  * status codes as their names, HTTP methods, HTTP status codes and gateway route kinds.
  */
-import { status } from "@grpc/grpc-js";
 
 /** Label value used when a path, code or method is not one of the known shapes. */
 export const UNKNOWN_LABEL = "unknown";
@@ -27,19 +26,39 @@ export function methodLabels(path: string): MethodLabels {
   return { grpc_service: match[1] ?? UNKNOWN_LABEL, grpc_method: match[2] ?? UNKNOWN_LABEL };
 }
 
-/** The 17 gRPC status code names, "OK" to "UNAUTHENTICATED". */
-export const GRPC_CODE_NAMES: readonly string[] = Object.keys(status).filter((key) => Number.isNaN(Number(key)));
+/**
+ * The 17 gRPC status code names by number, "OK" (0) to "UNAUTHENTICATED" (16). Connect's Code has the
+ * same numbers (without OK) under other names (Code.Canceled is CANCELLED).
+ */
+export const GRPC_CODE_NAMES: readonly string[] = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
 
 const GRPC_CODE_SET: ReadonlySet<string> = new Set(GRPC_CODE_NAMES);
 
 /**
- * A gRPC status as its code name: a number (`5`, grpc-js `status.NOT_FOUND`) or a name in any case
+ * A gRPC status as its code name: a number (`5`, `Code.NotFound`) or a name in any case
  * (`"not_found"`) gives "NOT_FOUND". Anything else counts as "UNKNOWN", as gRPC itself does.
  */
 export function grpcCodeName(code: string | number): string {
   if (typeof code === "number") {
-    const name = (status as unknown as Record<number, string | undefined>)[code];
-    return name !== undefined && GRPC_CODE_SET.has(name) ? name : "UNKNOWN";
+    return (Number.isInteger(code) ? GRPC_CODE_NAMES[code] : undefined) ?? "UNKNOWN";
   }
   const name = code.trim().toUpperCase();
   return GRPC_CODE_SET.has(name) ? name : "UNKNOWN";

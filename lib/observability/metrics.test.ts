@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
@@ -96,7 +96,7 @@ describe("labels", () => {
 
   it("names gRPC codes from numbers or names, and anything else UNKNOWN", () => {
     expect(GRPC_CODE_NAMES).toHaveLength(17);
-    expect(grpcCodeName(status.NOT_FOUND)).toBe("NOT_FOUND");
+    expect(grpcCodeName(Code.NotFound)).toBe("NOT_FOUND");
     expect(grpcCodeName(0)).toBe("OK");
     expect(grpcCodeName("not_found")).toBe("NOT_FOUND");
     expect(grpcCodeName("OK")).toBe("OK");
@@ -134,10 +134,10 @@ describe("metrics over HTTP", () => {
   it("records served calls by method and code, with durations", async () => {
     recordServerCall(`/${ACCOUNT}/GetAccount`, "OK", 0.004);
     recordServerCall(`/${ACCOUNT}/GetAccount`, "OK", 0.02);
-    recordServerCall(`/${ACCOUNT}/GetAccount`, status.NOT_FOUND, 0.0005);
+    recordServerCall(`/${ACCOUNT}/GetAccount`, Code.NotFound, 0.0005);
     recordServerCall(`/${DELIVERY}/ScheduleDelivery`, "INVALID_ARGUMENT", 3);
     const done = startServerCallTimer(`/${DELIVERY}/GetDelivery`);
-    done(status.OK);
+    done(0);
 
     const { samples } = await scrape(server.url);
     const getAccount = { grpc_service: ACCOUNT, grpc_method: "GetAccount" };
@@ -169,7 +169,7 @@ describe("metrics over HTTP", () => {
   it("records client calls, retries and bulkhead rejections by target", async () => {
     recordClientCall("account", `/${ACCOUNT}/GetAccount`, "OK", 0.01);
     recordClientCall("account", `/${ACCOUNT}/GetAccount`, "UNAVAILABLE", 0.2);
-    recordClientCall("delivery", `/${DELIVERY}/GetDelivery`, status.DEADLINE_EXCEEDED, 1.5);
+    recordClientCall("delivery", `/${DELIVERY}/GetDelivery`, Code.DeadlineExceeded, 1.5);
     startClientCallTimer("delivery", `/${DELIVERY}/GetDelivery`)("OK");
     recordRetry("account", `/${ACCOUNT}/GetAccount`);
     recordRetry("account", `/${ACCOUNT}/GetAccount`);

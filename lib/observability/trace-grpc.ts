@@ -16,8 +16,10 @@
  *
  * While tracing is off every function here only runs what it wraps, with an empty carrier.
  */
+import { ConnectError } from "@connectrpc/connect";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 import { ATTR_ERROR_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from "@opentelemetry/semantic-conventions";
+import { GRPC_CODE_NAMES } from "./metrics-labels.js";
 import { extractTraceContext, injectTraceContext, type TraceCarrier, type TraceCarrierSource } from "./trace-propagation.js";
 import { contextForService, serviceOf, tracerIn } from "./trace-runtime.js";
 
@@ -28,28 +30,10 @@ export const ATTR_RPC_SERVICE = "rpc.service";
 export const ATTR_RPC_METHOD = "rpc.method";
 export const ATTR_RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code";
 
-/** gRPC status codes (the numbers grpc-js, Connect and RpcError use). */
+/** gRPC status codes (the numbers grpc-js and Connect's Code share). */
 const OK = 0;
 const UNKNOWN = 2;
-const STATUS_NAMES = [
-  "OK",
-  "CANCELLED",
-  "UNKNOWN",
-  "INVALID_ARGUMENT",
-  "DEADLINE_EXCEEDED",
-  "NOT_FOUND",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED",
-  "FAILED_PRECONDITION",
-  "ABORTED",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "INTERNAL",
-  "UNAVAILABLE",
-  "DATA_LOSS",
-  "UNAUTHENTICATED",
-] as const;
+const STATUS_NAMES = GRPC_CODE_NAMES;
 /** The statuses that make a server span an error: the server, not the request, failed. */
 const SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
 
@@ -80,7 +64,7 @@ export interface ServerSpan {
   run<T>(fn: () => T): T;
   /**
    * Ends the span. No argument: the call succeeded (OK). Otherwise `error` is what failed (an
-   * RpcError, a grpc-js StatusObject or ServiceError, a ConnectError, any Error) and `code` the
+   * ConnectError, a grpc-js StatusObject or ServiceError, any Error) and `code` the
    * status sent when it is not `error.code`.
    */
   end(error?: unknown, code?: number): void;
@@ -249,8 +233,8 @@ const NOOP_SERVER_SPAN: ServerSpan = Object.freeze({
 });
 
 /**
- * The gRPC status code of a failure: its numeric `code` when it is a status code (RpcError,
- * grpc-js ServiceError and StatusObject, ConnectError), else UNKNOWN.
+ * The gRPC status code of a failure: its numeric `code` when it is a status code (ConnectError,
+ * grpc-js ServiceError and StatusObject), else UNKNOWN.
  */
 export function grpcStatusCodeOf(error: unknown): number {
   if (typeof error === "object" && error !== null) {
@@ -278,6 +262,9 @@ function finish(span: Span, error: unknown, code: number | undefined, side: "cli
 }
 
 function messageOf(error: unknown): string {
+  if (error instanceof ConnectError) {
+    return error.rawMessage;
+  }
   if (error instanceof Error) {
     return error.message;
   }

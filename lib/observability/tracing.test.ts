@@ -5,6 +5,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { SpanKind, SpanStatusCode, context } from "@opentelemetry/api";
 import { AckPolicy, headers as natsHeaders, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
@@ -59,7 +60,7 @@ const serving = () => create(HealthCheckResponseSchema, { status: SERVING });
 
 function statusOf(err: unknown): Partial<grpc.StatusObject> {
   const code = (err as { code?: unknown }).code;
-  return { code: typeof code === "number" ? code : grpc.status.UNKNOWN, details: err instanceof Error ? err.message : String(err) };
+  return { code: typeof code === "number" ? code : Code.Unknown, details: err instanceof Error ? err.message : String(err) };
 }
 
 /** A Health server whose Check and Watch run in server spans of `service`. */
@@ -270,16 +271,16 @@ describe("tracing through gRPC and NATS", () => {
   });
 
   it("records the status of a failed call on both sides", async () => {
-    await expect(tracedCheck(frontClient, front.address, "nested-missing")).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
-    await expect(tracedCheck(frontClient, front.address, "boom")).rejects.toMatchObject({ code: grpc.status.UNKNOWN });
+    await expect(tracedCheck(frontClient, front.address, "nested-missing")).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(tracedCheck(frontClient, front.address, "boom")).rejects.toMatchObject({ code: Code.Unknown });
 
     const spans = memory.spans();
     // NOT_FOUND: the caller's call failed; the server did its job (not an error on its side).
     const backServer = only(spans, (s) => s.kind === SpanKind.SERVER && serviceNameOf(s) === "back", "back server span");
-    expect(backServer.attributes["rpc.grpc.status_code"]).toBe(grpc.status.NOT_FOUND);
+    expect(backServer.attributes["rpc.grpc.status_code"]).toBe(Code.NotFound);
     expect(backServer.status.code).toBe(SpanStatusCode.UNSET);
     const nested = only(spans, (s) => s.kind === SpanKind.CLIENT && serviceNameOf(s) === "front", "front client span");
-    expect(nested.attributes["rpc.grpc.status_code"]).toBe(grpc.status.NOT_FOUND);
+    expect(nested.attributes["rpc.grpc.status_code"]).toBe(Code.NotFound);
     expect(nested.attributes["error.type"]).toBe("NOT_FOUND");
     expect(nested.status).toMatchObject({ code: SpanStatusCode.ERROR });
     expect(nested.status.message).toContain("no such service");
@@ -292,14 +293,14 @@ describe("tracing through gRPC and NATS", () => {
       "failed front server span",
     );
     expect(boomServer.status.code).toBe(SpanStatusCode.ERROR);
-    expect(boomServer.attributes["rpc.grpc.status_code"]).toBe(grpc.status.UNKNOWN);
+    expect(boomServer.attributes["rpc.grpc.status_code"]).toBe(Code.Unknown);
     const boomClient = only(
       spans,
       (s) => s.kind === SpanKind.CLIENT && traceIdOf(s) === traceIdOf(boomServer),
       "client span of the failed call",
     );
     expect(boomClient.status.code).toBe(SpanStatusCode.ERROR);
-    expect(boomClient.attributes["rpc.grpc.status_code"]).toBe(grpc.status.UNKNOWN);
+    expect(boomClient.attributes["rpc.grpc.status_code"]).toBe(Code.Unknown);
     expect(boomClient.attributes["error.type"]).toBe("UNKNOWN");
   });
 

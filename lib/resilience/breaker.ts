@@ -2,9 +2,7 @@
 // when too many calls in a window fail for infrastructure reasons, then refuses calls at once with
 // UNAVAILABLE, lets one trial call through after a delay (half-open), and closes when it succeeds.
 
-import { create } from "@bufbuild/protobuf";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   CircuitState,
   circuitBreaker,
@@ -13,15 +11,14 @@ import {
   type CircuitBreakerPolicy,
   type IDisposable,
 } from "cockatiel";
-import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { RpcError } from "../grpc/errors.js";
+import { ConnectErrorKind, retryDetails } from "../grpc/errors.js";
 import { callHook, type CircuitStateName, type ResilienceHooks } from "./hooks.js";
 import { WindowBreaker } from "./window-breaker.js";
 
 export type { CircuitStateName } from "./hooks.js";
 
 /** UNAVAILABLE for a call refused without being sent, because the target's circuit is open. */
-export class CircuitOpenError extends RpcError {
+export class CircuitOpenError extends ConnectErrorKind {
   readonly target: string;
   /** When the circuit lets a trial call through, in ms from the refusal; undefined while one runs. */
   readonly retryAfterMs: number | undefined;
@@ -31,8 +28,7 @@ export class CircuitOpenError extends RpcError {
       retryAfterMs === undefined
         ? `${target} is failing; calls are refused while a trial call is in flight (circuit half-open)`
         : `${target} is failing; calls are refused for ${formatSeconds(retryAfterMs)} (circuit open)`;
-    const details = retryAfterMs === undefined ? [] : [create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) })];
-    super(status.UNAVAILABLE, message, { details });
+    super(message, Code.Unavailable, undefined, retryDetails(retryAfterMs));
     this.target = target;
     this.retryAfterMs = retryAfterMs;
   }
@@ -47,10 +43,10 @@ export class CircuitOpenError extends RpcError {
  * encode), which waiting does not fix and which must not cut off the target's other methods.
  */
 export function isInfrastructureFailure(err: unknown): boolean {
-  if (!(err instanceof RpcError) || err instanceof CircuitOpenError) {
+  if (!(err instanceof ConnectError) || err instanceof CircuitOpenError) {
     return false;
   }
-  return err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED;
+  return err.code === Code.Unavailable || err.code === Code.DeadlineExceeded;
 }
 
 export interface BreakerOptions {

@@ -7,19 +7,19 @@
 // the next one; so a waiter that gives up is instead marked abandoned and, when its turn comes, ends
 // at once through the normal path, which hands its slot on.
 
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { bulkhead, isBulkheadRejectedError, type BulkheadPolicy } from "cockatiel";
-import { RpcError } from "../grpc/errors.js";
+import { ConnectErrorKind } from "../grpc/errors.js";
 import { callHook, type ResilienceHooks } from "./hooks.js";
 
 /** RESOURCE_EXHAUSTED for a call refused without being sent, because the target's bulkhead is full. */
-export class BulkheadFullError extends RpcError {
+export class BulkheadFullError extends ConnectErrorKind {
   readonly target: string;
 
   constructor(target: string, maxConcurrent: number, queue: number) {
     super(
-      status.RESOURCE_EXHAUSTED,
       `${target} has too many calls in flight (${maxConcurrent} running, ${queue} waiting); the call was refused`,
+      Code.ResourceExhausted,
     );
     this.target = target;
   }
@@ -84,7 +84,7 @@ export class TargetBulkhead {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
-      const giveUp = (error: RpcError): void => {
+      const giveUp = (error: ConnectError): void => {
         if (!started && !abandoned) {
           abandoned = true;
           cleanUp();
@@ -92,15 +92,15 @@ export class TargetBulkhead {
         }
       };
       const onAbort = (): void =>
-        giveUp(new RpcError(status.CANCELLED, `${path}: call cancelled by the caller`, { cause: signal?.reason }));
+        giveUp(new ConnectError(`${path}: call cancelled by the caller`, Code.Canceled, undefined, undefined, signal?.reason));
       if (deadline !== undefined) {
         timer = setTimeout(
           () =>
             giveUp(
-              new RpcError(
-                status.DEADLINE_EXCEEDED,
+              new ConnectError(
                 `${path}: no free slot for ${this.target} before the deadline ` +
                   `(${this.options.maxConcurrent} calls in flight, waited ${Date.now() - queuedAt} ms); the call was not started`,
+                Code.DeadlineExceeded,
               ),
             ),
           Math.max(0, deadline.getTime() - queuedAt),

@@ -2,7 +2,7 @@
 // outgoing call's deadline is the caller's (or the class default) capped by that budget; a spent
 // budget refuses the call; the RPC_* knobs are read with their defaults.
 import { setTimeout as sleep } from "node:timers/promises";
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { ConfigError } from "../service/config.js";
@@ -107,8 +107,8 @@ describe("ensureTimeLeft", () => {
         caught = err;
       }
       expect(caught).toBeInstanceOf(BudgetSpentError);
-      expect((caught as BudgetSpentError).code).toBe(status.DEADLINE_EXCEEDED);
-      expect((caught as BudgetSpentError).message).toMatch(/^\/x\.S\/M: deadline budget spent .*the call was not started$/);
+      expect((caught as BudgetSpentError).code).toBe(Code.DeadlineExceeded);
+      expect((caught as BudgetSpentError).rawMessage).toMatch(/^\/x\.S\/M: deadline budget spent .*the call was not started$/);
     }
   });
 });

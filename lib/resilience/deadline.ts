@@ -4,8 +4,8 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
-import { RpcError } from "../grpc/errors.js";
+import { Code } from "@connectrpc/connect";
+import { ConnectErrorKind } from "../grpc/errors.js";
 import type { ResilienceConfig } from "./config.js";
 import { isStreaming, methodClass } from "./method-class.js";
 
@@ -101,7 +101,7 @@ export function defaultTimeoutMs(method: DescMethod, config: TimeoutConfig): num
 }
 
 /** DEADLINE_EXCEEDED for a call that was refused before it started because its budget was spent. */
-export class BudgetSpentError extends RpcError {
+export class BudgetSpentError extends ConnectErrorKind {
   /** Milliseconds that were left (negative when the deadline had passed). */
   readonly remainingMs: number;
 
@@ -110,7 +110,7 @@ export class BudgetSpentError extends RpcError {
       remainingMs <= 0
         ? `the deadline passed ${Math.round(-remainingMs)} ms ago`
         : `${Math.round(remainingMs)} ms left, under the ${floorMs} ms floor`;
-    super(status.DEADLINE_EXCEEDED, `${label}: deadline budget spent (${left}); the call was not started`);
+    super(`${label}: deadline budget spent (${left}); the call was not started`, Code.DeadlineExceeded);
     this.remainingMs = remainingMs;
   }
 }

@@ -1,7 +1,7 @@
 // Observation points of the resilience layer, for metrics and logs. Every hook is optional, and a
 // hook that throws never fails the call it observes.
 
-import type { RpcError } from "../grpc/errors.js";
+import type { ConnectError } from "@connectrpc/connect";
 
 /** The state of a target's circuit. */
 export type CircuitStateName = "closed" | "half_open" | "open";
@@ -11,9 +11,9 @@ export interface ResilienceHooks {
    * A failed attempt is about to be repeated. `attempt` is the number of the attempt that is about
    * to start (2 for the first retry); `error` is why the previous one failed.
    */
-  readonly onRetry?: (target: string, path: string, attempt: number, error: RpcError) => void;
+  readonly onRetry?: (target: string, path: string, attempt: number, error: ConnectError) => void;
   /** A retry was allowed by everything but the target's retry budget, so the call failed instead. */
-  readonly onRetryThrottled?: (target: string, path: string, error: RpcError) => void;
+  readonly onRetryThrottled?: (target: string, path: string, error: ConnectError) => void;
   /** The target's circuit changed state. */
   readonly onStateChange?: (target: string, state: CircuitStateName) => void;
   /** A call was refused because the target's circuit is open (or a trial call is in flight). */

@@ -3,11 +3,12 @@
 // a target nobody listens on trips the circuit.
 import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStatus } from "../../gen/dronedelivery/account/v1/account_pb.js";
 import { AccountService } from "../../gen/dronedelivery/account/v1/account_service_pb.js";
-import { RpcError, addService, createClient, notFound, unavailable, type Client } from "../grpc/index.js";
+import { addService, createClient, notFound, unavailable, type Client } from "../grpc/index.js";
 import { CircuitOpenError } from "./breaker.js";
 import { runWithDeadline } from "./deadline.js";
 import { createTargetPolicy, type TargetPolicy } from "./policy.js";
@@ -91,8 +92,8 @@ describe("over loopback", () => {
     const failure = await policy
       .execute(getAccount, (d) => client.getAccount({ accountId: "nobody" }, { deadline: d }), { deadline })
       .catch((err: unknown) => err);
-    expect(failure).toBeInstanceOf(RpcError);
-    expect((failure as RpcError).code).toBe(grpc.status.NOT_FOUND);
+    expect(failure).toBeInstanceOf(ConnectError);
+    expect((failure as ConnectError).code).toBe(Code.NotFound);
     expect(seen.get("nobody")).toBe(1);
     expect(policy.state()).toBe("closed");
   });
@@ -139,18 +140,18 @@ describe("over loopback", () => {
             () => {
               throw new Error("expected the call to fail");
             },
-            (err: unknown) => err as RpcError,
+            (err: unknown) => err as ConnectError,
           );
       const first = await call();
-      expect(first.code).toBe(grpc.status.UNAVAILABLE);
+      expect(first.code).toBe(Code.Unavailable);
       expect(attempts).toEqual([1, 2, 3]);
       const second = await call();
-      expect(second.code).toBe(grpc.status.UNAVAILABLE);
+      expect(second.code).toBe(Code.Unavailable);
       expect(deadPolicy.state()).toBe("open");
       attempts.length = 0;
       const third = await call();
       expect(third).toBeInstanceOf(CircuitOpenError);
-      expect(third.message).toBe(`${deadAddress} is failing; calls are refused for 60s (circuit open)`);
+      expect(third.rawMessage).toBe(`${deadAddress} is failing; calls are refused for 60s (circuit open)`);
       expect(attempts).toEqual([]);
     } finally {
       deadClient.close();

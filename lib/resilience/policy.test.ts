@@ -2,10 +2,10 @@
 // spent budget, the circuit (open, fail fast, half-open trial, close) and the bulkhead.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
-import { RpcError, notFound, retryDelayMs, unavailable } from "../grpc/errors.js";
+import { notFound, retryDelayMs, unavailable } from "../grpc/errors.js";
 import { CircuitOpenError } from "./breaker.js";
 import { BulkheadFullError } from "./bulkhead.js";
 import type { ResilienceConfig } from "./config.js";
@@ -45,7 +45,7 @@ function inMs(ms: number): Date {
 }
 
 /** An attempt function that fails with `failures` in turn, then answers "ok"; counts its calls. */
-function scripted(...failures: RpcError[]) {
+function scripted(...failures: ConnectError[]) {
   const calls: { attempt: number; deadline: Date; at: number }[] = [];
   const fn = async (deadline: Date, attempt: number): Promise<string> => {
     calls.push({ attempt, deadline, at: Date.now() });
@@ -58,17 +58,17 @@ function scripted(...failures: RpcError[]) {
   return { fn, calls };
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<RpcError> {
+async function failureOf(promise: Promise<unknown>): Promise<ConnectError> {
   try {
     await promise;
   } catch (err) {
-    expect(err).toBeInstanceOf(RpcError);
-    return err as RpcError;
+    expect(err).toBeInstanceOf(ConnectError);
+    return err as ConnectError;
   }
   throw new Error("expected the call to fail");
 }
 
-const down = () => new RpcError(status.UNAVAILABLE, "connection refused");
+const down = () => new ConnectError("connection refused", Code.Unavailable);
 
 describe("retries", () => {
   it("retries a NO_SIDE_EFFECTS method on UNAVAILABLE and succeeds", async () => {
@@ -82,8 +82,8 @@ describe("retries", () => {
     expect(attempt.calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
     expect(attempt.calls.every((c) => c.deadline === deadline)).toBe(true);
     expect(retries).toEqual([
-      [TARGET, "/dronedelivery.api.v1.DeliveryApiService/GetDelivery", 2, status.UNAVAILABLE],
-      [TARGET, "/dronedelivery.api.v1.DeliveryApiService/GetDelivery", 3, status.UNAVAILABLE],
+      [TARGET, "/dronedelivery.api.v1.DeliveryApiService/GetDelivery", 2, Code.Unavailable],
+      [TARGET, "/dronedelivery.api.v1.DeliveryApiService/GetDelivery", 3, Code.Unavailable],
     ]);
   });
 
@@ -103,12 +103,12 @@ describe("retries", () => {
 
   it("never retries a method without an idempotency level", async () => {
     const attempt = scripted(down());
-    expect((await failureOf(policyOf().execute(unmarked, attempt.fn, { deadline: inMs(5_000) }))).code).toBe(status.UNAVAILABLE);
+    expect((await failureOf(policyOf().execute(unmarked, attempt.fn, { deadline: inMs(5_000) }))).code).toBe(Code.Unavailable);
     expect(attempt.calls).toHaveLength(1);
   });
 
   it("never retries an answer about the request", async () => {
-    for (const error of [notFound("delivery d-1"), new RpcError(status.INVALID_ARGUMENT, "bad"), new RpcError(status.INTERNAL, "bug")]) {
+    for (const error of [notFound("delivery d-1"), new ConnectError("bad", Code.InvalidArgument), new ConnectError("bug", Code.Internal)]) {
       const attempt = scripted(error);
       expect(await failureOf(policyOf().execute(read, attempt.fn, { deadline: inMs(5_000) }))).toBe(error);
       expect(attempt.calls).toHaveLength(1);
@@ -116,8 +116,8 @@ describe("retries", () => {
   });
 
   it("does not retry DEADLINE_EXCEEDED: the attempt had the whole deadline", async () => {
-    const attempt = scripted(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded"));
-    expect((await failureOf(policyOf().execute(read, attempt.fn, { deadline: inMs(5_000) }))).code).toBe(status.DEADLINE_EXCEEDED);
+    const attempt = scripted(new ConnectError("deadline exceeded", Code.DeadlineExceeded));
+    expect((await failureOf(policyOf().execute(read, attempt.fn, { deadline: inMs(5_000) }))).code).toBe(Code.DeadlineExceeded);
     expect(attempt.calls).toHaveLength(1);
   });
 
@@ -153,7 +153,7 @@ describe("retries", () => {
       ),
     );
     const ended = Date.now();
-    expect(failure.code).toBe(status.UNAVAILABLE);
+    expect(failure.code).toBe(Code.Unavailable);
     expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(calls.length).toBeLessThan(10);
     for (const startedAt of calls) {
@@ -181,7 +181,7 @@ describe("retries", () => {
       throw down();
     };
     const failure = await failureOf(policy.execute(read, attempt, { deadline: inMs(60_000), signal: controller.signal }));
-    expect(failure.code).toBe(status.CANCELLED);
+    expect(failure.code).toBe(Code.Canceled);
   });
 });
 
@@ -192,7 +192,7 @@ describe("deadline budget", () => {
       const attempt = scripted();
       const failure = await failureOf(policy.execute(read, attempt.fn, { deadline }));
       expect(failure).toBeInstanceOf(BudgetSpentError);
-      expect(failure.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(failure.code).toBe(Code.DeadlineExceeded);
       expect(attempt.calls).toHaveLength(0);
     }
   });
@@ -209,7 +209,7 @@ describe("deadline budget", () => {
     await runWithDeadline(spent, async () => {
       const attempt = scripted();
       const deadline = policy.deadlineFor(read)!;
-      expect((await failureOf(policy.execute(read, attempt.fn, { deadline }))).code).toBe(status.DEADLINE_EXCEEDED);
+      expect((await failureOf(policy.execute(read, attempt.fn, { deadline }))).code).toBe(Code.DeadlineExceeded);
       expect(attempt.calls).toHaveLength(0);
     });
   });
@@ -260,8 +260,8 @@ describe("circuit breaker", () => {
     const failure = await failureOf(policy.execute(read, refused.fn, { deadline: inMs(5_000) }));
     expect(refused.calls).toHaveLength(0);
     expect(failure).toBeInstanceOf(CircuitOpenError);
-    expect(failure.code).toBe(status.UNAVAILABLE);
-    expect(failure.message).toMatch(/^delivery:50051 is failing; calls are refused for \d+(\.\d)?s \(circuit open\)$/);
+    expect(failure.code).toBe(Code.Unavailable);
+    expect(failure.rawMessage).toMatch(/^delivery:50051 is failing; calls are refused for \d+(\.\d)?s \(circuit open\)$/);
     expect(retryDelayMs(failure)).toBeGreaterThan(0);
     expect(rejected).toHaveLength(1);
 
@@ -294,11 +294,11 @@ describe("circuit breaker", () => {
     expect(policy.state()).toBe("half_open");
     const other = scripted();
     const refused = await failureOf(policy.execute(read, other.fn, { deadline: inMs(5_000) }));
-    expect(refused.message).toMatch(/trial call is in flight \(circuit half-open\)$/);
+    expect(refused.rawMessage).toMatch(/trial call is in flight \(circuit half-open\)$/);
     expect(other.calls).toHaveLength(0);
 
     failTrial();
-    expect((await failureOf(trial)).code).toBe(status.UNAVAILABLE);
+    expect((await failureOf(trial)).code).toBe(Code.Unavailable);
     expect(trialCalls).toHaveLength(1);
     expect(policy.state()).toBe("open");
     expect(states).toEqual(["open", "half_open", "open"]);
@@ -308,7 +308,7 @@ describe("circuit breaker", () => {
     const policy = policyOf(BREAKER);
     for (let i = 0; i < 10; i++) {
       await failureOf(policy.execute(read, scripted(notFound("delivery d-1")).fn, { deadline: inMs(5_000) }));
-      await failureOf(policy.execute(read, scripted(new RpcError(status.FAILED_PRECONDITION, "ended")).fn, { deadline: inMs(5_000) }));
+      await failureOf(policy.execute(read, scripted(new ConnectError("ended", Code.FailedPrecondition)).fn, { deadline: inMs(5_000) }));
     }
     expect(policy.state()).toBe("closed");
   });
@@ -334,7 +334,7 @@ describe("circuit breaker", () => {
     const attempt = scripted(down(), down(), down(), down(), down());
     const failure = await failureOf(policy.execute(read, attempt.fn, { deadline: inMs(5_000) }));
     expect(attempt.calls).toHaveLength(2);
-    expect(failure.code).toBe(status.UNAVAILABLE);
+    expect(failure.code).toBe(Code.Unavailable);
     expect(policy.state()).toBe("open");
   });
 
@@ -389,8 +389,8 @@ describe("bulkhead", () => {
     const third = scripted();
     const failure = await failureOf(policy.execute(read, third.fn, { deadline: inMs(5_000) }));
     expect(failure).toBeInstanceOf(BulkheadFullError);
-    expect(failure.code).toBe(status.RESOURCE_EXHAUSTED);
-    expect(failure.message).toMatch(/^delivery:50051 has too many calls in flight \(1 running, 1 waiting\)/);
+    expect(failure.code).toBe(Code.ResourceExhausted);
+    expect(failure.rawMessage).toMatch(/^delivery:50051 has too many calls in flight \(1 running, 1 waiting\)/);
     expect(third.calls).toHaveLength(0);
     expect(rejected).toEqual(["/dronedelivery.api.v1.DeliveryApiService/GetDelivery"]);
 
@@ -414,8 +414,8 @@ describe("bulkhead", () => {
     const last = policy.execute(read, patient.fn, { deadline: inMs(5_000) });
 
     const failure = await failureOf(waiting);
-    expect(failure.code).toBe(status.DEADLINE_EXCEEDED);
-    expect(failure.message).toMatch(/no free slot for delivery:50051 before the deadline/);
+    expect(failure.code).toBe(Code.DeadlineExceeded);
+    expect(failure.rawMessage).toMatch(/no free slot for delivery:50051 before the deadline/);
     expect(impatient.calls).toHaveLength(0);
 
     running.release();

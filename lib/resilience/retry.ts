@@ -7,10 +7,10 @@
 // aborted call. The backoff delays do come from cockatiel (ExponentialBackoff, fullJitterGenerator).
 
 import type { DescMethod } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from "cockatiel";
 import { setTimeout as sleep } from "node:timers/promises";
-import { RpcError, retryDelayMs } from "../grpc/errors.js";
+import { retryDelayMs } from "../grpc/errors.js";
 import { CircuitOpenError } from "./breaker.js";
 import { callHook, type ResilienceHooks } from "./hooks.js";
 import { isRepeatable, isStreaming } from "./method-class.js";
@@ -113,8 +113,8 @@ export class Retrier {
  * meet again; not DEADLINE_EXCEEDED, because every attempt runs to the call's full deadline, so an
  * attempt that timed out leaves no time for another.
  */
-export function isRetryableFailure(err: unknown): err is RpcError {
-  return err instanceof RpcError && err.code === status.UNAVAILABLE && !(err instanceof CircuitOpenError);
+export function isRetryableFailure(err: unknown): err is ConnectError {
+  return err instanceof ConnectError && err.code === Code.Unavailable && !(err instanceof CircuitOpenError);
 }
 
 async function pause(ms: number, signal: AbortSignal | undefined, path: string): Promise<void> {
@@ -126,6 +126,6 @@ async function pause(ms: number, signal: AbortSignal | undefined, path: string):
   }
 }
 
-function cancelled(path: string, signal: AbortSignal): RpcError {
-  return new RpcError(status.CANCELLED, `${path}: call cancelled by the caller`, { cause: signal.reason });
+function cancelled(path: string, signal: AbortSignal): ConnectError {
+  return new ConnectError(`${path}: call cancelled by the caller`, Code.Canceled, undefined, undefined, signal.reason);
 }
