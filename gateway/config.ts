@@ -5,6 +5,7 @@
 import { DEFAULT_BIND_HOST, envInt, envString, type Env } from "../lib/service/config.js";
 import { STREAMS } from "../lib/nats/streams.js";
 import { serviceAddress } from "../lib/service/ports.js";
+import { gatewayEntry, PLATFORM_REGISTRY } from "../lib/service/registry.js";
 import { DEFAULT_MAX_TOKEN_LIFETIME_S } from "./tokens.js";
 
 export interface GatewayConfig {
@@ -43,8 +44,9 @@ export interface GatewayConfig {
 
 export const DEFAULT_DEV_SECRET_FILE = ".run/gateway-dev-secret";
 
-/** The public HTTP/1.1 port by default. */
-export const DEFAULT_GATEWAY_PORT = 8080;
+/** The public HTTP/1.1 port and gRPC (h2c) port by default: the gateway's registry entry. */
+export const DEFAULT_GATEWAY_PORT: number = gatewayEntry(PLATFORM_REGISTRY)!.port;
+export const DEFAULT_GATEWAY_GRPC_PORT: number = gatewayEntry(PLATFORM_REGISTRY)!.grpcPort;
 
 /** The admin port is the public port + 1000 by default, as services serve metrics on their gRPC port + 1000. */
 export const ADMIN_PORT_OFFSET = 1000;
@@ -55,7 +57,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
   return {
     host: envString(env, "GATEWAY_HOST", envString(env, "BIND_HOST", DEFAULT_BIND_HOST)),
     port,
-    grpcPort: envInt(env, "GATEWAY_GRPC_PORT", 8081, { min: 0, max: 65535 }),
+    grpcPort: envInt(env, "GATEWAY_GRPC_PORT", DEFAULT_GATEWAY_GRPC_PORT, { min: 0, max: 65535 }),
     callTimeoutMs: envInt(env, "GATEWAY_CALL_TIMEOUT_MS", 5000, { min: 1 }),
     adminPort: envInt(env, "GATEWAY_ADMIN_PORT", port === 0 || port + ADMIN_PORT_OFFSET > 65535 ? 0 : port + ADMIN_PORT_OFFSET, { min: 0, max: 65535 }),
     adminHost: envString(env, "GATEWAY_ADMIN_HOST", "127.0.0.1"),

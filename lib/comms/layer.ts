@@ -21,6 +21,7 @@ import {
   channelCredentials,
   loadInternalTls,
   serverCredentials,
+  type AuthorizationInterceptorOptions,
   type Denial,
   type IdentityMaterial,
 } from "../security/index.js";
@@ -33,6 +34,8 @@ export interface CommsLayerOptions {
   readonly env: Env;
   /** Told of every call the authorization table refused. */
   readonly onDenied?: (denial: Denial) => void;
+  /** The decision of its servers' authorization; default the platform's caller table. */
+  readonly authorize?: AuthorizationInterceptorOptions["decide"];
 }
 
 export interface ClientSettings {
@@ -119,7 +122,13 @@ export async function createCommsLayer(options: CommsLayerOptions): Promise<Comm
     server() {
       return {
         credentials: material ? serverCredentials(material) : ServerCredentials.createInsecure(),
-        interceptors: [authorizationInterceptor({ enforce: tls, ...(options.onDenied ? { onDenied: options.onDenied } : {}) })],
+        interceptors: [
+          authorizationInterceptor({
+            enforce: tls,
+            ...(options.onDenied ? { onDenied: options.onDenied } : {}),
+            ...(options.authorize ? { decide: options.authorize } : {}),
+          }),
+        ],
       };
     },
     close() {
