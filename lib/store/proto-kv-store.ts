@@ -84,7 +84,7 @@ export class ProtoKvStore<Desc extends DescMessage> {
   /**
    * Reads the value, lets `change` compute the new one, and writes it only if nobody else wrote
    * in between; on a lost race it reads again and retries, and after `attempts` answers ABORTED.
-   * `change` returns the new value, `UNCHANGED` to write nothing, or throws (an RpcError answers
+   * `change` returns the new value, `UNCHANGED` to write nothing, or throws (a ConnectError answers
    * the caller). It may run more than once, so it must not have side effects.
    */
   async mutate(

@@ -1,7 +1,7 @@
 /**
  * The rules of a delivery's life, as pure functions from the stored record (and the request) to
  * the next record. They decide; they do not store. Each returns the new record, `UNCHANGED` when
- * the request changes nothing (a repeat), or throws the RpcError to answer. They may run more
+ * the request changes nothing (a repeat), or throws the ConnectError to answer. They may run more
  * than once for one call (a lost revision race re-reads and decides again), so they have no side
  * effects.
  *

@@ -15,11 +15,10 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { DeliverySchema, DeliveryStage, type Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { AssignmentState, type Assignment } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
 import { recordReconcileRepair } from "../../lib/observability/metrics.js";
 import { startPeriodic, type Periodic } from "../../lib/service/periodic.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
@@ -95,5 +94,5 @@ export class DeliveryReconciler {
 
 /** NOT_FOUND from the Drone service: the delivery has no assignment. */
 export function noAssignment(error: unknown): boolean {
-  return error instanceof RpcError && error.code === status.NOT_FOUND;
+  return error instanceof ConnectError && error.code === Code.NotFound;
 }

@@ -4,10 +4,10 @@
  * there is nothing left to change. The owner named in the command must own the delivery.
  */
 import type { Logger } from "pino";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { CancelDeliveryCommand, RescheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { WorkflowState, WorkflowStep, type WorkflowProgress } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
-import { RpcError, unavailable } from "../../lib/grpc/errors.js";
+import { unavailable } from "../../lib/grpc/errors.js";
 import type { SagaContext } from "./schedule-saga.js";
 import { completeStep } from "./progress.js";
 
@@ -30,8 +30,8 @@ async function readiness(ctx: SagaContext, deliveryId: string, ownerId: string):
 }
 
 /** A refusal of the domain service that retrying cannot change ends the command. */
-function isFinalRefusal(error: unknown): error is RpcError {
-  return error instanceof RpcError && [status.FAILED_PRECONDITION, status.NOT_FOUND, status.INVALID_ARGUMENT].includes(error.code);
+function isFinalRefusal(error: unknown): error is ConnectError {
+  return error instanceof ConnectError && [Code.FailedPrecondition, Code.NotFound, Code.InvalidArgument].includes(error.code);
 }
 
 /**

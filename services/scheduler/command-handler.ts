@@ -14,6 +14,7 @@ import {
   type ScheduleDeliveryCommand,
 } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { FailureKind, WorkflowState, WorkflowStep } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
+import { errorMessage } from "../../lib/grpc/errors.js";
 import { rpcStatusOf } from "../../lib/grpc/status.js";
 import { decodeMessage, MessageDecodeError, messageTypeOf } from "../../lib/nats/messages.js";
 import { ack, backoffMs, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
@@ -54,7 +55,7 @@ export function createCommandHandler(ctx: SagaContext, js: JetStreamClient, log:
         return ack;
       }
       if (attempt >= options.maxDeliver) {
-        const reason = `gave up after ${attempt} attempts: ${(error as Error).message}`;
+        const reason = `gave up after ${attempt} attempts: ${errorMessage(error)}`;
         const progress = await ctx.store.get(command.deliveryId);
         const step = nextScheduleStep(progress?.value.completedSteps ?? []);
         await fail(command, step, FailureKind.RETRIES_EXHAUSTED, reason, error);

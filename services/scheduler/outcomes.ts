@@ -3,17 +3,17 @@
  * nak'ed with a growing delay), everything else is permanent and hands the workflow to the
  * Supervisor.
  */
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Status } from "../../gen/google/rpc/status_pb.js";
 import type { WorkflowStep } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
+import { errorMessage } from "../../lib/grpc/errors.js";
 import { rpcStatusOf } from "../../lib/grpc/status.js";
 
 /** Codes worth another try: the callee is down, slow, busy, or lost a race. */
-const TRANSIENT = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED]);
+const TRANSIENT = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted]);
 
 export function isTransient(error: unknown): boolean {
-  if (error instanceof RpcError) return TRANSIENT.has(error.code);
+  if (error instanceof ConnectError) return TRANSIENT.has(error.code);
   // Not an RPC answer (NATS briefly away, a timeout of our own): try again.
   return true;
 }
@@ -39,6 +39,6 @@ export async function callStep<T>(step: WorkflowStep, what: string, call: () => 
     return await call();
   } catch (error) {
     if (isTransient(error)) throw error;
-    throw new PermanentFailure(step, `${what}: ${(error as Error).message}`, rpcStatusOf(error));
+    throw new PermanentFailure(step, `${what}: ${errorMessage(error)}`, rpcStatusOf(error));
   }
 }

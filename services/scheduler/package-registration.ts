@@ -7,13 +7,12 @@
  * again by the Package service), otherwise the step fails for good: the parcel is on its way in
  * another delivery.
  */
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { PackageInfo } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import type { ScheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { WorkflowStep } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
 import type { SagaContext } from "./schedule-saga.js";
 import { callStep } from "./outcomes.js";
 
@@ -22,7 +21,7 @@ export const PACKAGE_IN_DELIVERY = "PACKAGE_IN_DELIVERY";
 
 /** The delivery holding the parcel, from a PACKAGE_IN_DELIVERY refusal; undefined for any other error. */
 export function holdingDelivery(error: unknown): string | undefined {
-  if (!(error instanceof RpcError) || error.code !== status.FAILED_PRECONDITION) return undefined;
+  if (!(error instanceof ConnectError) || error.code !== Code.FailedPrecondition) return undefined;
   for (const failure of error.findDetails(PreconditionFailureSchema)) {
     for (const violation of failure.violations) {
       if (violation.type === PACKAGE_IN_DELIVERY && violation.subject.startsWith("delivery:")) return violation.subject.slice("delivery:".length);
@@ -39,7 +38,7 @@ async function hasEnded(ctx: SagaContext, deliveryId: string): Promise<boolean> 
     const { status: current } = await ctx.clients.deliveries.getDeliveryStatus({ deliveryId });
     return current !== undefined && ENDED.has(current.stage);
   } catch (error) {
-    if (error instanceof RpcError && error.code === status.NOT_FOUND) return true;
+    if (error instanceof ConnectError && error.code === Code.NotFound) return true;
     throw error;
   }
 }

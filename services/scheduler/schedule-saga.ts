@@ -7,11 +7,10 @@
  * twice.
  */
 import { create } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ScheduleDeliveryCommand } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { WorkflowState, WorkflowStep, type WorkflowProgress } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
 import type { DomainClients } from "./clients.js";
 import { callStep, PermanentFailure } from "./outcomes.js";
 import { openRequestOf } from "../../lib/workflow/open-request.js";
@@ -39,7 +38,7 @@ async function checkAccount(ctx: SagaContext, command: ScheduleDeliveryCommand):
   );
   if (!answer.canOrder) {
     const reason = `account ${command.ownerId} may not order: ${answer.reason || "not active"}`;
-    throw new PermanentFailure(WorkflowStep.CHECK_ACCOUNT, reason, create(StatusSchema, { code: status.FAILED_PRECONDITION, message: reason }));
+    throw new PermanentFailure(WorkflowStep.CHECK_ACCOUNT, reason, create(StatusSchema, { code: Code.FailedPrecondition, message: reason }));
   }
 }
 
@@ -80,7 +79,7 @@ async function arrangeCarrier(ctx: SagaContext, command: ScheduleDeliveryCommand
       }
       return { kind: "drone", droneId: assignment.droneId, pickupEta: assignment.pickupEta, dropoffEta: assignment.dropoffEta };
     } catch (error) {
-      const tooHeavy = error instanceof RpcError && error.code === status.FAILED_PRECONDITION;
+      const tooHeavy = error instanceof ConnectError && error.code === Code.FailedPrecondition;
       if (!tooHeavy) return callStep(WorkflowStep.ASSIGN_DRONE, "drone assignment", () => Promise.reject(error));
     }
   }

@@ -6,7 +6,7 @@
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
   Compensation,
@@ -16,7 +16,6 @@ import {
   type CompensationProgress,
   type WorkflowFailedEvent,
 } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
-import { RpcError } from "../../lib/grpc/errors.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import type { DomainClients } from "../scheduler/clients.js";
 import { openRequestOf } from "../../lib/workflow/open-request.js";
@@ -39,7 +38,7 @@ function failureReason(event: WorkflowFailedEvent): string {
 
 /** Answers that mean there is nothing (more) to undo. */
 function nothingToUndo(error: unknown): boolean {
-  return error instanceof RpcError && (error.code === status.NOT_FOUND || error.code === status.FAILED_PRECONDITION);
+  return error instanceof ConnectError && (error.code === Code.NotFound || error.code === Code.FailedPrecondition);
 }
 
 async function run(ctx: CompensationContext, compensation: Compensation, event: WorkflowFailedEvent): Promise<void> {

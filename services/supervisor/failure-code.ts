@@ -5,14 +5,14 @@
  * domain service (the account is suspended, the parcel belongs to another account) do, since they
  * say what the customer can act on.
  */
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import { DeliveryFailureCode } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { FailureKind, WorkflowStep, type WorkflowFailedEvent } from "../../gen/dronedelivery/workflow/v1/workflow_pb.js";
 
 export function failureCodeOf(event: WorkflowFailedEvent): DeliveryFailureCode {
   if (event.kind === FailureKind.STALE) return DeliveryFailureCode.WORKFLOW_STALLED;
   const code = event.error?.code;
-  if (code === status.INVALID_ARGUMENT) return DeliveryFailureCode.INVALID_REQUEST;
+  if (code === Code.InvalidArgument) return DeliveryFailureCode.INVALID_REQUEST;
   const permanent = event.kind === FailureKind.PERMANENT;
   switch (event.failedStep) {
     case WorkflowStep.CHECK_ACCOUNT:
@@ -20,9 +20,9 @@ export function failureCodeOf(event: WorkflowFailedEvent): DeliveryFailureCode {
     case WorkflowStep.REGISTER_PACKAGES:
       return permanent ? DeliveryFailureCode.PACKAGE_CONFLICT : DeliveryFailureCode.SCHEDULING_ERROR;
     case WorkflowStep.ASSIGN_DRONE:
-      return code === status.RESOURCE_EXHAUSTED ? DeliveryFailureCode.NO_DRONE_AVAILABLE : DeliveryFailureCode.SCHEDULING_ERROR;
+      return code === Code.ResourceExhausted ? DeliveryFailureCode.NO_DRONE_AVAILABLE : DeliveryFailureCode.SCHEDULING_ERROR;
     case WorkflowStep.ARRANGE_THIRD_PARTY:
-      return permanent || code === status.RESOURCE_EXHAUSTED ? DeliveryFailureCode.NO_CARRIER_AVAILABLE : DeliveryFailureCode.SCHEDULING_ERROR;
+      return permanent || code === Code.ResourceExhausted ? DeliveryFailureCode.NO_CARRIER_AVAILABLE : DeliveryFailureCode.SCHEDULING_ERROR;
     default:
       return DeliveryFailureCode.SCHEDULING_ERROR;
   }

@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import type { JetStreamClient } from "nats";
 import type { Logger } from "pino";
 import {
@@ -51,7 +51,7 @@ export async function sweepStaleWorkflows(workflows: WorkflowStore, js: JetStrea
         failedStep: step,
         failureKind: FailureKind.STALE,
         failureReason: reason,
-        error: create(StatusSchema, { code: status.DEADLINE_EXCEEDED, message: reason }),
+        error: create(StatusSchema, { code: Code.DeadlineExceeded, message: reason }),
         updateTime: timestampNow(),
       });
     });

@@ -5,13 +5,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { ConnectError } from "@connectrpc/connect";
 import {
   PickupSchema,
   PickupStatus,
   type ArrangePickupRequest,
   type Pickup,
 } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
-import { failedPrecondition, type RpcError } from "../../lib/grpc/errors.js";
+import { failedPrecondition } from "../../lib/grpc/errors.js";
 import { chooseCarrier, newTrackingId } from "./carriers.js";
 import { scaledMs, type ThirdPartyConfig } from "./config.js";
 import { greatCircleKm, travelMs } from "./route.js";
@@ -57,7 +58,7 @@ export function planPickup(request: ArrangePickupRequest, config: ThirdPartyConf
 }
 
 /** FAILED_PRECONDITION when the planned hand-over lies after the sender's deadline. */
-export function deadlineError(planned: Pickup, deadline: Timestamp | undefined): RpcError | undefined {
+export function deadlineError(planned: Pickup, deadline: Timestamp | undefined): ConnectError | undefined {
   if (!deadline || !planned.deliveryEta) return undefined;
   if (timestampMs(planned.deliveryEta) <= timestampMs(deadline)) return undefined;
   const eta = timestampDate(planned.deliveryEta).toISOString();
@@ -72,7 +73,7 @@ export function deadlineError(planned: Pickup, deadline: Timestamp | undefined):
 }
 
 /** FAILED_PRECONDITION for arranging a delivery whose booking was cancelled. */
-export function cancelledError(booking: Pickup): RpcError {
+export function cancelledError(booking: Pickup): ConnectError {
   return failedPrecondition(`the pickup of delivery ${booking.deliveryId} was cancelled; it cannot be arranged again`, [
     {
       type: PICKUP_CANCELLED,
