@@ -1,45 +1,25 @@
 /**
- * Runs the gateway from the environment until SIGTERM or SIGINT.
+ * Runs the gateway from the environment until SIGTERM or SIGINT, through the same process kit as
+ * every service (lib/service/process-main.ts: logger, metrics, startup garbage collection,
+ * graceful stop, exit codes).
  */
-import pino from "pino";
-import { initMetrics } from "../lib/observability/metrics.js";
-import { traceLogFields } from "../lib/observability/trace-ids.js";
-import { shutdownTracing } from "../lib/observability/tracing.js";
-import { collectStartupGarbage } from "../lib/service/startup-memory.js";
+import { runProcessMain } from "../lib/service/process-main.js";
+import { GATEWAY_NAME } from "../lib/service/registry.js";
 import { DEFAULT_DEV_SECRET_FILE } from "./config.js";
 import { startGateway } from "./module.js";
 
-const log = pino({ name: "gateway", level: process.env["LOG_LEVEL"]?.trim() || "info", mixin: traceLogFields });
-initMetrics("gateway");
-
-async function main(): Promise<void> {
-  const gateway = await startGateway({ log });
-  log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl, metricsUrl: gateway.metricsUrl }, "gateway listening");
-  collectStartupGarbage();
-  if (gateway.usesDevSecret) {
-    log.warn(
-      { file: process.env.GATEWAY_DEV_SECRET_FILE ?? DEFAULT_DEV_SECRET_FILE },
-      "GATEWAY_JWT_SECRET is not set: tokens are checked with the development secret",
-    );
-  }
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "gateway stopping");
-    gateway.close().then(
-      () => shutdownTracing().then(() => process.exit(0)),
-      (error: unknown) => {
-        log.error({ err: error }, "gateway did not stop cleanly");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-}
-
-main().catch((error: unknown) => {
-  log.error({ err: error }, "gateway failed to start");
-  process.exit(1);
+runProcessMain({
+  name: GATEWAY_NAME,
+  lines: { startFailed: "gateway failed to start", stopping: "gateway stopping", stopFailed: "gateway did not stop cleanly" },
+  async start(log) {
+    const gateway = await startGateway({ log });
+    log.info({ url: gateway.url, grpcUrl: gateway.grpcUrl, metricsUrl: gateway.metricsUrl }, "gateway listening");
+    if (gateway.usesDevSecret) {
+      log.warn(
+        { file: process.env.GATEWAY_DEV_SECRET_FILE ?? DEFAULT_DEV_SECRET_FILE },
+        "GATEWAY_JWT_SECRET is not set: tokens are checked with the development secret",
+      );
+    }
+    return { stop: () => gateway.close() };
+  },
 });

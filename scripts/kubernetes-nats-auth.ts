@@ -1,7 +1,7 @@
 /**
  * Writes deploy/kubernetes/nats/auth.conf: the nats-server `authorization` block of the
- * Kubernetes manifests, one user per identity with exactly the permissions lib/nats/permissions.ts
- * grants it (the block `make run` writes, from the same function), each password a reference
+ * Kubernetes manifests, one user per identity of the service registry (lib/service/registry.ts)
+ * with exactly the permissions lib/nats/permissions.ts derives from its grant (the block `make run` writes, from the same function), each password a reference
  * to an environment variable of the NATS pods (`$NATS_PASSWORD_<IDENTITY>`, from the Secret
  * nats-users) instead of a value.
  *
@@ -13,7 +13,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { authorizationBlock } from "../lib/nats/auth.js";
-import { NATS_IDENTITIES, natsPermissionsOf, type NatsIdentity } from "../lib/nats/permissions.js";
+import { natsIdentitiesOf, natsPermissionsIn } from "../lib/nats/permissions.js";
+import { PLATFORM_REGISTRY, type Registry } from "../lib/service/registry.js";
 
 export const NATS_AUTH_CONF = fileURLToPath(new URL("../deploy/kubernetes/nats/auth.conf", import.meta.url));
 
@@ -23,10 +24,13 @@ export function natsPasswordVariable(identity: string): string {
 }
 
 /** The contents auth.conf must have. */
-export function kubernetesNatsAuth(identities: readonly NatsIdentity[] = NATS_IDENTITIES): string {
+export function kubernetesNatsAuth(registry: Registry = PLATFORM_REGISTRY): string {
   const marker = (identity: string) => `@@${natsPasswordVariable(identity)}@@`;
   const block = authorizationBlock(
-    identities.map((identity) => ({ credentials: { user: identity, pass: marker(identity) }, permissions: natsPermissionsOf(identity) })),
+    natsIdentitiesOf(registry).map((identity) => ({
+      credentials: { user: identity, pass: marker(identity) },
+      permissions: natsPermissionsIn(registry, identity),
+    })),
   );
   // nats-server reads an unquoted $NAME as a variable, looked up in the environment.
   const withVariables = block.replace(/"@@(NATS_PASSWORD_[A-Z0-9_]+)@@"/g, "$$$1");

@@ -20,12 +20,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { withFileLock, writeFileAtomic } from "../security/file-lock.js";
 import { ConfigError, envString, type Env } from "../service/config.js";
+import { PLATFORM_REGISTRY, type Registry } from "../service/registry.js";
 import {
   ADMIN_IDENTITY,
   inboxPrefixOf,
   isNatsIdentity,
   NATS_IDENTITIES,
-  natsPermissionsOf,
+  natsIdentitiesOf,
+  natsPermissionsIn,
   type NatsIdentity,
   type NatsPermissions,
 } from "./permissions.js";
@@ -61,13 +63,13 @@ export interface NatsAuth {
   /** `<dir>/nats-users.json` */
   readonly usersFile: string;
   /** The identities the configuration names (always including admin). */
-  readonly identities: readonly NatsIdentity[];
+  readonly identities: readonly string[];
   /** The nats-server `authorization { users = [...] }` block. */
   readonly configText: string;
   /** The user name and password of an identity of `identities`. */
-  credentialsOf(identity: NatsIdentity): NatsCredentials;
+  credentialsOf(identity: string): NatsCredentials;
   /** The credentials and inbox prefix of an identity, for connectNats. */
-  connectOptionsOf(identity: NatsIdentity): NatsIdentityAuth;
+  connectOptionsOf(identity: string): NatsIdentityAuth;
 }
 
 /** Contents of nats-users.json. */
@@ -120,13 +122,19 @@ export function authorizationBlock(users: readonly { credentials: NatsCredential
 /**
  * Makes sure `<dir>/nats-users.json` holds a password for each identity (admin always included),
  * making the missing ones; passwords already there are kept, so servers and processes started
- * earlier keep working. Safe when several processes call it at once.
+ * earlier keep working. Safe when several processes call it at once. The identities and their
+ * permissions are those of `registry` (the platform's by default; a test may pass its own).
  */
-export async function ensureNatsAuth(dir: string, identities: readonly NatsIdentity[] = NATS_IDENTITIES): Promise<NatsAuth> {
+export async function ensureNatsAuth(
+  dir: string,
+  identities: readonly string[] = NATS_IDENTITIES,
+  registry: Registry = PLATFORM_REGISTRY,
+): Promise<NatsAuth> {
+  const known = natsIdentitiesOf(registry);
   for (const identity of identities) {
-    if (!isNatsIdentity(identity)) throw new ConfigError(`"${identity}" is not a NATS identity (one of ${NATS_IDENTITIES.join(", ")})`);
+    if (!known.includes(identity)) throw new ConfigError(`"${identity}" is not a NATS identity (one of ${known.join(", ")})`);
   }
-  const wanted: NatsIdentity[] = [...new Set<NatsIdentity>([...identities, ADMIN_IDENTITY])];
+  const wanted: string[] = [...new Set<string>([...identities, ADMIN_IDENTITY])];
   const root = path.resolve(dir);
   const usersFile = path.join(root, NATS_USERS_FILE);
   await mkdir(root, { recursive: true, mode: DIR_MODE });
@@ -149,13 +157,13 @@ export async function ensureNatsAuth(dir: string, identities: readonly NatsIdent
     return current;
   });
 
-  const credentialsOf = (identity: NatsIdentity): NatsCredentials => {
+  const credentialsOf = (identity: string): NatsCredentials => {
     const pass = wanted.includes(identity) ? passwords[identity] : undefined;
     if (pass === undefined) throw new Error(`no NATS credentials for "${identity}" here (made for ${wanted.join(", ")})`);
     return { user: identity, pass };
   };
   const configText = authorizationBlock(
-    wanted.map((identity) => ({ credentials: credentialsOf(identity), permissions: natsPermissionsOf(identity) })),
+    wanted.map((identity) => ({ credentials: credentialsOf(identity), permissions: natsPermissionsIn(registry, identity) })),
   );
   return {
     dir: root,

@@ -9,19 +9,19 @@
  */
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { unavailable } from "../grpc/errors.js";
 import { natsCredentialsFromEnv } from "../nats/auth.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
-import { bindHost, envInt, envPrefix, envString, type Env } from "./config.js";
-import { initMetrics } from "../observability/metrics.js";
+import { bindHost, envInt, envPrefix, type Env } from "./config.js";
 import { startMetricsServer } from "../observability/metrics-server.js";
-import { initTracing, shutdownTracing, withService } from "../observability/tracing.js";
-import { traceLogFields } from "../observability/trace-ids.js";
+import { initTracing, withService } from "../observability/tracing.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
 import { startGrpcServer, type Registration, type RunningGrpcServer } from "./grpc-server.js";
-import { collectStartupGarbage } from "./startup-memory.js";
+import { processLogger, runProcessMain } from "./process-main.js";
+import type { Registry } from "./registry.js";
+import { authorizerOf } from "../security/authorization.js";
 
 /** What a service's module gives the host. */
 export interface ServiceModule {
@@ -64,6 +64,11 @@ export interface StartServiceOptions {
   host?: string;
   /** Logger; default a pino JSON logger at LOG_LEVEL (info). */
   log?: Logger;
+  /**
+   * The registry whose caller rules the server enforces; default the platform's
+   * (lib/service/registry.ts). A test passes the registry plus an entry of its own.
+   */
+  registry?: Registry;
 }
 
 export interface RunningService {
@@ -121,7 +126,7 @@ function notReady(method: DescMethod): unknown {
 export async function startService(module: ServiceModule, options: StartServiceOptions = {}): Promise<RunningService> {
   const env = options.env ?? process.env;
   const prefix = envPrefix(module.name);
-  const log = options.log ?? pino({ name: module.name, level: envString(env, "LOG_LEVEL", "info"), mixin: traceLogFields });
+  const log = options.log ?? processLogger(module.name, env);
   const tracing = initTracing(module.name, { env });
   for (const warning of tracing.warnings) log.warn(warning);
   const port = options.port ?? envInt(env, `${prefix}PORT`, module.defaultPort, { min: 0, max: 65535 });
@@ -143,6 +148,7 @@ export async function startService(module: ServiceModule, options: StartServiceO
   const comms = await createCommsLayer({
     identity: module.name,
     env,
+    ...(options.registry ? { authorize: authorizerOf(options.registry) } : {}),
     onDenied: (denial) => log.warn({ path: denial.path, caller: denial.caller, reason: denial.reason }, "call refused"),
   });
   const metricsPortValue = env[`${prefix}METRICS_PORT`]?.trim();
@@ -245,35 +251,9 @@ export async function startService(module: ServiceModule, options: StartServiceO
 
 /**
  * The body of a service's main.ts: starts the service from the environment and stops it on
- * SIGTERM or SIGINT (exit 0 after draining). A failure to start exits 1 with the reason.
+ * SIGTERM or SIGINT (exit 0 after draining). A failure to start exits 1 with the reason
+ * (process-main.ts, the same for every process).
  */
 export function runServiceMain(module: ServiceModule): void {
-  const log = pino({ name: module.name, level: envString(process.env, "LOG_LEVEL", "info"), mixin: traceLogFields });
-  initMetrics(module.name);
-  const fail = (error: unknown): never => {
-    log.fatal({ err: error }, "cannot start");
-    process.exit(1);
-  };
-  startService(module, { log })
-    .then((service) => {
-      service.ready.then(collectStartupGarbage, fail);
-      let signals = 0;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (++signals > 1) {
-          log.warn({ signal }, "second signal: exiting at once");
-          process.exit(1);
-        }
-        log.info({ signal }, "draining");
-        service.stop().then(
-          () => shutdownTracing().then(() => process.exit(0)),
-          (error: unknown) => {
-            log.error({ err: error }, "error while stopping");
-            process.exit(1);
-          },
-        );
-      };
-      process.on("SIGTERM", onSignal);
-      process.on("SIGINT", onSignal);
-    })
-    .catch(fail);
+  runProcessMain({ name: module.name, start: (log) => startService(module, { log }) });
 }
