@@ -4,9 +4,9 @@
  * and ends a refused call before its handler runs, with UNAUTHENTICATED (no identity) or
  * PERMISSION_DENIED (an identity the table does not allow).
  */
+import { Code } from "@connectrpc/connect";
 import {
   ServerInterceptingCall,
-  status,
   type ServerInterceptingCallInterface,
   type ServerInterceptor,
   type ServerListener,
@@ -19,7 +19,7 @@ export interface Denial {
   /** `/package.Service/Method` */
   readonly path: string;
   readonly caller: string | undefined;
-  readonly code: status.UNAUTHENTICATED | status.PERMISSION_DENIED;
+  readonly code: Code.Unauthenticated | Code.PermissionDenied;
   readonly reason: string;
 }
 
@@ -59,7 +59,7 @@ export function authorizationInterceptor(options: AuthorizationInterceptorOption
     const denial: Denial = {
       path,
       caller,
-      code: caller === undefined ? status.UNAUTHENTICATED : status.PERMISSION_DENIED,
+      code: caller === undefined ? Code.Unauthenticated : Code.PermissionDenied,
       reason: decision.reason,
     };
     options.onDenied?.(denial);
@@ -70,7 +70,7 @@ export function authorizationInterceptor(options: AuthorizationInterceptorOption
 /** A call that answers `denial` as soon as its headers arrive and never reaches its handler. */
 function refusedCall(call: ServerInterceptingCallInterface, denial: Denial): ServerInterceptingCall {
   const listener: ServerListener = {
-    onReceiveMetadata: () => call.sendStatus({ code: denial.code, details: denial.reason }),
+    onReceiveMetadata: () => call.sendStatus({ code: denial.code as number, details: denial.reason }),
     onReceiveMessage: () => {},
     onReceiveHalfClose: () => {},
   };

@@ -28,7 +28,7 @@ export interface GrpcServerOptions {
   port: number;
   /** Largest request or response accepted, in bytes. Default 1 MiB. */
   maxMessageBytes?: number;
-  /** Called with every error a handler throws that is not an RpcError (a bug). */
+  /** Called with every error a handler throws that is not a ConnectError (a bug). */
   onInternalError?: (error: unknown, path: string) => void;
   /** The serving service's name, for its spans when several services share a process. */
   serviceName?: string;

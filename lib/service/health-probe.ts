@@ -4,7 +4,7 @@
  */
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { operatorChannel } from "../comms/operator.js";
-import { createClient } from "../grpc/index.js";
+import { createClient, errorMessage } from "../grpc/index.js";
 import type { Env } from "./config.js";
 
 /**
@@ -38,7 +38,7 @@ export async function waitForHealth(
   const until = Date.now() + timeoutMs;
   let last = "no answer";
   for (;;) {
-    last = await healthStatus(address, "", 2_000, env).catch((e: Error) => e.message);
+    last = await healthStatus(address, "", 2_000, env).catch((e: unknown) => errorMessage(e));
     if (last === want) return { ok: true, last };
     if (Date.now() >= until) return { ok: false, last };
     await new Promise((r) => setTimeout(r, intervalMs));

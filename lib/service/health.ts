@@ -8,6 +8,7 @@
  * change until the caller cancels; List answers every status (RESOURCE_EXHAUSTED beyond 100).
  */
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import {
   Health,
@@ -76,7 +77,7 @@ export class HealthService {
         check: (call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: grpc.sendUnaryData<HealthCheckResponse>) => {
           const status = this.statuses.get(call.request.service);
           if (status === undefined) {
-            callback({ code: grpc.status.NOT_FOUND, details: `Health status unknown for service ${call.request.service}` });
+            callback({ code: Code.NotFound as number, details: `Health status unknown for service ${call.request.service}` });
           } else {
             callback(null, response(status));
           }
@@ -95,7 +96,7 @@ export class HealthService {
         },
         list: (_call: grpc.ServerUnaryCall<HealthListRequest, HealthListResponse>, callback: grpc.sendUnaryData<HealthListResponse>) => {
           if (this.statuses.size > LIST_LIMIT) {
-            callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: "Too many services to list." });
+            callback({ code: Code.ResourceExhausted as number, details: "Too many services to list." });
             return;
           }
           const statuses: Record<string, HealthCheckResponse> = {};

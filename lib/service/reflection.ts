@@ -11,6 +11,7 @@
  */
 import { create, toBinary, type MessageInitShape, type DescEnum, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import {
   ServerReflection,
@@ -37,7 +38,7 @@ type ResponseInit = MessageInitShape<typeof ServerReflectionResponseSchema>["mes
 
 class ReflectionError extends Error {
   constructor(
-    readonly code: grpc.status,
+    readonly code: Code,
     message: string,
   ) {
     super(message);
@@ -107,7 +108,7 @@ class ReflectionIndex {
   }
 
   private found(file: DescFile | undefined, what: string): ResponseInit {
-    if (file === undefined) throw new ReflectionError(grpc.status.NOT_FOUND, what);
+    if (file === undefined) throw new ReflectionError(Code.NotFound, what);
     return { case: "fileDescriptorResponse", value: { fileDescriptorProto: this.withImports(file) } };
   }
 
@@ -135,19 +136,19 @@ class ReflectionIndex {
         }
         case "allExtensionNumbersOfType": {
           const byNumber = this.extensions.get(asked.value);
-          if (byNumber === undefined) throw new ReflectionError(grpc.status.NOT_FOUND, `Extensions not found for symbol ${asked.value}`);
+          if (byNumber === undefined) throw new ReflectionError(Code.NotFound, `Extensions not found for symbol ${asked.value}`);
           messageResponse = { case: "allExtensionNumbersResponse", value: { baseTypeName: asked.value, extensionNumber: [...byNumber.keys()] } };
           break;
         }
         default:
-          throw new ReflectionError(grpc.status.UNIMPLEMENTED, `Unimplemented method for request: ${String(asked.case)}`);
+          throw new ReflectionError(Code.Unimplemented, `Unimplemented method for request: ${String(asked.case)}`);
       }
     } catch (error) {
       const known = error instanceof ReflectionError;
       messageResponse = {
         case: "errorResponse",
         value: {
-          errorCode: known ? error.code : grpc.status.UNKNOWN,
+          errorCode: known ? error.code : Code.Unknown,
           errorMessage: known ? error.message : "Failed to process gRPC reflection request: unknown error",
         },
       };
