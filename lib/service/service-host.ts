@@ -10,11 +10,12 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import type { Logger } from "pino";
-import { status as grpcStatus } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import { unavailable } from "../grpc/errors.js";
 import { natsCredentialsFromEnv } from "../nats/auth.js";
 import { connectNats, drainQuietly } from "../nats/connection.js";
 import { bindHost, envInt, envPrefix, type Env } from "./config.js";
+import { GRPC_CODE_NAMES } from "../observability/metrics-labels.js";
 import { startMetricsServer } from "../observability/metrics-server.js";
 import { initTracing, withService } from "../observability/tracing.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
@@ -92,12 +93,12 @@ export interface RunningService {
 /** Handlers that answer UNAVAILABLE until the real ones are installed. */
 /** Codes that say the platform failed a call, rather than answered it. */
 const PLATFORM_FAILURES: ReadonlySet<number> = new Set([
-  grpcStatus.UNKNOWN,
-  grpcStatus.DEADLINE_EXCEEDED,
-  grpcStatus.UNIMPLEMENTED,
-  grpcStatus.INTERNAL,
-  grpcStatus.UNAVAILABLE,
-  grpcStatus.DATA_LOSS,
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
 ]);
 
 function deferredImpl(service: DescService, current: () => object | undefined): object {
@@ -167,7 +168,7 @@ export async function startService(module: ServiceModule, options: StartServiceO
     // One line per call: debug when it succeeded or answered about the request, warn when the
     // platform failed it. Only the method, code and duration: never the request's content.
     onCallEnd: (path, code, durationMs) => {
-      const line = { method: path, code: grpcStatus[code] ?? code, ms: Math.round(durationMs) };
+      const line = { method: path, code: GRPC_CODE_NAMES[code] ?? code, ms: Math.round(durationMs) };
       if (PLATFORM_FAILURES.has(code)) log.warn(line, "call failed");
       else log.debug(line, "call");
     },
