@@ -28,8 +28,9 @@ import { openBucket } from "../lib/nats/kv.js";
 import { GATEWAY_IDENTITY } from "../lib/nats/permissions.js";
 import { STREAMS } from "../lib/nats/streams.js";
 import type { Env } from "../lib/service/config.js";
+import { IDEMPOTENCY_KEY_HEADER } from "./rest/conventions.js";
 
-export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
+export { IDEMPOTENCY_KEY_HEADER };
 
 /** The gateway's bucket of request fingerprints. */
 export const IDEMPOTENCY_BUCKET = "gateway-idempotency";

@@ -10,8 +10,8 @@ import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { natsSharedCounter } from "./edge/shared-rate-limit.js";
 import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
 import { createInternalClients } from "./internal-clients.js";
+import { OPENAPI_DOCUMENT } from "./openapi/document.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
-import { openApiDocument } from "./openapi/openapi.js";
 import { createCommsLayer } from "../lib/comms/layer.js";
 import { startMetricsServer } from "../lib/observability/metrics-server.js";
 import { initTracing } from "../lib/observability/tracing.js";
@@ -85,8 +85,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
         maxBodyBytes: config.maxBodyBytes,
       }),
     }));
-    // Built once from the descriptors; a conflicting route stops the start.
-    const openApi = openApiEndpoint(openApiDocument(API_VERSIONS));
+    // Written from the contracts by `buf generate` (gen/openapi/).
+    const openApi = openApiEndpoint(OPENAPI_DOCUMENT);
     // The web console's static files (public; its API calls carry the token).
     const consoleSite = consoleFiles(env["GATEWAY_CONSOLE_DIR"]?.trim() || DEFAULT_CONSOLE_DIR);
     const listeners = await startListeners({

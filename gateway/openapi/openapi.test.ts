@@ -1,14 +1,20 @@
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { openApiDocument, type DocumentedVersion } from "../../scripts/protoc-gen-openapi/document.js";
+import { openApiPath } from "../../scripts/protoc-gen-openapi/path-names.js";
+import { PUBLIC_API } from "../../scripts/protoc-gen-openapi/public-api.js";
 import { fieldByKey } from "../rest/json-check.js";
 import { restRoutes, type RestRoute } from "../rest/routes.js";
 import { API_VERSIONS } from "../versions.js";
+import { OPENAPI_DOCUMENT } from "./document.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./endpoint.js";
 import { ShelfService, shelfRestSuccess } from "./example-service.js";
-import { openApiDocument, type DocumentedVersion } from "./openapi.js";
-import { openApiPath } from "./path-names.js";
+
+/** The document as committed, read from disk (what `buf generate` wrote). */
+const COMMITTED_FILE = new URL("../../gen/openapi/dronedelivery-api.openapi.json", import.meta.url);
 
 const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 const SCHEMAS = "#/components/schemas/";
@@ -203,8 +209,14 @@ function checkVersion(doc: JsonObject, version: DocumentedVersion): void {
   }
 }
 
-describe("the OpenAPI document of the gateway's API versions", () => {
-  const doc = openApiDocument(API_VERSIONS);
+describe("the OpenAPI document of the gateway's API versions (gen/openapi/, written by buf generate)", () => {
+  const doc = OPENAPI_DOCUMENT;
+
+  it("is generated for the services, prefixes and answers the gateway serves (gateway/versions.ts)", () => {
+    expect(PUBLIC_API.apis.map((api) => [api.service, api.restPrefix, api.restSuccess])).toEqual(
+      API_VERSIONS.map((version) => [version.service.typeName, version.restPrefix, version.restSuccess]),
+    );
+  });
 
   it("is plain JSON and meets the OpenAPI 3.1 basics, every $ref resolving", () => {
     expect(JSON.parse(JSON.stringify(doc))).toEqual(doc);
@@ -279,7 +291,7 @@ describe("the OpenAPI document of the gateway's API versions", () => {
 
     const list = obj(obj(paths["/v1/deliveries"], "item").get, "list");
     expect(parametersOf(doc, list).filter((p) => p.in === "query")).toEqual([
-      { name: "pageSize", in: "query", schema: { type: "integer", format: "int32" } },
+      { name: "pageSize", in: "query", schema: { type: "integer", format: "int32", minimum: 0, maximum: 100 } },
       { name: "pageToken", in: "query", schema: { type: "string" } },
     ]);
 
@@ -294,6 +306,25 @@ describe("the OpenAPI document of the gateway's API versions", () => {
     const getDelivery = obj(obj(paths["/v1/deliveries/{delivery_id}"], "item").get, "get");
     const [, ok] = successOf(getDelivery);
     expect(obj(obj(ok.content, "content")["application/json"], "json").schema).toEqual({ $ref: `${SCHEMAS}dronedelivery.api.v1.Delivery` });
+  });
+
+  it("shows the field rules the contracts declare (buf.validate)", () => {
+    const schemas = obj(obj(doc.components, "components").schemas, "schemas");
+    const props = (name: string) => obj(obj(schemas[name], name).properties, `${name} properties`);
+    for (const version of ["v1", "v2"]) {
+      const location = props(`dronedelivery.api.${version}.Location`);
+      expect(location.latitude).toMatchObject({ type: "number", minimum: -90, maximum: 90 });
+      expect(location.longitude).toMatchObject({ type: "number", minimum: -180, maximum: 180 });
+      const schedule = props(`dronedelivery.api.${version}.ScheduleDeliveryRequest`);
+      expect(schedule.idempotencyKey).toMatchObject({ type: "string", maxLength: expect.any(Number), pattern: expect.any(String) });
+    }
+    expect(props("dronedelivery.api.v1.PackageInfo").weightKg).toMatchObject({ exclusiveMinimum: 0, maximum: expect.any(Number) });
+    expect(props("dronedelivery.api.v2.ScheduleDeliveryRequest").parcels).toMatchObject({ type: "array", minItems: 1, maxItems: expect.any(Number) });
+
+    // A path variable shows its field's rules too.
+    const get = obj(obj(obj(doc.paths, "paths")["/v1/deliveries/{delivery_id}"], "item").get, "get");
+    const id = parametersOf(doc, get).find((p) => p.name === "delivery_id");
+    expect(id?.schema).toMatchObject({ type: "string", pattern: expect.any(String), maxLength: expect.any(Number) });
   });
 
   it("describes the error body with every Connect code and the typed details", () => {
@@ -425,9 +456,9 @@ describe("the OpenAPI document of a service using more of the annotations", () =
 });
 
 describe("the /openapi.json endpoint", () => {
-  it("answers the document as JSON over HTTP, headers alone for HEAD", async () => {
-    const doc = openApiDocument(API_VERSIONS);
-    const server = http.createServer(openApiEndpoint(doc));
+  it("answers the committed document as JSON over HTTP, headers alone for HEAD", async () => {
+    const doc = JSON.parse(readFileSync(COMMITTED_FILE, "utf8")) as JsonObject;
+    const server = http.createServer(openApiEndpoint(OPENAPI_DOCUMENT));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

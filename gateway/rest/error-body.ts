@@ -4,19 +4,14 @@
  * written as their JSON with a `type` naming them, e.g.
  * `{ "type": "google.rpc.BadRequest", "fieldViolations": [{ "field": "pickup.latitude", ... }] }`.
  */
-import { toJson, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  BadRequestSchema,
-  PreconditionFailureSchema,
-  RetryInfoSchema,
-} from "../../gen/google/rpc/error_details_pb.js";
+import { DETAIL_TYPES } from "./conventions.js";
 import { codeName, httpStatusOf } from "./http-status.js";
 import { isKeyReused } from "../idempotency.js";
 import { isPayloadTooLarge } from "./request-io.js";
 
-/** The google.rpc details an error body carries. */
-export const DETAIL_TYPES: readonly DescMessage[] = [BadRequestSchema, PreconditionFailureSchema, RetryInfoSchema];
+export { DETAIL_TYPES };
 
 export interface ErrorResponse {
   readonly status: number;

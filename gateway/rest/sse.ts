@@ -6,12 +6,10 @@
  */
 import type { ServerResponse } from "node:http";
 import type { JsonValue, Message } from "@bufbuild/protobuf";
+import { EVENT_ID_FIELD, RESUME_FIELD } from "./conventions.js";
 import { errorResponse } from "./error-body.js";
 
-/** The field of a streamed message used as the event id. */
-export const EVENT_ID_FIELD = "sequence";
-/** The request field a `Last-Event-ID` header sets, when the request has it. */
-export const RESUME_FIELD = "after_sequence";
+export { EVENT_ID_FIELD, RESUME_FIELD };
 
 export function eventId(message: Message): string | undefined {
   const value = (message as unknown as Record<string, unknown>)[EVENT_ID_FIELD];

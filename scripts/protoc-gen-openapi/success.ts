@@ -7,10 +7,10 @@
  */
 import { STATUS_CODES } from "node:http";
 import { ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import type { RestSuccess } from "../rest/handler.js";
-import { fieldByKey } from "../rest/json-check.js";
-import type { RestRoute } from "../rest/routes.js";
-import { EVENT_ID_FIELD } from "../rest/sse.js";
+import { EVENT_ID_FIELD } from "../../gateway/rest/conventions.js";
+import type { RestSuccess } from "../../gateway/rest/handler.js";
+import { fieldByKey } from "../../gateway/rest/json-check.js";
+import type { RestRoute } from "../../gateway/rest/routes.js";
 import { headerName } from "./header-name.js";
 import type { SchemaSet } from "./schemas.js";
 

@@ -1,12 +1,12 @@
 /**
  * The REST error answers as OpenAPI components: the `Error` body
- * (`{ code, message, details }`, see ../rest/error-body.ts), its typed `details`, and the shared
+ * (`{ code, message, details }`, see gateway/rest/error-body.ts), its typed `details`, and the shared
  * responses every operation refers to (400, 401 and the default for any other status).
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { DETAIL_TYPES } from "../rest/error-body.js";
-import { codeName } from "../rest/http-status.js";
+import { DETAIL_TYPES } from "../../gateway/rest/conventions.js";
+import { codeName } from "../../gateway/rest/http-status.js";
 import { SCHEMA_REF_PREFIX, type SchemaSet } from "./schemas.js";
 
 const JSON_TYPE = "application/json";

@@ -6,18 +6,14 @@
  * `idempotency_key` field, and `Connect-Timeout-Ms` for every call.
  */
 import type { DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
-import { IDEMPOTENCY_KEY_HEADER } from "../idempotency.js";
-import { fieldByKey } from "../rest/json-check.js";
-import type { RestRoute } from "../rest/routes.js";
-import { RESUME_FIELD } from "../rest/sse.js";
+import { IDEMPOTENCY_KEY_FIELD, IDEMPOTENCY_KEY_HEADER, RESUME_FIELD } from "../../gateway/rest/conventions.js";
+import { fieldByKey } from "../../gateway/rest/json-check.js";
+import type { RestRoute } from "../../gateway/rest/routes.js";
 import { isOutputOnly, isRequired } from "./field-behavior.js";
 import { headerName } from "./header-name.js";
 import type { OpenApiPathParts } from "./path-names.js";
 import type { SchemaSet } from "./schemas.js";
 import { hasTextForm, isWellKnown } from "./well-known.js";
-
-/** The request field that names an idempotency key, which the header may replace. */
-const IDEMPOTENCY_KEY_FIELD = "idempotency_key";
 
 /** Reusable parameters, referenced from every operation. */
 export const SHARED_PARAMETERS: Readonly<Record<string, JsonObject>> = {

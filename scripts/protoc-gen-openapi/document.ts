@@ -1,8 +1,8 @@
 /**
  * The OpenAPI 3.1 document of the gateway's REST surface, built from the service descriptors
  * alone: every `google.api.http` route of every API version, its parameters and bodies, and the
- * JSON Schema of every message and enum reached (their proto3 JSON form). Build it once at
- * start-up; it is plain JSON.
+ * JSON Schema of every message and enum reached (their proto3 JSON form, with the fields'
+ * protovalidate rules). The plugin (plugin.ts) builds it at `buf generate` time; it is plain JSON.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { ERROR_RESPONSES, errorSchemas } from "./error-responses.js";

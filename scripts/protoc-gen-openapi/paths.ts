@@ -5,8 +5,8 @@
  * OpenAPI cannot name are not served over REST and so are left out.
  */
 import type { DescService, JsonObject } from "@bufbuild/protobuf";
-import { fieldByKey } from "../rest/json-check.js";
-import { restRoutes, type RestRoute } from "../rest/routes.js";
+import { fieldByKey } from "../../gateway/rest/json-check.js";
+import { restRoutes, type RestRoute } from "../../gateway/rest/routes.js";
 import { errorResponseRefs } from "./error-responses.js";
 import { isRequired } from "./field-behavior.js";
 import { headerParameters, pathBoundFields, pathParameters, queryParameters } from "./parameters.js";
@@ -14,7 +14,7 @@ import { openApiPath } from "./path-names.js";
 import type { SchemaSet } from "./schemas.js";
 import { successResponses, type RestSuccessOf } from "./success.js";
 
-/** What the document needs of an API version (see ../versions.ts). */
+/** What the document needs of an API version (the gateway serves them as gateway/versions.ts lists them). */
 export interface DocumentedVersion {
   readonly restPrefix: string;
   readonly service: DescService;

@@ -1,11 +1,13 @@
 /**
- * Messages and enums as JSON Schemas of their proto3 JSON form, collected as OpenAPI components
- * named by full type name (`dronedelivery.api.v1.Location`). Every message and enum field is a
- * `$ref`, so recursive messages need nothing special; `components()` writes out every type
- * reached so far and, in turn, every type those reach.
+ * Messages and enums as JSON Schemas of their proto3 JSON form, with the fields' protovalidate
+ * rules (field-rules.ts), collected as OpenAPI components named by full type name
+ * (`dronedelivery.api.v1.Location`). Every message and enum field is a `$ref`, so recursive
+ * messages need nothing special; `components()` writes out every type reached so far and, in
+ * turn, every type those reach.
  */
 import type { DescEnum, DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
 import { isInputOnly, isOutputOnly, isRequired } from "./field-behavior.js";
+import { applyFieldRules, oneofRequired } from "./field-rules.js";
 import { mapKeySchema, scalarSchema } from "./scalars.js";
 import { wellKnownSchema } from "./well-known.js";
 
@@ -32,7 +34,7 @@ function oneofNote(field: DescField): string | undefined {
   const oneof = field.oneof;
   if (!oneof) return undefined;
   const members = oneof.fields.map((f) => `\`${f.jsonName}\``).join(", ");
-  return `One of \`${oneof.name}\`: at most one of ${members} is set.`;
+  return `One of \`${oneof.name}\`: ${oneofRequired(oneof) ? "exactly" : "at most"} one of ${members} is set.`;
 }
 
 export function createSchemaSet(): SchemaSet {
@@ -69,6 +71,7 @@ export function createSchemaSet(): SchemaSet {
     const schema = valueSchema(desc);
     const note = oneofNote(desc);
     if (note) schema.description = note;
+    applyFieldRules(desc, schema);
     if (isOutputOnly(desc)) schema.readOnly = true;
     if (isInputOnly(desc)) schema.writeOnly = true;
     if (desc.deprecated) schema.deprecated = true;
