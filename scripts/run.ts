@@ -15,7 +15,7 @@
  *    current, else as `node --import tsx services/<name>/main.ts` (lib/devtools/service-command.ts;
  *    PLATFORM_RUNTIME=tsx forces the latter), prefixing each line it prints with its name (and
  *    copying it to <RUN_DIR>/logs/<name>.log);
- * 5. waits until every service whose module.ts describes a gRPC server reports SERVING on
+ * 5. waits until every service of the service registry (lib/service/registry.ts) reports SERVING on
  *    grpc.health.v1 (RUN_READY_TIMEOUT_MS), then prints a table of service, address and health, and
  *    waits.
  *
@@ -49,7 +49,7 @@
  *   RUN_RESTART_MAX_MS=10000   back-off cap (it doubles on every exit in a row)
  *   RUN_RESTART_RESET_MS=20000 a child that ran this long is healthy again: back-off from the start
  *   RUN_EXIT_AFTER_READY       when 1 (or true): start everything, print the table, stop, exit 0
- *   <NAME>_PORT                a service's gRPC port (default: its module's defaultPort)
+ *   <NAME>_PORT                a service's gRPC port (default: its registry entry's port)
  *   <NAME>_INSTANCES=1         how many instances of a service to run (1-9); instance i listens
  *                              on <NAME>_PORT + 100 (i-1), and callers balance over all of them
  *   GATEWAY_INSTANCES=1        how many gateways (1-9); gateway i listens on GATEWAY_PORT,
@@ -93,7 +93,9 @@ import { ensureStreams, type EnsureStreamResult } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES, tlsEnabled } from "../lib/security/index.js";
 import { envPrefix } from "../lib/service/config.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
-import type { ServiceModule } from "../lib/service/service-host.js";
+import { DEFAULT_GATEWAY_GRPC_PORT } from "../gateway/config.js";
+import { PLATFORM_REGISTRY } from "../lib/service/registry.js";
+import { runPlan, type PlannedProcess } from "../lib/service/run-plan.js";
 import { loadOrCreateDevSecret } from "../gateway/dev-secret.js";
 import { mintToken } from "../gateway/tokens.js";
 
@@ -168,22 +170,12 @@ interface Service {
   restarts: Restarts;
   /** Starts a fresh process for this instance. */
   spawn: () => SupervisedChild;
-  /** host:port of its gRPC server, when its module.ts describes one. */
+  /** host:port of its gRPC server (a service of the registry) or HTTP server (the gateway). */
   address?: string;
   /** Its health once started: SERVING, or what it answered instead. */
   health?: string;
   /** Where its Prometheus metrics are scraped. */
   metricsUrl?: string;
-}
-
-/** The ServiceModule exported by services/<name>/module.ts, if there is one. */
-async function loadModule(dir: string): Promise<ServiceModule | undefined> {
-  const file = path.join(dir, "module.ts");
-  if (!existsSync(file)) return undefined;
-  const exports = (await import(file)) as Record<string, unknown>;
-  return Object.values(exports).find(
-    (v): v is ServiceModule => typeof v === "object" && v !== null && "defaultPort" in v && "services" in v && "name" in v,
-  );
 }
 
 /** Folders of `servicesDir` that hold a main.ts, sorted by name. */
@@ -206,7 +198,8 @@ interface InstancePlan {
   readonly label: string;
   readonly main: string;
   readonly port: number | undefined;
-  readonly module: ServiceModule | undefined;
+  /** service, gateway or unregistered (lib/service/run-plan.ts). */
+  readonly kind: PlannedProcess["kind"];
   /** 0 for the first instance, 1 for the second, ... */
   readonly instance: number;
 }
@@ -217,7 +210,7 @@ interface InstancePlan {
  */
 function gatewayPorts(port: number, instance: number): Record<string, string> {
   const step = instance * INSTANCE_PORT_STEP;
-  const grpc = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081");
+  const grpc = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || String(DEFAULT_GATEWAY_GRPC_PORT));
   const adminBase = process.env["GATEWAY_ADMIN_PORT"]?.trim();
   const admin = adminBase ? Number(adminBase) + step : port + METRICS_PORT_OFFSET;
   return { GATEWAY_GRPC_PORT: String(grpc + step), GATEWAY_ADMIN_PORT: String(admin) };
@@ -466,7 +459,7 @@ async function printGatewayHowTo(secret: string | undefined): Promise<void> {
   const token = await mintToken("acct-demo", secret, 12 * 3600);
   // An operator (role `operator`): the fleet API under /v1/fleet/ and the console's operator view.
   const operatorToken = await mintToken("acct-operator", secret, 12 * 3600, ["operator"]);
-  const grpcPort = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || "8081");
+  const grpcPort = Number(process.env["GATEWAY_GRPC_PORT"]?.trim() || String(DEFAULT_GATEWAY_GRPC_PORT));
   const url = `http://${gateway.address}`;
   const lines = [
     "",
@@ -793,10 +786,9 @@ async function main(): Promise<void> {
   if (natsReplicas > 1) await checkRevisionChecks(natsAuth);
   if (stopping) return;
 
-  const found = discoverServices(servicesDir);
-  // The public gateway (gateway/main.ts beside services/) starts with them.
+  // Every folder with a main.ts, and the public gateway (gateway/main.ts beside services/).
   const gatewayMain = path.join(servicesDir, "..", "gateway", "main.ts");
-  if (existsSync(gatewayMain)) found.push({ name: "gateway", main: gatewayMain });
+  const found = runPlan(PLATFORM_REGISTRY, discoverServices(servicesDir), existsSync(gatewayMain) ? gatewayMain : undefined);
   if (found.length === 0) say(`no services to start (none of ${shown(servicesDir)}/<name>/main.ts exists yet)`);
   // Mutual TLS between the services (on unless INTERNAL_TLS=off): the development CA and every
   // identity's certificate are made once here, before the services start.
@@ -826,21 +818,17 @@ async function main(): Promise<void> {
 
   // Every instance of every service, with its ports; callers get the list of a service's instances.
   const plans: InstancePlan[] = [];
-  for (const { name, main: mainFile } of found) {
-    const module = name === "gateway" ? undefined : await loadModule(path.dirname(mainFile));
-    const gatewayPlan = name === "gateway";
+  for (const { name, main: mainFile, kind, port: defaultPort } of found) {
     const portVariable = `${envPrefix(name)}PORT`;
-    const basePort = Number(
-      process.env[portVariable]?.trim() || (module ? String(module.defaultPort) : name === "gateway" ? "8080" : "0"),
-    );
-    const count = gatewayPlan || module ? intFromEnv(`${envPrefix(name)}INSTANCES`, 1, 1, 9) : 1;
+    const basePort = Number(process.env[portVariable]?.trim() || String(defaultPort ?? 0));
+    const count = kind !== "unregistered" ? intFromEnv(`${envPrefix(name)}INSTANCES`, 1, 1, 9) : 1;
     for (let i = 0; i < count; i++) {
       const port = basePort > 0 ? basePort + i * INSTANCE_PORT_STEP : undefined;
-      plans.push({ name, label: count > 1 ? `${name}#${i + 1}` : name, main: mainFile, port, module, instance: i });
+      plans.push({ name, label: count > 1 ? `${name}#${i + 1}` : name, main: mainFile, port, kind, instance: i });
     }
   }
   const addresses: Record<string, string> = {};
-  for (const name of new Set(plans.filter((p) => p.module && p.port).map((p) => p.name))) {
+  for (const name of new Set(plans.filter((p) => p.kind === "service" && p.port).map((p) => p.name))) {
     const variable = `${envPrefix(name)}ADDRESS`;
     addresses[variable] =
       process.env[variable]?.trim() ||
@@ -859,7 +847,7 @@ async function main(): Promise<void> {
     const own: Record<string, string> = port
       ? {
           [`${envPrefix(name)}PORT`]: String(port),
-          ...(plan.module ? { [`${envPrefix(name)}METRICS_PORT`]: String(port + METRICS_PORT_OFFSET) } : {}),
+          ...(plan.kind === "service" ? { [`${envPrefix(name)}METRICS_PORT`]: String(port + METRICS_PORT_OFFSET) } : {}),
           ...(name === "gateway" ? gatewayPorts(port, plan.instance) : {}),
         }
       : {};
@@ -883,7 +871,7 @@ async function main(): Promise<void> {
       spawn,
       restarts: { failures: 0, count: 0, startedAt: Date.now() },
       ...(port ? { address: `${HOST}:${port}` } : {}),
-      ...(port && plan.module ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
+      ...(port && plan.kind === "service" ? { metricsUrl: `http://${HOST}:${port + METRICS_PORT_OFFSET}/metrics` } : {}),
       ...(name === "gateway" && port ? { metricsUrl: `http://${HOST}:${gatewayPorts(port, plan.instance)["GATEWAY_ADMIN_PORT"]}/metrics` } : {}),
     };
     services.push(service);

@@ -9,7 +9,7 @@
  *   the identities the PKI issues               lib/security/identities.ts   serviceIdentities
  *   NATS users and subject permissions         lib/nats/permissions.ts      natsGrants, natsPermissionsIn
  *   `make run`'s processes                     lib/service/run-plan.ts      runPlan
- *   the Kubernetes manifests                   lib/service/manifests.ts     serviceManifest (scripts/kubernetes-manifests.ts writes them)
+ *   the Kubernetes manifests                   scripts/kubernetes-manifests.ts kubernetesManifests
  *
  * An entry's name is at once its folder (services/<name>/), its identity (certificate, NATS user,
  * caller in the rules below) and the prefix of its environment variables (`<NAME>_PORT`,

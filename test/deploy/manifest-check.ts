@@ -1,7 +1,8 @@
 /**
  * Checks of the Kubernetes manifests (deploy/kubernetes) against the Kubernetes API schemas and
- * against the code they deploy: the services of lib/service/ports.ts, their ports, the
- * environment variables the code reads, the NATS permissions. Each check returns a list of
+ * against the code they deploy: the processes of the service registry (lib/service/registry.ts),
+ * their ports and the services they dial, the environment variables the code reads, the NATS
+ * permissions. Each check returns a list of
  * problems (empty when there is none), so that a test can show both a clean result and what a
  * drifted manifest gets.
  */
@@ -9,7 +10,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { DEFAULT_PORTS, type ServiceName } from "../../lib/service/ports.js";
+import { PLATFORM_REGISTRY, entryPointOf } from "../../lib/service/registry.js";
 import { bindHost, envPrefix } from "../../lib/service/config.js";
 import { LIVENESS_SERVICE } from "../../lib/service/grpc-server.js";
 import { readInternalTlsSettings } from "../../lib/security/tls-config.js";
@@ -172,7 +173,7 @@ export function findEnvReads(file: string, source: string, prefixes: string): Re
 /** The env reads of every process (services/<name>/main.ts and gateway/main.ts), from its bundle's sources. */
 export async function codeEnvReads(root: string): Promise<EnvReads> {
   const esbuild = await import("esbuild");
-  const entries = [...Object.keys(DEFAULT_PORTS).map((name) => `services/${name}/main.ts`), "gateway/main.ts"];
+  const entries = PLATFORM_REGISTRY.map(entryPointOf);
   const result = await esbuild.build({
     entryPoints: entries.map((entry) => path.join(root, entry)),
     outdir: path.join(root, ".build-env-scan"),
@@ -187,7 +188,7 @@ export async function codeEnvReads(root: string): Promise<EnvReads> {
     write: false,
     logLevel: "silent",
   });
-  const prefixes = [...Object.keys(DEFAULT_PORTS), "gateway"].map((name) => envPrefix(name)).join("|");
+  const prefixes = PLATFORM_REGISTRY.map((entry) => envPrefix(entry.name)).join("|");
   const byFile = new Map<string, RegExp[]>();
   const byProcess = new Map<string, RegExp[]>();
   for (const output of Object.values(result.metafile.outputs)) {
@@ -216,8 +217,10 @@ export async function codeEnvReads(root: string): Promise<EnvReads> {
 // Against the code
 
 export interface CodeFacts {
-  /** lib/service/ports.ts */
+  /** The services' default gRPC ports (lib/service/ports.ts portTable of the registry). */
   readonly ports: Readonly<Record<string, number>>;
+  /** The services each process dials (its registry entry's `dials`), by process name. */
+  readonly dials: Readonly<Record<string, readonly string[]>>;
   /** The folders under services/ with a main.ts. */
   readonly serviceFolders: readonly string[];
   readonly envReads: EnvReads;
@@ -281,7 +284,7 @@ export function codeProblems(objects: readonly K8sObject[], code: CodeFacts): st
 
   const folders = [...code.serviceFolders].sort();
   const table = Object.keys(code.ports).sort();
-  if (folders.join() !== table.join()) problems.push(`services/ (${folders.join(", ")}) and DEFAULT_PORTS (${table.join(", ")}) differ`);
+  if (folders.join() !== table.join()) problems.push(`services/ (${folders.join(", ")}) and the registry (${table.join(", ")}) differ`);
 
   for (const deployment of deployments) {
     if (!processes.includes(deployment.metadata.name)) problems.push(`Deployment ${deployment.metadata.name}: no service of that name in the code`);
@@ -398,13 +401,22 @@ export function codeProblems(objects: readonly K8sObject[], code: CodeFacts): st
     }
   }
 
-  // Callers' addresses name the Service and its port.
+  // Callers' addresses name the Service and its port, and are those of the services it dials.
   for (const deployment of deployments) {
-    for (const container of deployment.spec?.template?.spec?.containers ?? []) {
+    const dials = code.dials[deployment.metadata.name] ?? [];
+    const containers: any[] = deployment.spec?.template?.spec?.containers ?? [];
+    const set = new Set(containers.flatMap((c) => [...containerEnv(c).values.keys()]));
+    for (const target of dials) {
+      if (!set.has(`${envPrefix(target)}ADDRESS`)) problems.push(`Deployment ${deployment.metadata.name}: dials ${target} (its registry entry) but sets no ${envPrefix(target)}ADDRESS`);
+    }
+    for (const container of containers) {
       const env = containerEnv(container);
       for (const [variable, value] of env.values) {
         const target = Object.keys(code.ports).find((name) => variable === `${envPrefix(name)}ADDRESS`);
         if (target === undefined || value === undefined) continue;
+        if (!dials.includes(target)) {
+          problems.push(`Deployment ${deployment.metadata.name}: sets ${variable}, but its registry entry does not dial ${target}`);
+        }
         const targetService = find("Service", target);
         if (!targetService) {
           problems.push(`Deployment ${deployment.metadata.name}: ${variable}=${value}: there is no Service ${target} to dial`);

@@ -1,17 +1,21 @@
 // The Kubernetes manifests (deploy/kubernetes, a kustomize base), checked here because no cluster
-// is reachable: every object against the Kubernetes API schemas (kubernetes-models), and against
-// the code it deploys (test/deploy/manifest-check.ts): a Deployment and a Service per service,
-// ports, probes, certificates, NATS users, and every variable set read by the code. The last
+// is reachable: the parts that follow from the service registry are what
+// scripts/kubernetes-manifests.ts writes from it; every object against the Kubernetes API schemas
+// (kubernetes-models), and against the code it deploys (test/deploy/manifest-check.ts): a
+// Deployment and a Service per process of the registry, ports, probes, certificates, NATS users,
+// the addresses of the services each dials, and every variable set read by the code. The last
 // cases feed drifted manifests to the same checks and assert what they report.
 
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { resolveNatsServerBin } from "../../lib/devtools/nats-server.js";
-import { NATS_IDENTITIES } from "../../lib/nats/permissions.js";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { natsIdentitiesOf } from "../../lib/nats/permissions.js";
+import { portTable } from "../../lib/service/ports.js";
+import { PLATFORM_REGISTRY, serviceEntries, type Registry, type ServiceEntry } from "../../lib/service/registry.js";
+import { kubernetesManifests, staleManifests } from "../../scripts/kubernetes-manifests.js";
 import { kubernetesNatsAuth, natsPasswordVariable } from "../../scripts/kubernetes-nats-auth.js";
 import {
   codeEnvReads,
@@ -28,6 +32,8 @@ import {
 const root = path.resolve(import.meta.dirname, "../..");
 const base = path.join(root, "deploy/kubernetes");
 const run = promisify(execFile);
+const registry = PLATFORM_REGISTRY;
+const serviceNames = serviceEntries(registry).map((e) => e.name);
 
 let objects: K8sObject[];
 let kustomization: Record<string, unknown>;
@@ -36,11 +42,12 @@ let code: CodeFacts;
 beforeAll(async () => {
   ({ objects, kustomization } = loadKustomization(base));
   code = {
-    ports: DEFAULT_PORTS,
+    ports: portTable(registry),
+    dials: Object.fromEntries(registry.map((e) => [e.name, e.dials])),
     serviceFolders: readdirSync(path.join(root, "services")).filter((name) => existsSync(path.join(root, "services", name, "main.ts"))),
     envReads: await codeEnvReads(root),
-    natsAuthConf: kubernetesNatsAuth(),
-    natsIdentities: NATS_IDENTITIES,
+    natsAuthConf: kubernetesNatsAuth(registry),
+    natsIdentities: natsIdentitiesOf(registry),
     natsPasswordVariable,
   };
 }, 120_000);
@@ -58,11 +65,15 @@ function containerOf(deployment: any): any {
 }
 
 describe("the Kubernetes manifests", () => {
+  it("are what scripts/kubernetes-manifests.ts writes from the registry", () => {
+    expect(staleManifests(registry), "run node --import tsx scripts/kubernetes-manifests.ts").toEqual([]);
+  });
+
   it("hold what the base should: every object kind, in one namespace", () => {
     expect(kustomizationProblems(kustomization)).toEqual([]);
     const kinds = (kind: string) => objects.filter((o) => o.kind === kind).map((o) => o.metadata.name).sort();
-    expect(kinds("Deployment")).toEqual([...Object.keys(DEFAULT_PORTS), "gateway"].sort());
-    expect(kinds("Service")).toEqual([...Object.keys(DEFAULT_PORTS), "gateway", "nats", "nats-cluster"].sort());
+    expect(kinds("Deployment")).toEqual(registry.map((e) => e.name).sort());
+    expect(kinds("Service")).toEqual([...registry.map((e) => e.name), "nats", "nats-cluster"].sort());
     expect(kinds("StatefulSet")).toEqual(["nats"]);
     expect(kinds("ConfigMap")).toEqual(["nats-config"]);
     expect(kinds("Ingress")).toEqual(["gateway"]);
@@ -118,6 +129,19 @@ describe("the Kubernetes manifests", () => {
 });
 
 describe("manifests that drift from the code fail the checks", () => {
+  it("a dialled service without its address, and an address of a service not dialled", () => {
+    const wrong = drifted("Deployment", "delivery", (d) => {
+      const env = containerOf(d).env;
+      env.find((v: any) => v.name === "DRONE_ADDRESS").name = "ACCOUNT_ADDRESS";
+    });
+    expect(codeProblems(wrong, code)).toEqual([
+      "Deployment delivery: dials drone (its registry entry) but sets no DRONE_ADDRESS",
+      "Deployment delivery: sets ACCOUNT_ADDRESS, but its registry entry does not dial account",
+      "Deployment delivery: ACCOUNT_ADDRESS=drone.dronedelivery.svc.cluster.local:7053: drone.dronedelivery.svc.cluster.local is not the Service account",
+      "Deployment delivery: ACCOUNT_ADDRESS=drone.dronedelivery.svc.cluster.local:7053: port 7053 is not the Service's gRPC port 7051",
+    ]);
+  });
+
   it("a wrong port", () => {
     const wrong = drifted("Deployment", "delivery", (d) => {
       containerOf(d).ports.find((p: any) => p.name === "grpc").containerPort = 7099;
@@ -212,5 +236,35 @@ describe("manifests that drift from the code fail the checks", () => {
     expect(problems[0]).toMatch(/^bad\.yaml: Deployment x: .*containerPort must be integer/);
     expect(problems[0]).toMatch(/readinessProbe\/grpc must have required property port/);
     expect(problems[1]).toBe("w.yaml: Widget w: no Kubernetes schema for example.com/v1 Widget");
+  });
+});
+
+describe("a service added to the registry", () => {
+  const locker: ServiceEntry = {
+    kind: "service",
+    name: "locker",
+    port: 7070,
+    serves: [],
+    nats: { writes: [], buckets: ["lockers"], consumes: [], reads: [], listens: [] },
+    dials: ["delivery"],
+    replicas: 2,
+  };
+  const withLocker: Registry = [...serviceEntries(registry), locker, ...registry.filter((e) => e.kind === "gateway")];
+
+  it("makes the committed manifests stale until the script is run", () => {
+    expect(staleManifests(withLocker)).toEqual(["services/locker.yaml is missing", "kustomization.yaml differs", "nats/nats.yaml differs", "nats/auth.conf differs"]);
+  });
+
+  it("gets a Deployment and a Service that pass the same checks", async () => {
+    const read = (file: string) => readFileSync(path.join(base, file), "utf8");
+    const files = kubernetesManifests(withLocker, read);
+    expect(files.get("kustomization.yaml")).toContain("  - services/supervisor.yaml\n  - services/locker.yaml\n");
+    expect(files.get("nats/nats.yaml")).toContain("- name: NATS_PASSWORD_LOCKER");
+    const lockerObjects = parseManifest(files.get("services/locker.yaml") ?? "", "services/locker.yaml");
+    expect(lockerObjects.map((o) => `${o.kind} ${o.metadata.name}`)).toEqual(["Deployment locker", "Service locker"]);
+    expect(await schemaProblems(lockerObjects)).toEqual([]);
+    const container = containerOf(lockerObjects[0]);
+    expect(container.env.find((v: any) => v.name === "DELIVERY_ADDRESS")?.value).toBe("delivery.dronedelivery.svc.cluster.local:7055");
+    expect(container.ports.map((p: any) => p.containerPort)).toEqual([7070, 9070, 8070]);
   });
 });
