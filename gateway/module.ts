@@ -10,6 +10,7 @@ import { loadOrCreateDevSecret } from "./dev-secret.js";
 import { natsSharedCounter } from "./edge/shared-rate-limit.js";
 import { natsIdempotencyStore, uncheckedIdempotency } from "./idempotency.js";
 import { createInternalClients } from "./internal-clients.js";
+import { requestRulesInterceptor } from "./request-rules.js";
 import { OPENAPI_DOCUMENT } from "./openapi/document.js";
 import { openApiEndpoint, OPENAPI_PATH } from "./openapi/endpoint.js";
 import { createCommsLayer } from "../lib/comms/layer.js";
@@ -93,7 +94,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       host: config.host,
       port: config.port,
       grpcPort: config.grpcPort,
-      interceptors: [tracingInterceptor(), authInterceptor(secret, config.maxTokenLifetimeS)],
+      interceptors: [tracingInterceptor(), authInterceptor(secret, config.maxTokenLifetimeS), requestRulesInterceptor()],
       routes: (router) => {
         for (const { version, handlers } of versions) router.service(version.service, handlers);
       },

@@ -286,7 +286,10 @@ describe("API v2 beside v1", () => {
       }),
     });
     expect(badParcels.status).toBe(400);
-    expect(fieldsOf(badParcels.json)).toEqual(["parcels[0].weight_kg", "parcels[1].parcel_id", "pickup.latitude"]);
+    // Distinct parcel ids are a rule of the parcels list, reported on it.
+    expect(fieldsOf(badParcels.json)).toEqual(["parcels", "parcels[0].weight_kg", "pickup.latitude"]);
+    const repeated = badParcels.json.details[0].fieldViolations.find((v: Json) => v.field === "parcels");
+    expect(repeated.description).toContain("parcel_id");
 
     // v1's field is not part of v2.
     const v1Shape = await call("POST", "/v2/deliveries", {

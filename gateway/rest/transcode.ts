@@ -3,8 +3,8 @@
  * (`body: "*"` the whole message, `body: "field"` that field), the query parameters for the
  * fields neither binds (repeated keys and nested `a.b=x` names allowed), and the path variables,
  * which win over both; it is decoded strictly (unknown fields and wrong types are
- * INVALID_ARGUMENT naming each field). The response is the JSON of the response message or of its
- * `response_body` field.
+ * INVALID_ARGUMENT naming each field), then checked against the field rules of its contract. The
+ * response is the JSON of the response message or of its `response_body` field.
  */
 import {
   create,
@@ -19,6 +19,7 @@ import { badRequest, type FieldViolation } from "./bad-request.js";
 import { setFieldValue } from "./field-values.js";
 import { fieldByKey, jsonViolations } from "./json-check.js";
 import type { RestRoute } from "./routes.js";
+import { refuseInvalidRequest } from "../request-rules.js";
 
 export interface RestInput {
   /** Bound path variables by field path (`a.b`). */
@@ -68,11 +69,15 @@ export function buildRequest(route: RestRoute, input: RestInput): Message {
   }
   violations.push(...jsonViolations(route.method.input, json));
   if (violations.length > 0) throw badRequest(violations);
+  let request: Message;
   try {
-    return fromJson(route.method.input, json, { ignoreUnknownFields: false });
+    request = fromJson(route.method.input, json, { ignoreUnknownFields: false });
   } catch (error) {
     throw badRequest([{ field: "", description: error instanceof Error ? error.message : String(error) }]);
   }
+  // The field rules of the contract, as the Connect router checks them (../request-rules.ts).
+  refuseInvalidRequest(route.method.input, request);
+  return request;
 }
 
 /** The response message of `route` from what a handler returned. */

@@ -7,10 +7,7 @@
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { DeliveryApiService } from "../../gen/dronedelivery/api/v2/delivery_api_service_pb.js";
-import { PrioritySchema, type Priority } from "../../gen/dronedelivery/api/v2/resources_pb.js";
-import { Violations } from "../../lib/validation/violations.js";
 import { deliveryOperations } from "../delivery-operations.js";
-import { publicError } from "../errors.js";
 import type { HandlerDeps } from "../handler-deps.js";
 import { locationToInternal } from "../shared-mapping.js";
 import {
@@ -24,24 +21,11 @@ import {
   watchUpdateFromInternal,
 } from "./mapping.js";
 
-/**
- * The one check the internal services cannot make: the internal contract only knows whether a
- * delivery is expedited, so a priority v2 does not define must be refused here. Every other field
- * is checked by Ingestion, with its field paths renamed to the public request's.
- */
-function checkPriority(priority: Priority): void {
-  try {
-    new Violations().enumValue("priority", priority, PrioritySchema, { allowUnspecified: true }).throwIfAny();
-  } catch (error) {
-    throw publicError(error);
-  }
-}
-
 export function deliveryApiV2Handlers(deps: HandlerDeps): ServiceImpl<typeof DeliveryApiService> {
   const operations = deliveryOperations(deps);
   return {
     scheduleDelivery(request, ctx) {
-      checkPriority(request.priority);
+      // The contract's rules (a defined priority among them) were checked before the handler ran.
       return operations.schedule(
         {
           idempotencyKey: request.idempotencyKey,
