@@ -29,7 +29,8 @@ import type { NatsConnection } from "nats";
 import { launchNatsServer, type RunningNatsServer } from "../../lib/devtools/nats-server.js";
 import { ensureNatsAuth, type NatsAuth, type NatsCredentials } from "../../lib/nats/auth.js";
 import { connectNatsAs, type ConnectNatsAsOptions } from "../../lib/nats/connection.js";
-import type { NatsIdentity } from "../../lib/nats/permissions.js";
+import { natsIdentitiesOf, type NatsIdentity } from "../../lib/nats/permissions.js";
+import type { Registry } from "../../lib/service/registry.js";
 import type { Env } from "../../lib/service/config.js";
 
 export interface StartNatsServerOptions {
@@ -45,6 +46,8 @@ export interface StartNatsServerOptions {
   bin?: string;
   /** Require credentials: a user per identity with its permissions. Default false. */
   auth?: boolean;
+  /** With auth: the registry whose processes are the users (lib/service/registry.ts); default the platform's. */
+  registry?: Registry;
 }
 
 export interface TestNatsServer {
@@ -130,7 +133,10 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   };
 
   try {
-    if (options.auth) auth = await ensureNatsAuth(path.join(root, "auth"));
+    if (options.auth) {
+      const dir = path.join(root, "auth");
+      auth = options.registry ? await ensureNatsAuth(dir, natsIdentitiesOf(options.registry), options.registry) : await ensureNatsAuth(dir);
+    }
     current = await launch(-1, options.monitoring ? -1 : undefined);
   } catch (err) {
     await removeRoot();
