@@ -330,7 +330,7 @@ export function entryPointOf(entry: ProcessEntry): string {
  * What the service kit needs of a service's module: its name, default port and the descriptors
  * of what it serves. A module spreads it: `{ ...registeredService("account"), create }`.
  */
-export function registeredService(name: ServiceName, registry: Registry = PLATFORM_REGISTRY): { name: string; defaultPort: number; services: DescService[] } {
+export function registeredService(name: string, registry: Registry = PLATFORM_REGISTRY): { name: string; defaultPort: number; services: DescService[] } {
   const entry = serviceEntryOf(registry, name);
   const services = entry.serves.map((served) => {
     if (typeof served.service === "string") throw new Error(`${name} serves ${served.service}: the registry needs its descriptor to serve it`);
@@ -356,15 +356,17 @@ export function registryProblems(registry: Registry, extraCallers: readonly stri
     if (!/^[a-z][a-z0-9-]{0,62}$/.test(entry.name) || entry.name === "ca" || entry.name === "admin") {
       problems.push(`${entry.name}: not a name for a process (lower-case letters, digits, dashes; not "ca" or "admin")`);
     }
-    if (names.indexOf(entry.name) !== names.lastIndexOf(entry.name) && names.indexOf(entry.name) === registry.indexOf(entry)) {
-      problems.push(`${entry.name}: more than one entry`);
-    }
+    if (names.indexOf(entry.name) !== registry.indexOf(entry)) problems.push(`${entry.name}: more than one entry`);
+    // Its own ports: a service's gRPC, metrics (+1000) and health (+2000) ports; the gateway's
+    // HTTP, gRPC and admin (+1000) ports.
     const own = entry.kind === "gateway" ? [entry.port, entry.grpcPort, entry.port + 1000] : [entry.port, entry.port + 1000, entry.port + 2000];
+    const taken = new Map<string, number[]>();
     for (const port of own) {
       const other = ports.get(port);
-      if (other !== undefined) problems.push(`${entry.name}: port ${port} is ${other}'s already`);
+      if (other !== undefined) taken.set(other, [...(taken.get(other) ?? []), port]);
       else ports.set(port, entry.name);
     }
+    for (const [other, list] of taken) problems.push(`${entry.name}: port${list.length > 1 ? "s" : ""} ${list.join(", ")} ${list.length > 1 ? "are" : "is"} ${other}'s already`);
     for (const s of entry.serves) {
       const typeName = servedTypeName(s);
       const other = served.get(typeName);
