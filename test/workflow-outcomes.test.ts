@@ -3,7 +3,7 @@
 // parcel conflict, no drone), and compensation undoes what took effect, even in part.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfirmationType, PackageSize } from "../gen/dronedelivery/common/v1/package_info_pb.js";
 import { DeliveryFailureCode, DeliveryStage, type Delivery } from "../gen/dronedelivery/delivery/v1/delivery_pb.js";
@@ -14,7 +14,7 @@ import {
   type ScheduleDeliveryRequest,
 } from "../gen/dronedelivery/ingestion/v1/ingestion_service_pb.js";
 import { PackageService } from "../gen/dronedelivery/package/v1/package_service_pb.js";
-import { createClient, RpcError, type Client } from "../lib/grpc/index.js";
+import { createClient, type Client } from "../lib/grpc/index.js";
 import { startNatsServer, type TestNatsServer } from "./harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "./harness/platform.js";
 
@@ -47,10 +47,10 @@ function reaches(deliveryId: string, ...stages: DeliveryStage[]): Promise<Delive
   }, WAIT);
 }
 
-async function rpcCode(promise: Promise<unknown>): Promise<status | undefined> {
+async function rpcCode(promise: Promise<unknown>): Promise<Code | undefined> {
   return promise.then(
     () => undefined,
-    (e: unknown) => (e instanceof RpcError ? e.code : undefined),
+    (e: unknown) => (e instanceof ConnectError ? e.code : undefined),
   );
 }
 
@@ -99,7 +99,7 @@ describe("outcomes of accepted deliveries", () => {
     const failed = await reaches(deliveryId, DeliveryStage.FAILED);
     expect(failed.failureCode).toBe(DeliveryFailureCode.PACKAGE_CONFLICT);
     expect(failed.endReason).toContain("pkg-theirs");
-    await vi.waitFor(async () => expect(await rpcCode(packages.getPackage({ packageId: "pkg-mine" }))).toBe(status.NOT_FOUND), WAIT);
+    await vi.waitFor(async () => expect(await rpcCode(packages.getPackage({ packageId: "pkg-mine" }))).toBe(Code.NotFound), WAIT);
     expect((await packages.getPackage({ packageId: "pkg-theirs" })).package?.ownerId).toBe("acct-contoso");
     // The parcel is free for its owner's next order.
     const again = await ingestion.scheduleDelivery(request("partial-again", ["pkg-mine"], "acct-contoso"));
@@ -117,7 +117,7 @@ describe("outcomes of accepted deliveries", () => {
     const noDrone = await reaches(third, DeliveryStage.FAILED);
     expect(noDrone.failureCode).toBe(DeliveryFailureCode.NO_DRONE_AVAILABLE);
     expect(noDrone.endReason).toBe("No drone was free to carry the parcels in time.");
-    await vi.waitFor(async () => expect(await rpcCode(packages.getPackage({ packageId: "pkg-no-drone" }))).toBe(status.NOT_FOUND), WAIT);
+    await vi.waitFor(async () => expect(await rpcCode(packages.getPackage({ packageId: "pkg-no-drone" }))).toBe(Code.NotFound), WAIT);
   });
 
   it("lets a parcel join a new delivery once its earlier delivery has ended", async () => {

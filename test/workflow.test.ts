@@ -3,7 +3,7 @@
 // failure is undone by the Supervisor.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { NatsConnection } from "nats";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -21,7 +21,7 @@ import {
 import { PackageService } from "../gen/dronedelivery/package/v1/package_service_pb.js";
 import { ThirdPartyTransportService } from "../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
 import { FailureKind, WorkflowProgressSchema, WorkflowState, WorkflowStep } from "../gen/dronedelivery/workflow/v1/workflow_pb.js";
-import { createClient, RpcError, type Client } from "../lib/grpc/index.js";
+import { createClient, type Client } from "../lib/grpc/index.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { openCompensationStore, type CompensationStore } from "../services/supervisor/compensation-store.js";
 import { openWorkflowStore, type WorkflowStore } from "../services/scheduler/workflow-store.js";
@@ -93,10 +93,10 @@ async function compensated(deliveryId: string) {
   );
 }
 
-async function rpcCode(promise: Promise<unknown>): Promise<status | undefined> {
+async function rpcCode(promise: Promise<unknown>): Promise<Code | undefined> {
   return promise.then(
     () => undefined,
-    (e: unknown) => (e instanceof RpcError ? e.code : undefined),
+    (e: unknown) => (e instanceof ConnectError ? e.code : undefined),
   );
 }
 
@@ -173,8 +173,8 @@ describe("the delivery workflow", () => {
     expect(delivery?.stage).toBe(DeliveryStage.FAILED);
     expect(delivery?.failureCode).toBe(DeliveryFailureCode.ACCOUNT_NOT_ALLOWED);
     expect(delivery?.endReason).toContain("payment overdue");
-    expect(await rpcCode(drones.getAssignment({ deliveryId }))).toBe(status.NOT_FOUND);
-    expect(await rpcCode(packages.getPackage({ packageId: "pkg-suspended" }))).toBe(status.NOT_FOUND);
+    expect(await rpcCode(drones.getAssignment({ deliveryId }))).toBe(Code.NotFound);
+    expect(await rpcCode(packages.getPackage({ packageId: "pkg-suspended" }))).toBe(Code.NotFound);
   });
 
   it("undoes every completed step in reverse when a late step fails for good: drone free, packages gone, delivery Failed", async () => {
@@ -202,7 +202,7 @@ describe("the delivery workflow", () => {
     expect(assignment?.state).toBe(AssignmentState.RELEASED);
     const { drone } = await drones.getDrone({ droneId: assignment!.droneId });
     expect(drone?.status).toBe(DroneStatus.AVAILABLE);
-    expect(await rpcCode(packages.getPackage({ packageId: "pkg-late-failure" }))).toBe(status.NOT_FOUND);
+    expect(await rpcCode(packages.getPackage({ packageId: "pkg-late-failure" }))).toBe(Code.NotFound);
     const { delivery } = await deliveries.getDelivery({ deliveryId });
     expect(delivery?.stage).toBe(DeliveryStage.FAILED);
   });

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,7 @@ import { droneModule } from "../../services/drone/module.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
 import { startTestService } from "../../test/harness/services.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
-import { RpcError, createClient, type Client, type ServiceImpl } from "../grpc/index.js";
+import { createClient, type Client, type ServiceImpl } from "../grpc/index.js";
 import { ConfigError, type Env } from "../service/config.js";
 import { startGrpcServer, type RunningGrpcServer } from "../service/grpc-server.js";
 import type { RunningService } from "../service/service-host.js";
@@ -64,12 +65,12 @@ async function makeCa(dir: string): Promise<{ caFile: string; issue(identity: st
   };
 }
 
-async function rpcCode(call: Promise<unknown>): Promise<grpc.status | "ok"> {
+async function rpcCode(call: Promise<unknown>): Promise<Code | "ok"> {
   try {
     await call;
     return "ok";
   } catch (error) {
-    if (error instanceof RpcError) return error.code;
+    if (error instanceof ConnectError) return error.code;
     throw error;
   }
 }
@@ -153,7 +154,7 @@ describe("services on certificates from an external CA", () => {
     handled.length = 0;
     const refused = drones.assignDrone({ deliveryId: "ext-2" });
     await expect(refused).rejects.toThrow(/may be called by scheduler, not by gateway/);
-    expect(await rpcCode(refused)).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await rpcCode(refused)).toBe(Code.PermissionDenied);
     expect(handled).toEqual([]);
   });
 
@@ -167,7 +168,7 @@ describe("services on certificates from an external CA", () => {
       defaultTimeoutMs: 15_000,
     });
     clients.push(health as unknown as Client<DescService>);
-    expect(await rpcCode(health.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(health.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("refuses at start a certificate that does not carry the process's SPIFFE ID, or whose key or CA does not match", async () => {
@@ -212,7 +213,7 @@ describe("a service of the platform started on an external CA's certificates", (
     const asGateway = gateway.client(DroneSchedulerService, "drone", { address: drone.address, resilience: false });
     // Answered by the handler (releasing an assignment that does not exist is a no-op).
     expect(await rpcCode(asScheduler.releaseAssignment({ deliveryId: "ext-none" }))).toBe("ok");
-    expect(await rpcCode(asGateway.releaseAssignment({ deliveryId: "ext-none" }))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await rpcCode(asGateway.releaseAssignment({ deliveryId: "ext-none" }))).toBe(Code.PermissionDenied);
     await expect(stat(join(root, "not-used"))).rejects.toThrow(/ENOENT/);
   });
 
@@ -241,7 +242,7 @@ describe("server names in a cluster", () => {
     };
     expect((await dial("drone.dronedelivery.svc").check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect((await dial("drone.dronedelivery.svc.cluster.local").check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect(await rpcCode(dial("account.dronedelivery.svc").check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(dial("account.dronedelivery.svc").check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("checks the dialled DNS name as it is, and loopback addresses against localhost with the development PKI", () => {

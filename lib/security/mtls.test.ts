@@ -6,13 +6,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TLSSocket } from "node:tls";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { RpcError, addService, createClient, type Client, type ServiceImpl } from "../grpc/index.js";
+import { addService, createClient, type Client, type ServiceImpl } from "../grpc/index.js";
 import { authorizationInterceptor, type Denial } from "./authorization-interceptor.js";
 import { DEV_TLS_CHANNEL_OPTIONS, channelCredentials, serverCredentials } from "./credentials.js";
 import { ensureDevPki, type DevPki } from "./dev-pki.js";
@@ -79,12 +80,12 @@ function client<S extends DescService>(service: S, address: string, credentials:
   return created;
 }
 
-async function rpcCode(call: Promise<unknown>): Promise<grpc.status | "ok"> {
+async function rpcCode(call: Promise<unknown>): Promise<Code | "ok"> {
   try {
     await call;
     return "ok";
   } catch (error) {
-    if (error instanceof RpcError) return error.code;
+    if (error instanceof ConnectError) return error.code;
     throw error;
   }
 }
@@ -119,24 +120,24 @@ describe("mutual TLS", () => {
 
   it("refuses a plaintext client", async () => {
     const health = client(Health, server.address, grpc.credentials.createInsecure());
-    expect(await rpcCode(health.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(health.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("refuses a client whose certificate comes from another CA", async () => {
     const other = foreign.material("scheduler");
     const mixed: IdentityMaterial = { ...other, caPem: pki.caPem }; // trusts the server, but is not trusted
     const health = client(Health, server.address, channelCredentials(mixed));
-    expect(await rpcCode(health.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(health.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("refuses a TLS client without a certificate", async () => {
     const health = client(Health, server.address, grpc.credentials.createSsl(pki.caPem));
-    expect(await rpcCode(health.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(health.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("does not connect to a server whose certificate comes from another CA", async () => {
     const health = client(Health, server.address, channelCredentials(foreign.material("scheduler")));
-    expect(await rpcCode(health.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(health.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("checks the server's identity when the client names the one it expects", async () => {
@@ -144,7 +145,7 @@ describe("mutual TLS", () => {
     const right = client(Health, server.address, channelCredentials(scheduler, { expectedServer: "drone" }));
     const wrong = client(Health, server.address, channelCredentials(scheduler, { expectedServer: "account" }));
     expect((await right.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect(await rpcCode(wrong.check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(wrong.check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("tells a handler who called, from the call itself", async () => {
@@ -193,12 +194,12 @@ describe("authorization", () => {
     expect(await rpcCode(scheduler.assignDrone({ deliveryId: "d-2" }))).toBe("ok");
     const refused = gateway.assignDrone({ deliveryId: "d-3" });
     await expect(refused).rejects.toThrow(/may be called by scheduler, not by gateway/);
-    expect(await rpcCode(refused)).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await rpcCode(refused)).toBe(Code.PermissionDenied);
     expect(server.denials).toEqual([
       {
         path: "/dronedelivery.drone.v1.DroneSchedulerService/AssignDrone",
         caller: "gateway",
-        code: grpc.status.PERMISSION_DENIED,
+        code: Code.PermissionDenied,
         reason: expect.stringContaining("not by gateway") as unknown as string,
       },
     ]);
@@ -211,7 +212,7 @@ describe("authorization", () => {
     const gateway = client(DroneSchedulerService, server.address, channelCredentials(pki.material("gateway")));
     // Connected, so that only the calls below read certificates.
     await scheduler.assignDrone({ deliveryId: "d-warm" });
-    expect(await rpcCode(gateway.assignDrone({ deliveryId: "d-warm-refused" }))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await rpcCode(gateway.assignDrone({ deliveryId: "d-warm-refused" }))).toBe(Code.PermissionDenied);
     const original = TLSSocket.prototype.getPeerCertificate;
     let reads = 0;
     TLSSocket.prototype.getPeerCertificate = function (this: TLSSocket, ...args: [detailed?: boolean]) {
@@ -224,7 +225,7 @@ describe("authorization", () => {
       server.denials.length = 0;
       for (let i = 0; i < 5; i++) {
         expect(await rpcCode(scheduler.assignDrone({ deliveryId: `d-many-${i}` }))).toBe("ok");
-        expect(await rpcCode(gateway.assignDrone({ deliveryId: `d-refused-${i}` }))).toBe(grpc.status.PERMISSION_DENIED);
+        expect(await rpcCode(gateway.assignDrone({ deliveryId: `d-refused-${i}` }))).toBe(Code.PermissionDenied);
       }
     } finally {
       TLSSocket.prototype.getPeerCertificate = original;
@@ -261,7 +262,7 @@ describe("authorization", () => {
       expect(open.callers).toEqual([undefined]);
       expect(open.handled).toEqual(["d-4"]);
       const toStrict = client(DroneSchedulerService, strict.address, grpc.credentials.createInsecure());
-      expect(await rpcCode(toStrict.assignDrone({ deliveryId: "d-5" }))).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await rpcCode(toStrict.assignDrone({ deliveryId: "d-5" }))).toBe(Code.Unauthenticated);
       expect(strict.handled).toEqual([]);
       // A server-streaming call is refused the same way.
       const health = client(Health, strict.address, grpc.credentials.createInsecure());
@@ -269,7 +270,7 @@ describe("authorization", () => {
         for await (const _ of health.watch({ service: "" })) return "ok" as const;
         return "ended" as const;
       })();
-      expect(await rpcCode(watch)).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await rpcCode(watch)).toBe(Code.Unauthenticated);
     } finally {
       await Promise.all([open.stop(), strict.stop()]);
     }

@@ -4,23 +4,24 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { readGatewayConfig } from "../../gateway/config.js";
 import { createCommsLayer, type CommsLayer } from "../comms/layer.js";
-import { RpcError, createClient, type Client } from "../grpc/index.js";
+import { createClient, type Client } from "../grpc/index.js";
 import { bindHost } from "./config.js";
 import { LIVENESS_SERVICE, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
 import { serviceAddress } from "./ports.js";
 
-async function rpcCode(call: Promise<unknown>): Promise<grpc.status | "ok"> {
+async function rpcCode(call: Promise<unknown>): Promise<Code | "ok"> {
   try {
     await call;
     return "ok";
   } catch (error) {
-    if (error instanceof RpcError) return error.code;
+    if (error instanceof ConnectError) return error.code;
     throw error;
   }
 }
@@ -85,7 +86,7 @@ describe("health-only plaintext port", () => {
     server.setServing(true);
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect((await health.check({ service: DroneSchedulerService.typeName })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect(await rpcCode(plaintext(server.address).check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(plaintext(server.address).check({ service: "" }))).toBe(Code.Unavailable);
   });
 
   it("answers SERVING for the liveness name whether or not the server is ready", async () => {
@@ -103,7 +104,7 @@ describe("health-only plaintext port", () => {
       defaultTimeoutMs: 15_000,
     });
     try {
-      expect(await rpcCode(c.assignDrone({ deliveryId: "x" }))).toBe(grpc.status.UNIMPLEMENTED);
+      expect(await rpcCode(c.assignDrone({ deliveryId: "x" }))).toBe(Code.Unimplemented);
     } finally {
       c.close();
     }
@@ -114,6 +115,6 @@ describe("health-only plaintext port", () => {
     const stopping = server.shutdown(1_000, 300);
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
     await stopping;
-    expect(await rpcCode(plaintext(`127.0.0.1:${server.healthPort}`).check({ service: "" }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await rpcCode(plaintext(`127.0.0.1:${server.healthPort}`).check({ service: "" }))).toBe(Code.Unavailable);
   });
 });

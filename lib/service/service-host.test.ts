@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStatus } from "../../gen/dronedelivery/account/v1/account_pb.js";
@@ -12,7 +12,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health
 import { healthStatus, waitForHealth } from "../../test/harness/grpc-probes.js";
 import { hermeticEnv } from "../../test/harness/hermetic.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
-import { createClient, RpcError } from "../grpc/index.js";
+import { createClient } from "../grpc/index.js";
 import { registration } from "./grpc-server.js";
 import { startService, type ServiceModule } from "./service-host.js";
 
@@ -69,8 +69,8 @@ describe("service host", () => {
     try {
       expect(await healthStatus(service.address)).toBe("NOT_SERVING");
       const early = await client.checkAccountStatus({ accountId: "a" }).catch((e: unknown) => e);
-      expect(early).toBeInstanceOf(RpcError);
-      expect((early as RpcError).code).toBe(status.UNAVAILABLE);
+      expect(early).toBeInstanceOf(ConnectError);
+      expect((early as ConnectError).code).toBe(Code.Unavailable);
 
       storeReady.resolve();
       await service.ready;
@@ -109,8 +109,8 @@ describe("service host", () => {
     await stopped;
 
     const after = await client.getAccount({ accountId: "late" }, { timeoutMs: 1_000 }).catch((e: unknown) => e);
-    expect(after).toBeInstanceOf(RpcError);
-    expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain((after as RpcError).code);
+    expect(after).toBeInstanceOf(ConnectError);
+    expect([Code.Unavailable, Code.DeadlineExceeded]).toContain((after as ConnectError).code);
     client.close();
   });
 

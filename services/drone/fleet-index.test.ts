@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import { DroneSchema, DroneStatus, FlightStage } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { AssignDroneRequestSchema, DroneSchedulerService } from "../../gen/dronedelivery/drone/v1/drone_scheduler_service_pb.js";
-import { status } from "@grpc/grpc-js";
-import { createClient, RpcError, type Client } from "../../lib/grpc/index.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createClient, type Client } from "../../lib/grpc/index.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { isRevisionConflict, type Versioned } from "../../lib/store/proto-kv-store.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
@@ -208,7 +208,7 @@ describe("AssignDrone through the fleet index", () => {
         try {
           return (await clients[i % 2]!.assignDrone(request(`idx-burst-${i}`, pickup))).assignment!.droneId;
         } catch (error) {
-          if (error instanceof RpcError && error.code === status.RESOURCE_EXHAUSTED) return undefined;
+          if (error instanceof ConnectError && error.code === Code.ResourceExhausted) return undefined;
           if (attempt >= 5) throw error;
         }
       }

@@ -2,7 +2,7 @@
 // (fast time scale): before the pickup, with the parcels on board, repeated, and refused.
 import { equals } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import type { JetStreamClient, JetStreamManager, NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
@@ -239,7 +239,7 @@ describe("RerouteAssignment", () => {
     // Once dropped off: the same reroute still answers the assignment; another one is refused.
     expect(equals(AssignmentSchema, (await client.rerouteAssignment({ deliveryId, dropoff: location(newDropoff) })).assignment!, done)).toBe(true);
     const refused = await rpcError(client.rerouteAssignment({ deliveryId, dropoff: location(oldDropoff) }));
-    expect(refused.code).toBe(status.FAILED_PRECONDITION);
+    expect(refused.code).toBe(Code.FailedPrecondition);
     expect(refused.findDetails(PreconditionFailureSchema)[0]?.violations).toEqual([
       expect.objectContaining({ type: "DROPPED_OFF", subject: `delivery:${deliveryId}`, description: "the parcels were already dropped off" }),
     ]);
@@ -302,10 +302,10 @@ describe("RerouteAssignment", () => {
   });
 
   it("answers NOT_FOUND, INVALID_ARGUMENT, and FAILED_PRECONDITION for a released assignment", async () => {
-    expect((await rpcError(client.rerouteAssignment({ deliveryId: "never-assigned", dropoff: location(HOME) }))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(client.rerouteAssignment({ deliveryId: "never-assigned", dropoff: location(HOME) }))).code).toBe(Code.NotFound);
 
     const bad = await rpcError(client.rerouteAssignment({ deliveryId: "has.dot", dropoff: { latitude: 91, longitude: 0, altitude: 0 } }));
-    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.code).toBe(Code.InvalidArgument);
     expect(fieldViolations(bad).map((v) => v.field).sort()).toEqual(["delivery_id", "dropoff.latitude"]);
     const missing = await rpcError(client.rerouteAssignment({ deliveryId: "reroute-x" }));
     expect(fieldViolations(missing).map((v) => v.field)).toEqual(["dropoff"]);
@@ -315,7 +315,7 @@ describe("RerouteAssignment", () => {
     await recorder.stop();
     expect((await client.releaseAssignment({ deliveryId, reason: "cancelled" })).released).toBe(true);
     const refused = await rpcError(client.rerouteAssignment({ deliveryId, dropoff: location(destination(pickup, 0, 3)) }));
-    expect(refused.code).toBe(status.FAILED_PRECONDITION);
+    expect(refused.code).toBe(Code.FailedPrecondition);
     expect(refused.findDetails(PreconditionFailureSchema)[0]?.violations).toEqual([
       expect.objectContaining({ type: "RELEASED", subject: `delivery:${deliveryId}` }),
     ]);

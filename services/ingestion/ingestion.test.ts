@@ -1,6 +1,6 @@
 // The Ingestion service over real gRPC, publishing to a real JetStream.
 import { create } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { Code } from "@connectrpc/connect";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { JetStreamManager, NatsConnection } from "nats";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -127,7 +127,7 @@ describe("ingestion service", () => {
   it("answers UNAVAILABLE when JetStream cannot store the request, and a retry with the same key succeeds once", async () => {
     await jsm.streams.delete(STREAM);
     const error = await rpcError(client.scheduleDelivery(request("k-outage")));
-    expect(error.code).toBe(status.UNAVAILABLE);
+    expect(error.code).toBe(Code.Unavailable);
     expect(error.message).toContain("same idempotency key");
 
     await ensureStreams(jsm);
@@ -151,7 +151,7 @@ describe("ingestion service", () => {
         ],
       }),
     );
-    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.code).toBe(Code.InvalidArgument);
     expect(fieldViolations(error).map((v) => v.field).sort()).toEqual(
       [
         "confirmation_required",

@@ -3,13 +3,14 @@
 // does not say it is safe to repeat is never retried, an idempotent one is; and a slow downstream
 // makes the upstream call fail with DEADLINE_EXCEEDED at the caller's budget, not later.
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { AccountService } from "../../gen/dronedelivery/account/v1/account_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { createCommsLayer, type CommsLayer } from "../../lib/comms/layer.js";
-import { addService, createClient, RpcError, unavailable, type HandlerContext } from "../../lib/grpc/index.js";
+import { addService, createClient, unavailable, type HandlerContext } from "../../lib/grpc/index.js";
 import { createTargetPolicies } from "../../lib/resilience/policy.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { accountModule } from "../../services/account/module.js";
@@ -69,18 +70,18 @@ describe("circuit breaker", () => {
     account = undefined;
 
     // Calls fail (UNAVAILABLE) until the failure ratio over the window opens the circuit.
-    let open: RpcError | undefined;
+    let open: ConnectError | undefined;
     for (let i = 0; i < 30 && open === undefined; i++) {
       const error = await rpcError(accounts.getAccount({ accountId: "acct-demo" }));
-      expect(error.code).toBe(grpc.status.UNAVAILABLE);
-      if (/circuit open/.test(error.message)) open = error;
+      expect(error.code).toBe(Code.Unavailable);
+      if (/circuit open/.test(error.rawMessage)) open = error;
     }
-    expect(open?.message).toMatch(/account is failing; calls are refused/);
+    expect(open?.rawMessage).toMatch(/account is failing; calls are refused/);
 
     // While open, a call fails at once: far under its 3 s deadline, without reaching the network.
     const started = Date.now();
     const fast = await rpcError(accounts.getAccount({ accountId: "acct-demo" }));
-    expect(fast.message).toMatch(/circuit open/);
+    expect(fast.rawMessage).toMatch(/circuit open/);
     expect(Date.now() - started).toBeLessThan(100);
 
     // The dependency returns on the same port; after the half-open delay a trial call closes it.
@@ -113,7 +114,7 @@ describe("retries", () => {
     try {
       // ScheduleDelivery has no idempotency_level: one call reaches the server.
       const error = await rpcError(client.scheduleDelivery({}));
-      expect(error.code).toBe(grpc.status.UNAVAILABLE);
+      expect(error.code).toBe(Code.Unavailable);
       expect(calls.schedule).toBe(1);
 
       // CancelDelivery is IDEMPOTENT: repeated until it succeeds, within the attempts allowed.
@@ -154,7 +155,7 @@ describe("deadline propagation", () => {
       const deadline = new Date(started + budgetMs);
       const error = await rpcError(caller.check({ service: "" }, { deadline }));
       const elapsed = Date.now() - started;
-      expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(error.code).toBe(Code.DeadlineExceeded);
       expect(elapsed).toBeGreaterThanOrEqual(budgetMs - 20);
       expect(elapsed).toBeLessThan(budgetMs + 1_000);
       // The downstream got the caller's deadline (to the grpc-timeout's precision), not 10 s.
