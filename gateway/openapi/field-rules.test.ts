@@ -24,6 +24,8 @@ package example.rules.v1;
 import "buf/validate/validate.proto";
 import "google/api/annotations.proto";
 import "google/api/field_behavior.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/timestamp.proto";
 
 service RulesService {
   rpc CreateThing(CreateThingRequest) returns (Thing) {
@@ -42,6 +44,12 @@ enum Color {
 }
 
 message Thing {
+  option (buf.validate.message).cel = {
+    id: "count.small_when_whole"
+    message: "count must stay below 50 when ratio is 1"
+    expression: "this.ratio < 1.0 || this.count < 50"
+  };
+  option (buf.validate.message).oneof = { fields: ["plain", "kind"] };
   string name = 1 [(buf.validate.field).string = { min_len: 1, max_len: 64, pattern: "^[a-z]+$" }];
   string code = 2 [(buf.validate.field).string.len = 4];
   int32 count = 3 [(buf.validate.field).int32 = { gte: 1, lt: 100 }];
@@ -77,6 +85,13 @@ message Thing {
     string b = 22;
   }
   string id = 23 [(google.api.field_behavior) = OUTPUT_ONLY, (buf.validate.field).required = true];
+  google.protobuf.Timestamp due = 25 [(buf.validate.field).timestamp.gt_now = true];
+  google.protobuf.Duration wait = 26 [(buf.validate.field).duration = { gte: { seconds: 1 }, lt: { seconds: 90, nanos: 500000000 } }];
+  string checked = 24 [(buf.validate.field).cel = {
+    id: "checked.even"
+    message: "must have an even length"
+    expression: "size(this) % 2 == 0"
+  }];
 }
 
 message CreateThingRequest {
@@ -183,6 +198,18 @@ describe("the OpenAPI plugin shows the contracts' field rules", () => {
     expect(props.note).toMatchObject({ type: "string", minLength: 3 });
     expect(String(obj(props.note, "note").description)).toContain("An empty string is accepted too");
     expect(props.skipped).toEqual({ type: "string" });
+  });
+
+  it("states CEL rules, oneof rules and time rules in the descriptions of their field and message", () => {
+    expect(props.checked).toEqual({ type: "string", description: "Checked: `checked.even`: must have an even length." });
+    expect(props.due).toEqual({ $ref: "#/components/schemas/google.protobuf.Timestamp", description: "Checked: must lie in the future." });
+    expect(props.wait).toEqual({
+      $ref: "#/components/schemas/google.protobuf.Duration",
+      description: "Checked: must be at least `1s`; must be shorter than `90.500s`.",
+    });
+    expect(thing.description).toBe(
+      "Checked as a whole: `count.small_when_whole`: count must stay below 50 when ratio is 1; at most one of `plain`, `kind` is set.",
+    );
   });
 
   it("lists required fields (buf.validate required and field_behavior REQUIRED), not output-only ones", () => {

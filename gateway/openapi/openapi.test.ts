@@ -267,7 +267,7 @@ describe("the OpenAPI document of the gateway's API versions (gen/openapi/, writ
     ]);
     const schedule = obj(schemas["dronedelivery.api.v1.ScheduleDeliveryRequest"], "schedule");
     expect(schedule.required).toEqual(["pickup", "dropoff", "deadline", "packageInfo"]);
-    expect(obj(schedule.properties, "props").deadline).toEqual({ $ref: `${SCHEMAS}google.protobuf.Timestamp` });
+    expect(obj(schedule.properties, "props").deadline).toEqual({ $ref: `${SCHEMAS}google.protobuf.Timestamp`, description: "Checked: must lie in the future." });
     expect(obj(schemas["dronedelivery.api.v1.Location"], "location").required).toEqual(["latitude", "longitude"]);
     const delivery = obj(obj(schemas["dronedelivery.api.v1.Delivery"], "delivery").properties, "props");
     expect(delivery.deliveryId).toEqual({ type: "string", readOnly: true });

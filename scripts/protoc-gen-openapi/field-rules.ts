@@ -12,31 +12,37 @@
  *   (`defined_only` adds nothing: the enum's own schema lists exactly its defined names);
  * - repeated fields: `min_items`, `max_items`, `unique`, and `items` applied to the item schema;
  *   maps: `min_pairs`, `max_pairs`, `keys` and `values` applied to the key and value schemas.
- * `required` puts the field in its message's `required` list (field-behavior.ts). Rules JSON
- * Schema cannot state (CEL expressions, byte lengths, prefixes, times relative to now) are not
- * shown; the services still enforce them.
+ * `required` puts the field in its message's `required` list (field-behavior.ts). CEL rules, of a
+ * field or of a message as a whole, and the rules of Timestamp and Duration fields (whose JSON
+ * forms are strings) are stated in the description. Other rules JSON Schema cannot state (byte
+ * lengths, prefixes, suffixes) are not shown; the services still enforce them.
  */
 import {
   getOption,
   hasOption,
   isFieldSet,
   ScalarType,
+  toJson,
   type DescEnum,
   type DescField,
+  type DescMessage,
   type DescOneof,
   type JsonObject,
   type JsonValue,
   type Message,
 } from "@bufbuild/protobuf";
+import { DurationSchema, TimestampSchema, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   field as fieldRulesOption,
   file_buf_validate_validate,
   Ignore,
+  message as messageRulesOption,
   oneof as oneofRulesOption,
   type EnumRules,
   type FieldRules,
   type MapRules,
   type RepeatedRules,
+  type Rule,
   type StringRules,
 } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
@@ -48,6 +54,29 @@ export function fieldRules(field: DescField): FieldRules | undefined {
 /** Whether the rules say the field must be set. */
 export function requiredByRules(field: DescField): boolean {
   return fieldRules(field)?.required === true;
+}
+
+/** The CEL rules of a message or field, each as "`id`: message" (or its expression when it has no message). */
+function celNotes(rules: { readonly cel: readonly Rule[]; readonly celExpression: readonly string[] }): string[] {
+  return [
+    ...rules.cel.map((rule) => (rule.id === "" ? "" : `\`${rule.id}\`: `) + (rule.message || `\`${rule.expression}\``)),
+    ...rules.celExpression.map((expression) => `\`${expression}\``),
+  ];
+}
+
+/**
+ * What `(buf.validate.message)` says of a message as a whole, as a sentence for its description:
+ * its CEL rules and its oneof rules (at most, or exactly, one of some fields is set).
+ */
+export function messageRulesNote(message: DescMessage): string | undefined {
+  if (!hasOption(message, messageRulesOption)) return undefined;
+  const rules = getOption(message, messageRulesOption);
+  const notes = celNotes(rules);
+  for (const oneof of rules.oneof) {
+    const names = oneof.fields.map((name) => `\`${message.fields.find((f) => f.name === name)?.jsonName ?? name}\``);
+    notes.push(`${oneof.required ? "exactly" : "at most"} one of ${names.join(", ")} is set`);
+  }
+  return notes.length === 0 ? undefined : `Checked as a whole: ${notes.join("; ")}.`;
 }
 
 /** Whether `(buf.validate.oneof).required` says exactly one field of the oneof must be set. */
@@ -213,6 +242,43 @@ function valueKeywords(rules: FieldRules, enumDesc: DescEnum | undefined): JsonO
   }
 }
 
+/** A Duration in its JSON form, e.g. `1.5s`. */
+function durationText(duration: Duration | undefined): string {
+  return `\`${String(duration ? toJson(DurationSchema, duration) : "0s")}\``;
+}
+
+/** A Timestamp in its JSON form, an RFC 3339 time. */
+function timestampText(timestamp: Timestamp): string {
+  return `\`${String(toJson(TimestampSchema, timestamp))}\``;
+}
+
+/** The rules of Timestamp and Duration fields, whose JSON forms are strings, as phrases. */
+function timeNotes(rules: FieldRules): string[] {
+  const notes: string[] = [];
+  const type = rules.type;
+  if (type.case === "timestamp") {
+    const t = type.value;
+    if (t.const) notes.push(`must be ${timestampText(t.const)}`);
+    if (t.greaterThan.case === "gtNow" && t.greaterThan.value) notes.push("must lie in the future");
+    if (t.greaterThan.case === "gt") notes.push(`must lie after ${timestampText(t.greaterThan.value)}`);
+    if (t.greaterThan.case === "gte") notes.push(`must not lie before ${timestampText(t.greaterThan.value)}`);
+    if (t.lessThan.case === "ltNow" && t.lessThan.value) notes.push("must lie in the past");
+    if (t.lessThan.case === "lt") notes.push(`must lie before ${timestampText(t.lessThan.value)}`);
+    if (t.lessThan.case === "lte") notes.push(`must not lie after ${timestampText(t.lessThan.value)}`);
+    if (t.within) notes.push(`must lie within ${durationText(t.within)} of now`);
+  } else if (type.case === "duration") {
+    const d = type.value;
+    if (d.const) notes.push(`must be ${durationText(d.const)}`);
+    if (d.greaterThan.case === "gt") notes.push(`must be longer than ${durationText(d.greaterThan.value)}`);
+    if (d.greaterThan.case === "gte") notes.push(`must be at least ${durationText(d.greaterThan.value)}`);
+    if (d.lessThan.case === "lt") notes.push(`must be shorter than ${durationText(d.lessThan.value)}`);
+    if (d.lessThan.case === "lte") notes.push(`must be at most ${durationText(d.lessThan.value)}`);
+    if (d.in.length > 0) notes.push(`must be one of ${d.in.map(durationText).join(", ")}`);
+    if (d.notIn.length > 0) notes.push(`must be none of ${d.notIn.map(durationText).join(", ")}`);
+  }
+  return notes;
+}
+
 /**
  * Adds to `schema` (a field's value schema, as schemas.ts writes it) the keywords of the field's
  * rules. Rules ignored always change nothing; rules ignored for the zero value are shown with a
@@ -253,12 +319,18 @@ export function applyFieldRules(field: DescField, schema: JsonObject): void {
       break;
     }
   }
-  if (Object.keys(keywords).length === 0) return;
   Object.assign(schema, keywords);
-  if (rules.ignore === Ignore.IF_ZERO_VALUE) {
-    const note = `${zeroValueOf(field)} is accepted too: the rules apply to any other value.`;
-    schema.description = typeof schema.description === "string" ? `${schema.description} ${note}` : note;
+  const notes: string[] = [];
+  const cel = [...timeNotes(rules), ...celNotes(rules)];
+  if (cel.length > 0) notes.push(`Checked: ${cel.join("; ")}.`);
+  if (rules.ignore === Ignore.IF_ZERO_VALUE && (Object.keys(keywords).length > 0 || cel.length > 0)) {
+    notes.push(`${zeroValueOf(field)} is accepted too: the rules apply to any other value.`);
   }
+  if (notes.length > 0) addDescription(schema, notes.join(" "));
+}
+
+function addDescription(schema: JsonObject, note: string): void {
+  schema.description = typeof schema.description === "string" ? `${schema.description} ${note}` : note;
 }
 
 /** How the zero value of a field shows in JSON, for the note on rules it is exempt from. */

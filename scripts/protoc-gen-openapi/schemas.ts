@@ -7,7 +7,7 @@
  */
 import type { DescEnum, DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
 import { isInputOnly, isOutputOnly, isRequired } from "./field-behavior.js";
-import { applyFieldRules, oneofRequired } from "./field-rules.js";
+import { applyFieldRules, messageRulesNote, oneofRequired } from "./field-rules.js";
 import { mapKeySchema, scalarSchema } from "./scalars.js";
 import { wellKnownSchema } from "./well-known.js";
 
@@ -88,6 +88,8 @@ export function createSchemaSet(): SchemaSet {
     }
     const schema: JsonObject = { type: "object", properties };
     if (required.length > 0) schema.required = required;
+    const rules = messageRulesNote(desc);
+    if (rules) schema.description = rules;
     if (desc.deprecated) schema.deprecated = true;
     return schema;
   }
