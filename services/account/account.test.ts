@@ -1,10 +1,10 @@
 // The Account service over real gRPC against a real nats-server.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountSchema, AccountStatus } from "../../gen/dronedelivery/account/v1/account_pb.js";
 import { AccountService } from "../../gen/dronedelivery/account/v1/account_service_pb.js";
-import { createClient, fieldViolations, RpcError, type Client } from "../../lib/grpc/index.js";
+import { createClient, fieldViolations, type Client } from "../../lib/grpc/index.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { healthStatus, reflectionFilesFor, reflectionServices } from "../../test/harness/grpc-probes.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
@@ -56,39 +56,39 @@ describe("account service", () => {
   it("answers ALREADY_EXISTS for the same id with different content", async () => {
     await client.createAccount({ account: { accountId: "acct-taken", userId: "u1", status: AccountStatus.ACTIVE } });
     const error = await rpcError(client.createAccount({ account: { accountId: "acct-taken", userId: "u2", status: AccountStatus.ACTIVE } }));
-    expect(error.code).toBe(status.ALREADY_EXISTS);
+    expect(error.code).toBe(Code.AlreadyExists);
   });
 
   it("resolves concurrent creates of one id by revision: one content wins, the rest agree or conflict", async () => {
     const attempts = Array.from({ length: 8 }, (_, i) =>
       client
         .createAccount({ account: { accountId: "acct-race", userId: `user-${i % 2}`, status: AccountStatus.ACTIVE } })
-        .then((r) => ({ ok: r.account?.userId }), (e: RpcError) => ({ code: e.code })),
+        .then((r) => ({ ok: r.account?.userId }), (e: ConnectError) => ({ code: e.code })),
     );
     const results = await Promise.all(attempts);
     const { account } = await client.getAccount({ accountId: "acct-race" });
     for (const r of results) {
       if ("ok" in r) expect(r.ok).toBe(account?.userId);
-      else expect(r.code).toBe(status.ALREADY_EXISTS);
+      else expect(r.code).toBe(Code.AlreadyExists);
     }
   });
 
   it("answers NOT_FOUND for an unknown account", async () => {
-    expect((await rpcError(client.getAccount({ accountId: "nobody" }))).code).toBe(status.NOT_FOUND);
-    expect((await rpcError(client.checkAccountStatus({ accountId: "nobody" }))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(client.getAccount({ accountId: "nobody" }))).code).toBe(Code.NotFound);
+    expect((await rpcError(client.checkAccountStatus({ accountId: "nobody" }))).code).toBe(Code.NotFound);
   });
 
   it("answers INVALID_ARGUMENT naming each bad field", async () => {
     const empty = await rpcError(client.getAccount({ accountId: "" }));
-    expect(empty.code).toBe(status.INVALID_ARGUMENT);
-    expect(fieldViolations(empty)).toEqual([{ field: "account_id", description: "is required" }]);
+    expect(empty.code).toBe(Code.InvalidArgument);
+    expect(fieldViolations(empty)).toEqual([{ field: "account_id", description: "value is required" }]);
 
     const bad = await rpcError(
       client.createAccount({
         account: { accountId: "has space", userId: "", displayName: "x".repeat(300), status: 42 as AccountStatus },
       }),
     );
-    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.code).toBe(Code.InvalidArgument);
     expect(fieldViolations(bad).map((v) => v.field).sort()).toEqual([
       "account.account_id",
       "account.display_name",
@@ -97,12 +97,12 @@ describe("account service", () => {
     ]);
 
     const missing = await rpcError(client.createAccount({}));
-    expect(fieldViolations(missing)).toEqual([{ field: "account", description: "is required" }]);
+    expect(fieldViolations(missing)).toEqual([{ field: "account", description: "value is required" }]);
   });
 
   it("refuses a message over the size limit", async () => {
     const error = await rpcError(client.getAccount({ accountId: "a".repeat(2 * 1024 * 1024) }));
-    expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(error.code).toBe(Code.ResourceExhausted);
   });
 
   it("reports SERVING and describes itself by reflection", async () => {

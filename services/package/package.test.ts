@@ -1,12 +1,12 @@
 // The Package service over real gRPC against a real nats-server.
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PackageSize } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import type { PackageSchema } from "../../gen/dronedelivery/package/v1/package_pb.js";
 import { PackageService } from "../../gen/dronedelivery/package/v1/package_service_pb.js";
 import { PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { createClient, fieldViolations, RpcError, type Client } from "../../lib/grpc/index.js";
+import { createClient, fieldViolations, type Client } from "../../lib/grpc/index.js";
 import type { RunningService } from "../../lib/service/service-host.js";
 import { healthStatus, reflectionFilesFor, reflectionServices } from "../../test/harness/grpc-probes.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
@@ -20,7 +20,7 @@ let service: RunningService;
 let client: Client<typeof PackageService>;
 
 
-function fieldsOf(error: RpcError): string[] {
+function fieldsOf(error: ConnectError): string[] {
   return fieldViolations(error)
     .map((v) => v.field)
     .sort();
@@ -96,7 +96,7 @@ describe("package service", () => {
     expect(summary.packageCount).toBe(5n);
     expect(summary.totalWeightKg).toBe(15);
     expect((await client.deletePackage({ packageId: "a.b.c" })).deleted).toBe(true);
-    expect((await rpcError(client.getPackage({ packageId: "a.b.c" }))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(client.getPackage({ packageId: "a.b.c" }))).code).toBe(Code.NotFound);
     for (const bad of ["a..b", ".lead", "trail."]) {
       const error = await rpcError(client.upsertPackage({ package: parcel(bad, "owner-dots") }));
       expect(fieldViolations(error).map((v) => v.field)).toEqual(["package.package_id"]);
@@ -107,7 +107,7 @@ describe("package service", () => {
   it("answers FAILED_PRECONDITION when an upsert would change the owner", async () => {
     await client.upsertPackage({ package: parcel("pkg-owned", "owner-a") });
     const error = await rpcError(client.upsertPackage({ package: parcel("pkg-owned", "owner-b") }));
-    expect(error.code).toBe(status.FAILED_PRECONDITION);
+    expect(error.code).toBe(Code.FailedPrecondition);
     const [failure] = error.findDetails(PreconditionFailureSchema);
     expect(failure?.violations.map((v) => [v.type, v.subject])).toEqual([["PACKAGE_OWNER", "package:pkg-owned"]]);
     expect((await client.getPackage({ packageId: "pkg-owned" })).package?.ownerId).toBe("owner-a");
@@ -115,15 +115,15 @@ describe("package service", () => {
 
   it("answers INVALID_ARGUMENT for a bad upsert, naming each bad field", async () => {
     const missing = await rpcError(client.upsertPackage({}));
-    expect(missing.code).toBe(status.INVALID_ARGUMENT);
-    expect(fieldViolations(missing)).toEqual([{ field: "package", description: "is required" }]);
+    expect(missing.code).toBe(Code.InvalidArgument);
+    expect(fieldViolations(missing)).toEqual([{ field: "package", description: "value is required" }]);
 
     const bad = await rpcError(
       client.upsertPackage({
         package: { packageId: "has space", ownerId: "", size: 42 as PackageSize, weightKg: 0, tag: "t".repeat(257), deliveryId: "d.1" },
       }),
     );
-    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.code).toBe(Code.InvalidArgument);
     expect(fieldsOf(bad)).toEqual([
       "package.delivery_id",
       "package.owner_id",
@@ -145,21 +145,21 @@ describe("package service", () => {
     ];
     for (const [override, field] of cases) {
       const error = await rpcError(client.upsertPackage({ package: parcel("pkg-bad", "owner-bad", override) }));
-      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.code).toBe(Code.InvalidArgument);
       expect(fieldsOf(error)).toEqual([field]);
     }
     // The limits themselves are accepted.
     const edge = await client.upsertPackage({ package: parcel("pkg-edge", "owner-bad", { weightKg: 1000, tag: "t".repeat(256) }) });
     expect(edge.package?.weightKg).toBe(1000);
-    expect((await rpcError(client.getPackage({ packageId: "pkg-bad" }))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(client.getPackage({ packageId: "pkg-bad" }))).code).toBe(Code.NotFound);
   });
 
   it("answers NOT_FOUND or INVALID_ARGUMENT for gets and summaries of bad ids", async () => {
     const missing = await rpcError(client.getPackage({ packageId: "nothing-here" }));
-    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(missing.code).toBe(Code.NotFound);
     const empty = await rpcError(client.getPackage({ packageId: "" }));
-    expect(empty.code).toBe(status.INVALID_ARGUMENT);
-    expect(fieldViolations(empty)).toEqual([{ field: "package_id", description: "is required" }]);
+    expect(empty.code).toBe(Code.InvalidArgument);
+    expect(fieldViolations(empty)).toEqual([{ field: "package_id", description: "value is required" }]);
     expect(fieldsOf(await rpcError(client.getPackage({ packageId: "a/b" })))).toEqual(["package_id"]);
     expect(fieldsOf(await rpcError(client.getPackageSummary({ ownerId: "" })))).toEqual(["owner_id"]);
     expect(fieldsOf(await rpcError(client.getPackageSummary({ ownerId: "o*" })))).toEqual(["owner_id"]);
@@ -193,12 +193,12 @@ describe("package service", () => {
   it("answers INVALID_ARGUMENT naming update_mask for an empty, unknown or immutable path", async () => {
     await client.upsertPackage({ package: parcel("pkg-mask", "owner-mask") });
     const noMask = await rpcError(client.updatePackage({ package: { packageId: "pkg-mask" } }));
-    expect(noMask.code).toBe(status.INVALID_ARGUMENT);
+    expect(noMask.code).toBe(Code.InvalidArgument);
     expect(fieldsOf(noMask)).toEqual(["update_mask"]);
 
     for (const paths of [[], ["colour"], ["owner_id"], ["package_id"], ["create_time"], ["*"], ["weightKg"]]) {
       const error = await rpcError(client.updatePackage({ package: { packageId: "pkg-mask", tag: "x" }, updateMask: { paths } }));
-      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.code).toBe(Code.InvalidArgument);
       expect(fieldsOf(error)).toEqual(["update_mask"]);
     }
 
@@ -211,7 +211,7 @@ describe("package service", () => {
     expect(fieldsOf(noPackage)).toEqual(["package"]);
 
     const missing = await rpcError(client.updatePackage({ package: { packageId: "pkg-absent", tag: "x" }, updateMask: { paths: ["tag"] } }));
-    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(missing.code).toBe(Code.NotFound);
 
     expect((await client.getPackage({ packageId: "pkg-mask" })).package?.tag).toBe("fragile");
   });
@@ -241,8 +241,8 @@ describe("package service", () => {
   it("deletes a package: NOT_FOUND when missing unless allow_missing, and exactly one concurrent delete removes it", async () => {
     await client.upsertPackage({ package: parcel("pkg-delete", "owner-delete") });
     expect(await client.deletePackage({ packageId: "pkg-delete" })).toEqual(expect.objectContaining({ deleted: true }));
-    expect((await rpcError(client.getPackage({ packageId: "pkg-delete" }))).code).toBe(status.NOT_FOUND);
-    expect((await rpcError(client.deletePackage({ packageId: "pkg-delete" }))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(client.getPackage({ packageId: "pkg-delete" }))).code).toBe(Code.NotFound);
+    expect((await rpcError(client.deletePackage({ packageId: "pkg-delete" }))).code).toBe(Code.NotFound);
     expect((await client.deletePackage({ packageId: "pkg-delete", allowMissing: true })).deleted).toBe(false);
     expect((await client.deletePackage({ packageId: "pkg-delete", allowMissing: true })).deleted).toBe(false);
     expect(fieldsOf(await rpcError(client.deletePackage({ packageId: "", allowMissing: true })))).toEqual(["package_id"]);
