@@ -2,16 +2,15 @@
 // when the drone sets off before the record names it, ends Failed with a code when the workflow
 // fails (also when it never opened the record), and is completed by the reconciliation when its
 // drop-off event was missed.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryFailureCode, DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import { OpenDeliveryRequestSchema } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { AssignmentSchema, AssignmentState } from "../../gen/dronedelivery/drone/v1/drone_pb.js";
 import { ScheduleDeliveryCommandSchema } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
-import { RpcError } from "../../lib/grpc/index.js";
 import { publishMessage } from "../../lib/nats/messages.js";
 import { STREAMS, subjects } from "../../lib/nats/streams.js";
 import { metricsRegistry } from "../../lib/observability/metrics.js";
@@ -38,14 +37,14 @@ function openRequest(deliveryId: string): MessageInitShape<typeof OpenDeliveryRe
   return { ...rest, acceptTime: timestampFromDate(new Date(Date.now() - 1_000)) };
 }
 
-async function expectRpcError(call: Promise<unknown>, code: status): Promise<RpcError> {
+async function expectRpcError(call: Promise<unknown>, code: Code): Promise<ConnectError> {
   const error = await call.then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(RpcError);
-  expect((error as RpcError).code).toBe(code);
-  return error as RpcError;
+  expect(error).toBeInstanceOf(ConnectError);
+  expect((error as ConnectError).code).toBe(code);
+  return error as ConnectError;
 }
 
 describe("Requested", () => {
@@ -56,7 +55,7 @@ describe("Requested", () => {
     expect(delivery?.carrier.case).toBeUndefined();
     // Opening again is a repeat; another request under the id is refused.
     expect((await bed.client.openDelivery(openRequest("req-1"))).created).toBe(false);
-    await expectRpcError(bed.client.openDelivery({ ...openRequest("req-1"), expedited: true }), status.ALREADY_EXISTS);
+    await expectRpcError(bed.client.openDelivery({ ...openRequest("req-1"), expedited: true }), Code.AlreadyExists);
 
     const { status: current } = await bed.client.getDeliveryStatus({ deliveryId: "req-1" });
     expect(current?.stage).toBe(DeliveryStage.REQUESTED);
@@ -66,7 +65,7 @@ describe("Requested", () => {
     expect(scheduled.carrier).toEqual({ case: "droneId", value: "drone-r1" });
     // The same carrier again is a repeat; another carrier is refused.
     expect((await bed.client.scheduleDelivery(scheduleRequest("req-1", "drone-r1", { deadline: DEADLINE }))).created).toBe(false);
-    await expectRpcError(bed.client.scheduleDelivery(scheduleRequest("req-1", "drone-other", { deadline: DEADLINE })), status.ALREADY_EXISTS);
+    await expectRpcError(bed.client.scheduleDelivery(scheduleRequest("req-1", "drone-other", { deadline: DEADLINE })), Code.AlreadyExists);
     await bed.published("req-1", [DeliveryStage.REQUESTED, DeliveryStage.CREATED]);
   });
 
@@ -93,7 +92,7 @@ describe("Requested", () => {
     const { created } = await bed.client.openDelivery({ ...openRequest("req-queued"), ...command, $typeName: undefined });
     expect(created).toBe(false);
     // An id with no record and no queued request is still NOT_FOUND, at once.
-    await expectRpcError(bed.client.getDelivery({ deliveryId: "req-nothing" }), status.NOT_FOUND);
+    await expectRpcError(bed.client.getDelivery({ deliveryId: "req-nothing" }), Code.NotFound);
     expect(await new QueuedScheduleRequests(bed.jsm).find("req-nothing")).toBeUndefined();
   });
 
@@ -132,7 +131,7 @@ describe("Failed", () => {
   });
 
   it("records a never-opened delivery Failed from its request, and answers NOT_FOUND without one", async () => {
-    await expectRpcError(bed.client.failDelivery({ deliveryId: "req-never", reason: "gave up" }), status.NOT_FOUND);
+    await expectRpcError(bed.client.failDelivery({ deliveryId: "req-never", reason: "gave up" }), Code.NotFound);
     const { delivery } = await bed.client.failDelivery({
       deliveryId: "req-never",
       reason: "The account may not order deliveries.",
@@ -147,12 +146,12 @@ describe("Failed", () => {
   it("refuses a request naming another delivery, and a reschedule while still Requested", async () => {
     await expectRpcError(
       bed.client.failDelivery({ deliveryId: "req-x", reason: "r", request: openRequest("req-y") }),
-      status.INVALID_ARGUMENT,
+      Code.InvalidArgument,
     );
     await bed.client.openDelivery(openRequest("req-resched"));
     await expectRpcError(
       bed.client.rescheduleDelivery({ deliveryId: "req-resched", dropoff: PICKUP, updateMask: { paths: ["dropoff"] } }),
-      status.FAILED_PRECONDITION,
+      Code.FailedPrecondition,
     );
   });
 });

@@ -1,9 +1,8 @@
 // WatchDelivery: the current status, then status events and live positions, until the end.
-import { status } from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeliveryStage } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import type { WatchDeliveryResponse } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
-import { RpcError } from "../../lib/grpc/index.js";
 import { STATUS_STREAM } from "./status-stream.js";
 import { DeliveryTestBed, DROPOFF, EVENTUALLY, FlightStage, PICKUP } from "./test-support.js";
 
@@ -44,13 +43,13 @@ function stageOf(update: WatchDeliveryResponse): DeliveryStage | "position" {
   return update.update.case === "statusEvent" ? update.update.value.stage : "position";
 }
 
-async function failure(promise: Promise<unknown>): Promise<RpcError> {
+async function failure(promise: Promise<unknown>): Promise<ConnectError> {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(RpcError);
-  return error as RpcError;
+  expect(error).toBeInstanceOf(ConnectError);
+  return error as ConnectError;
 }
 
 describe("watching a delivery", () => {
@@ -145,8 +144,8 @@ describe("watching a delivery", () => {
     expect(ended.map(stageOf)).toEqual([CANCELLED]);
     expect(ended[0]?.sequence).toBe(rest[0]?.sequence);
 
-    expect((await failure(watch("dlv-unknown").next())).code).toBe(status.NOT_FOUND);
-    expect((await failure(watch("").next())).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(watch("dlv-unknown").next())).code).toBe(Code.NotFound);
+    expect((await failure(watch("").next())).code).toBe(Code.InvalidArgument);
   });
 
   it("ends when the caller leaves or its deadline passes, and leaves no consumer behind", async () => {
@@ -155,11 +154,11 @@ describe("watching a delivery", () => {
     const left = watch("dlv-leave", { signal: controller.signal, includePositions: true });
     await left.next();
     controller.abort();
-    expect((await failure(left.rest())).code).toBe(status.CANCELLED);
+    expect((await failure(left.rest())).code).toBe(Code.Canceled);
 
     const timed = watch("dlv-leave", { timeoutMs: 300 });
     await timed.next();
-    expect((await failure(timed.rest())).code).toBe(status.DEADLINE_EXCEEDED);
+    expect((await failure(timed.rest())).code).toBe(Code.DeadlineExceeded);
 
     // Only the history subscriber's durable consumer stays on the stream.
     await vi.waitFor(async () => {
