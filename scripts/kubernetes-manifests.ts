@@ -2,7 +2,7 @@
  * Writes the parts of the Kubernetes manifests (deploy/kubernetes, a kustomize base) that follow
  * from the service registry (lib/service/registry.ts):
  *   - services/<name>.yaml: a Deployment and a headless Service per service of the registry (its
- *     ports, NATS user, the addresses of the services it dials, replicas);
+ *     ports, NATS user, the addresses of the services whose caller rules name it, replicas);
  *   - the `services/*.yaml` lines of kustomization.yaml's resources;
  *   - the NATS_PASSWORD_<IDENTITY> variables of the NATS StatefulSet (nats/nats.yaml), one per
  *     NATS user;
@@ -20,7 +20,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { natsIdentitiesOf } from "../lib/nats/permissions.js";
 import { envPrefix } from "../lib/service/config.js";
-import { PLATFORM_REGISTRY, serviceEntries, serviceEntryOf, type Registry, type ServiceEntry } from "../lib/service/registry.js";
+import { dialsOf, PLATFORM_REGISTRY, serviceEntries, serviceEntryOf, type Registry, type ServiceEntry } from "../lib/service/registry.js";
 import { kubernetesNatsAuth, natsPasswordVariable } from "./kubernetes-nats-auth.js";
 
 /** deploy/kubernetes */
@@ -51,7 +51,7 @@ export function serviceManifest(registry: Registry, entry: ServiceEntry): string
   const health = port + HEALTH_PORT_OFFSET;
   const metrics = port + METRICS_PORT_OFFSET;
   const variable = (key: string, value: string) => [`            - name: ${key}`, `              value: ${JSON.stringify(value)}`];
-  const dials = entry.dials.flatMap((target) => variable(`${envPrefix(target)}ADDRESS`, clusterAddress(serviceEntryOf(registry, target))));
+  const dials = dialsOf(registry, name).flatMap((target) => variable(`${envPrefix(target)}ADDRESS`, clusterAddress(serviceEntryOf(registry, target))));
   return [
     GENERATED,
     `# The ${name} service: a Deployment of the platform image running \`${name}\`, and a headless`,

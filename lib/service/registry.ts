@@ -66,8 +66,6 @@ interface EntryBase {
   readonly port: number;
   /** Its NATS user's grant. */
   readonly nats: NatsGrant;
-  /** The services it makes clients of: `make run` and the manifests give it their `<NAME>_ADDRESS`. */
-  readonly dials: readonly string[];
   /** Pods of its Deployment in the Kubernetes manifests. */
   readonly replicas: number;
 }
@@ -129,7 +127,6 @@ export const PLATFORM_REGISTRY = [
       },
     ],
     nats: { ...nothing, buckets: ["accounts"] },
-    dials: [],
     replicas: 2,
   },
   {
@@ -149,7 +146,6 @@ export const PLATFORM_REGISTRY = [
       },
     ],
     nats: { ...nothing, buckets: ["packages"] },
-    dials: [],
     replicas: 2,
   },
   {
@@ -175,7 +171,6 @@ export const PLATFORM_REGISTRY = [
     ],
     // WatchFleet relays the fleet's positions live (a core subscription, nothing stored per watcher).
     nats: { ...nothing, writes: ["DRONE_TELEMETRY"], buckets: ["drones"], listens: ["drone.*.location"] },
-    dials: [],
     replicas: 2,
   },
   {
@@ -193,7 +188,6 @@ export const PLATFORM_REGISTRY = [
       },
     ],
     nats: { ...nothing, writes: ["CARRIER_STATUS"], buckets: ["thirdparty-pickups"] },
-    dials: [],
     replicas: 2,
   },
   {
@@ -233,8 +227,6 @@ export const PLATFORM_REGISTRY = [
       // WatchDelivery follows the assigned drone's positions live, outside the durable consumer.
       listens: ["drone.*.location"],
     },
-    // Its reconciliation asks the Drone service for a delivery's assignment.
-    dials: ["drone"],
     replicas: 2,
   },
   {
@@ -249,7 +241,6 @@ export const PLATFORM_REGISTRY = [
       },
     ],
     nats: { ...nothing, writes: ["DELIVERY_REQUESTS"] },
-    dials: [],
     replicas: 2,
   },
   {
@@ -258,8 +249,6 @@ export const PLATFORM_REGISTRY = [
     port: 7057,
     serves: [],
     nats: { ...nothing, writes: ["WORKFLOW_FAILURES"], buckets: ["workflows"], consumes: ["DELIVERY_REQUESTS"] },
-    // The workflow's steps (services/scheduler/clients.ts).
-    dials: ["account", "package", "drone", "thirdparty", "delivery"],
     replicas: 2,
   },
   {
@@ -270,8 +259,6 @@ export const PLATFORM_REGISTRY = [
     // The saga log `workflows` is shared with the Scheduler by design (services/scheduler/README.md),
     // and the stale-workflow sweep publishes the failures of the workflows it takes over.
     nats: { ...nothing, writes: ["WORKFLOW_FAILURES"], buckets: ["workflows", "compensations"], consumes: ["WORKFLOW_FAILURES"] },
-    // Compensation undoes the workflow's steps with the Scheduler's clients (services/scheduler/clients.ts).
-    dials: ["account", "package", "drone", "thirdparty", "delivery"],
     replicas: 2,
   },
   {
@@ -283,8 +270,6 @@ export const PLATFORM_REGISTRY = [
     // It keeps only its idempotency fingerprints (gateway/idempotency.ts) and the rate-limit
     // counters its instances share (gateway/edge/shared-rate-limit.ts).
     nats: { ...nothing, buckets: ["gateway-idempotency", "gateway-rate-limit"] },
-    // Customers' requests (ingestion), their deliveries (delivery), the operators' fleet (drone).
-    dials: ["ingestion", "delivery", "drone"],
     replicas: 2,
   },
 ] as const satisfies Registry;
@@ -316,6 +301,16 @@ export function serviceEntryOf(registry: Registry, name: string): ServiceEntry {
   return entry;
 }
 
+/**
+ * The services `name` may call: those with a caller rule naming it, in the registry's order. The
+ * manifests give it their `<NAME>_ADDRESS` (`make run` gives every process every address).
+ */
+export function dialsOf(registry: Registry, name: string): string[] {
+  return serviceEntries(registry)
+    .filter((entry) => entry.serves.some((s) => Object.values(s.callers).some((allowed) => allowed !== ANY_AUTHENTICATED && allowed.includes(name))))
+    .map((entry) => entry.name);
+}
+
 /** The full protobuf name of a served service. */
 export function servedTypeName(served: Served): string {
   return typeof served.service === "string" ? served.service : served.service.typeName;
@@ -341,14 +336,12 @@ export function registeredService(name: string, registry: Registry = PLATFORM_RE
 
 /**
  * What is wrong with a registry, as sentences (empty when nothing is): names that cannot be an
- * identity or are taken twice, ports taken twice, a service served by two processes, a caller or
- * a dialled service that is no process of the registry, a dialled service missing for a method
- * the process may call.
+ * identity or are taken twice, ports taken twice, a service served by two processes, a caller
+ * that is no process of the registry.
  */
 export function registryProblems(registry: Registry, extraCallers: readonly string[] = ["operator"]): string[] {
   const problems: string[] = [];
   const names = registry.map((e) => e.name);
-  const services = new Set(serviceEntries(registry).map((e) => e.name));
   const callers = new Set([...names, ...extraCallers]);
   const ports = new Map<number, string>();
   const served = new Map<string, string>();
@@ -376,23 +369,6 @@ export function registryProblems(registry: Registry, extraCallers: readonly stri
         if (allowed === ANY_AUTHENTICATED) continue;
         for (const caller of allowed) {
           if (!callers.has(caller)) problems.push(`${entry.name}: ${typeName}/${method} names ${caller}, which is no process of the registry`);
-        }
-      }
-    }
-    for (const target of entry.dials) {
-      if (!services.has(target)) problems.push(`${entry.name}: dials ${target}, which is no service of the registry`);
-    }
-  }
-  // A process allowed to call a service dials it.
-  for (const entry of serviceEntries(registry)) {
-    for (const s of entry.serves) {
-      for (const allowed of Object.values(s.callers)) {
-        if (allowed === ANY_AUTHENTICATED) continue;
-        for (const caller of allowed) {
-          const callerEntry = registry.find((e) => e.name === caller);
-          if (callerEntry && !callerEntry.dials.includes(entry.name)) {
-            problems.push(`${caller}: may call ${servedTypeName(s)} but does not dial ${entry.name}`);
-          }
         }
       }
     }

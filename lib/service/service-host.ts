@@ -57,7 +57,7 @@ export interface ServiceParts {
 export interface StartServiceOptions {
   /** Environment to read configuration from. Default: process.env. */
   env?: Env;
-  /** NATS server URL(s); default NATS_URL, else nats://127.0.0.1:4222. */
+  /** NATS server URL(s); default NATS_URL of `env`, else nats://127.0.0.1:4222. */
   natsUrl?: string;
   /** gRPC port; default `<NAME>_PORT`, else the module's default. 0 picks a free port. */
   port?: number;
@@ -176,11 +176,12 @@ export async function startService(module: ServiceModule, options: StartServiceO
   });
   log.info({ address: grpc.address }, "gRPC server bound; NOT_SERVING until ready");
 
+  const natsUrl = options.natsUrl ?? env["NATS_URL"]?.trim();
   let nc: NatsConnection;
   try {
     nc = await connectNats({
       name: module.name,
-      ...(options.natsUrl ? { url: options.natsUrl } : {}),
+      ...(natsUrl ? { url: natsUrl } : {}),
       // Its own NATS user, allowed only the subjects it owns (lib/nats/permissions.ts).
       ...natsCredentialsFromEnv(env, module.name),
       waitOnFirstConnect: true,

@@ -219,7 +219,7 @@ export async function codeEnvReads(root: string): Promise<EnvReads> {
 export interface CodeFacts {
   /** The services' default gRPC ports (lib/service/ports.ts portTable of the registry). */
   readonly ports: Readonly<Record<string, number>>;
-  /** The services each process dials (its registry entry's `dials`), by process name. */
+  /** The services each process may call (registry.ts dialsOf), by process name. */
   readonly dials: Readonly<Record<string, readonly string[]>>;
   /** The folders under services/ with a main.ts. */
   readonly serviceFolders: readonly string[];
@@ -401,13 +401,13 @@ export function codeProblems(objects: readonly K8sObject[], code: CodeFacts): st
     }
   }
 
-  // Callers' addresses name the Service and its port, and are those of the services it dials.
+  // Callers' addresses name the Service and its port, and are those of the services it may call.
   for (const deployment of deployments) {
     const dials = code.dials[deployment.metadata.name] ?? [];
     const containers: any[] = deployment.spec?.template?.spec?.containers ?? [];
     const set = new Set(containers.flatMap((c) => [...containerEnv(c).values.keys()]));
     for (const target of dials) {
-      if (!set.has(`${envPrefix(target)}ADDRESS`)) problems.push(`Deployment ${deployment.metadata.name}: dials ${target} (its registry entry) but sets no ${envPrefix(target)}ADDRESS`);
+      if (!set.has(`${envPrefix(target)}ADDRESS`)) problems.push(`Deployment ${deployment.metadata.name}: may call ${target} (the registry) but sets no ${envPrefix(target)}ADDRESS`);
     }
     for (const container of containers) {
       const env = containerEnv(container);
@@ -415,7 +415,7 @@ export function codeProblems(objects: readonly K8sObject[], code: CodeFacts): st
         const target = Object.keys(code.ports).find((name) => variable === `${envPrefix(name)}ADDRESS`);
         if (target === undefined || value === undefined) continue;
         if (!dials.includes(target)) {
-          problems.push(`Deployment ${deployment.metadata.name}: sets ${variable}, but its registry entry does not dial ${target}`);
+          problems.push(`Deployment ${deployment.metadata.name}: sets ${variable}, but no caller rule of ${target} names it (the registry)`);
         }
         const targetService = find("Service", target);
         if (!targetService) {

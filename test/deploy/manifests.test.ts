@@ -3,7 +3,7 @@
 // scripts/kubernetes-manifests.ts writes from it; every object against the Kubernetes API schemas
 // (kubernetes-models), and against the code it deploys (test/deploy/manifest-check.ts): a
 // Deployment and a Service per process of the registry, ports, probes, certificates, NATS users,
-// the addresses of the services each dials, and every variable set read by the code. The last
+// the addresses of the services each may call, and every variable set read by the code. The last
 // cases feed drifted manifests to the same checks and assert what they report.
 
 import { execFile } from "node:child_process";
@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { resolveNatsServerBin } from "../../lib/devtools/nats-server.js";
 import { natsIdentitiesOf } from "../../lib/nats/permissions.js";
 import { portTable } from "../../lib/service/ports.js";
-import { PLATFORM_REGISTRY, serviceEntries, type Registry, type ServiceEntry } from "../../lib/service/registry.js";
+import { dialsOf, PLATFORM_REGISTRY, serviceEntries, type Registry, type ServiceEntry } from "../../lib/service/registry.js";
 import { kubernetesManifests, staleManifests } from "../../scripts/kubernetes-manifests.js";
 import { kubernetesNatsAuth, natsPasswordVariable } from "../../scripts/kubernetes-nats-auth.js";
 import {
@@ -43,7 +43,7 @@ beforeAll(async () => {
   ({ objects, kustomization } = loadKustomization(base));
   code = {
     ports: portTable(registry),
-    dials: Object.fromEntries(registry.map((e) => [e.name, e.dials])),
+    dials: Object.fromEntries(registry.map((e) => [e.name, dialsOf(registry, e.name)])),
     serviceFolders: readdirSync(path.join(root, "services")).filter((name) => existsSync(path.join(root, "services", name, "main.ts"))),
     envReads: await codeEnvReads(root),
     natsAuthConf: kubernetesNatsAuth(registry),
@@ -135,8 +135,8 @@ describe("manifests that drift from the code fail the checks", () => {
       env.find((v: any) => v.name === "DRONE_ADDRESS").name = "ACCOUNT_ADDRESS";
     });
     expect(codeProblems(wrong, code)).toEqual([
-      "Deployment delivery: dials drone (its registry entry) but sets no DRONE_ADDRESS",
-      "Deployment delivery: sets ACCOUNT_ADDRESS, but its registry entry does not dial account",
+      "Deployment delivery: may call drone (the registry) but sets no DRONE_ADDRESS",
+      "Deployment delivery: sets ACCOUNT_ADDRESS, but no caller rule of account names it (the registry)",
       "Deployment delivery: ACCOUNT_ADDRESS=drone.dronedelivery.svc.cluster.local:7053: drone.dronedelivery.svc.cluster.local is not the Service account",
       "Deployment delivery: ACCOUNT_ADDRESS=drone.dronedelivery.svc.cluster.local:7053: port 7053 is not the Service's gRPC port 7051",
     ]);
@@ -199,7 +199,6 @@ describe("manifests that drift from the code fail the checks", () => {
       "Deployment account: /etc/dronedelivery/tls/tls.crt is not in a volume mounted from a Secret",
       "Deployment account: /etc/dronedelivery/tls/tls.key is not in a volume mounted from a Secret",
       "Deployment scheduler: ACCOUNT_ADDRESS=account.dronedelivery.svc.cluster.local:7051: there is no Service account to dial",
-      "Deployment supervisor: ACCOUNT_ADDRESS=account.dronedelivery.svc.cluster.local:7051: there is no Service account to dial",
     ]);
   });
 
@@ -244,15 +243,20 @@ describe("a service added to the registry", () => {
     kind: "service",
     name: "locker",
     port: 7070,
-    serves: [],
+    serves: [{ service: "dronedelivery.locker.v1.LockerService", callers: { OpenLocker: ["scheduler"] } }],
     nats: { writes: [], buckets: ["lockers"], consumes: [], reads: [], listens: [] },
-    dials: ["delivery"],
     replicas: 2,
   };
   const withLocker: Registry = [...serviceEntries(registry), locker, ...registry.filter((e) => e.kind === "gateway")];
 
   it("makes the committed manifests stale until the script is run", () => {
-    expect(staleManifests(withLocker)).toEqual(["services/locker.yaml is missing", "kustomization.yaml differs", "nats/nats.yaml differs", "nats/auth.conf differs"]);
+    expect(staleManifests(withLocker)).toEqual([
+      "services/scheduler.yaml differs",
+      "services/locker.yaml is missing",
+      "kustomization.yaml differs",
+      "nats/nats.yaml differs",
+      "nats/auth.conf differs",
+    ]);
   });
 
   it("gets a Deployment and a Service that pass the same checks", async () => {
@@ -263,8 +267,9 @@ describe("a service added to the registry", () => {
     const lockerObjects = parseManifest(files.get("services/locker.yaml") ?? "", "services/locker.yaml");
     expect(lockerObjects.map((o) => `${o.kind} ${o.metadata.name}`)).toEqual(["Deployment locker", "Service locker"]);
     expect(await schemaProblems(lockerObjects)).toEqual([]);
-    const container = containerOf(lockerObjects[0]);
-    expect(container.env.find((v: any) => v.name === "DELIVERY_ADDRESS")?.value).toBe("delivery.dronedelivery.svc.cluster.local:7055");
-    expect(container.ports.map((p: any) => p.containerPort)).toEqual([7070, 9070, 8070]);
+    expect(containerOf(lockerObjects[0]).ports.map((p: any) => p.containerPort)).toEqual([7070, 9070, 8070]);
+    // Its caller, the Scheduler, is told where it is.
+    const [scheduler] = parseManifest(files.get("services/scheduler.yaml") ?? "", "services/scheduler.yaml");
+    expect(containerOf(scheduler).env.find((v: any) => v.name === "LOCKER_ADDRESS")?.value).toBe("locker.dronedelivery.svc.cluster.local:7070");
   });
 });

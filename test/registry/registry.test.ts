@@ -1,13 +1,14 @@
 // The service registry (lib/service/registry.ts) and the service folders agree: every folder of
 // services/ is a service of the registry and every service of the registry is a folder with its
 // main.ts, module.ts and README.md, whose module is the entry's; and the registry is consistent
-// (names, ports, one server per contract, callers and dialled services that exist).
+// (names, ports, one server per contract, callers that exist), and a process may call what the
+// caller rules say.
 
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { entryPointOf, PLATFORM_REGISTRY, registryProblems, serviceEntries, type Registry, type ServiceEntry } from "../../lib/service/registry.js";
+import { dialsOf, entryPointOf, PLATFORM_REGISTRY, registryProblems, serviceEntries, type Registry, type ServiceEntry } from "../../lib/service/registry.js";
 import type { ServiceModule } from "../../lib/service/service-host.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -50,7 +51,6 @@ const locker: ServiceEntry = {
   port: 7070,
   serves: [],
   nats: { writes: [], buckets: ["lockers"], consumes: [], reads: [], listens: [] },
-  dials: [],
   replicas: 2,
 };
 
@@ -76,27 +76,34 @@ describe("the service registry and services/", () => {
   }, 60_000);
 });
 
+describe("dialsOf", () => {
+  it("gives each process the services whose caller rules name it", () => {
+    expect(dialsOf(PLATFORM_REGISTRY, "scheduler")).toEqual(["account", "package", "drone", "thirdparty", "delivery"]);
+    expect(dialsOf(PLATFORM_REGISTRY, "supervisor")).toEqual(["package", "drone", "thirdparty", "delivery"]);
+    expect(dialsOf(PLATFORM_REGISTRY, "delivery")).toEqual(["drone"]);
+    expect(dialsOf(PLATFORM_REGISTRY, "gateway")).toEqual(["drone", "delivery", "ingestion"]);
+    expect(dialsOf(PLATFORM_REGISTRY, "account")).toEqual([]);
+  });
+});
+
 describe("registryProblems", () => {
   it("finds nothing wrong with the platform's registry", () => {
     expect(registryProblems(PLATFORM_REGISTRY)).toEqual([]);
   });
 
-  it("reports a taken name or port, a contract served twice, an unknown caller, and a caller that does not dial", () => {
+  it("reports a bad name, a taken port, a contract served twice and an unknown caller", () => {
     const account = PLATFORM_REGISTRY.find((e) => e.name === "account")!;
     const broken: Registry = [
       ...PLATFORM_REGISTRY,
       { ...locker, port: 7051 },
       { ...locker, name: "Locker-2", port: 7082, serves: account.serves },
-      { ...locker, name: "locker-3", port: 7090, dials: ["nowhere"], serves: [{ service: "dronedelivery.locker.v1.LockerService", callers: { Open: ["ghost", "gateway"] } }] },
+      { ...locker, name: "locker-3", port: 7090, serves: [{ service: "dronedelivery.locker.v1.LockerService", callers: { Open: ["ghost", "gateway"] } }] },
     ];
     expect(registryProblems(broken)).toEqual([
       "locker: ports 7051, 8051, 9051 are account's already",
       'Locker-2: not a name for a process (lower-case letters, digits, dashes; not "ca" or "admin")',
       "Locker-2: dronedelivery.account.v1.AccountService is served by account already",
       "locker-3: dronedelivery.locker.v1.LockerService/Open names ghost, which is no process of the registry",
-      "locker-3: dials nowhere, which is no service of the registry",
-      "scheduler: may call dronedelivery.account.v1.AccountService but does not dial Locker-2",
-      "gateway: may call dronedelivery.locker.v1.LockerService but does not dial locker-3",
     ]);
   });
 });
