@@ -11,7 +11,7 @@ import {
   timestampDate,
   timestampFromDate,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, decodeBinaryHeader, encodeBinaryHeader } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStatus, type Account } from "../../gen/dronedelivery/account/v1/account_pb.js";
@@ -124,6 +124,14 @@ const accountImpl: ServiceImpl<typeof AccountService> = {
         throw notFound("account missing", create(ErrorInfoSchema, { reason: "ACCOUNT_NOT_FOUND", domain: "account" }));
       case "busy":
         throw unavailable("account store is busy", 1500);
+      case "thrown-metadata":
+        throw new ConnectError("account thrown-metadata is archived", Code.FailedPrecondition, {
+          "x-archived-by": "ops",
+          "x-marker-bin": encodeBinaryHeader(new Uint8Array([1, 2, 3])),
+        });
+      case "relayed":
+        // A failure received from another call, thrown on as it is.
+        return accounts.getAccount({ accountId: "missing" });
       case "boom":
         throw new Error("database exploded");
       case "boom-sync-string":
@@ -560,6 +568,24 @@ describe("errors", () => {
     expect(err.findDetails(ErrorInfoSchema)).toMatchObject([{ reason: "ACCOUNT_NOT_FOUND", domain: "account" }]);
     expect(err.metadata.get("x-trace-id")).toBe("trace-42");
     expect(fieldViolations(err)).toEqual([]);
+  });
+
+  it("sends a thrown ConnectError's metadata as trailers, binary values included", async () => {
+    const err = await rpcError(accounts.getAccount({ accountId: "thrown-metadata" }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toBe("account thrown-metadata is archived");
+    expect(err.metadata.get("x-archived-by")).toBe("ops");
+    expect([...decodeBinaryHeader(err.metadata.get("x-marker-bin") ?? "")]).toEqual([1, 2, 3]);
+  });
+
+  it("relays a failure received from another call with its code, message, details and trailers", async () => {
+    reportedErrors.length = 0;
+    const err = await rpcError(accounts.getAccount({ accountId: "relayed" }));
+    expect(reportedErrors).toEqual([]);
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toBe("account missing not found");
+    expect(err.findDetails(ErrorInfoSchema)).toMatchObject([{ reason: "ACCOUNT_NOT_FOUND", domain: "account" }]);
+    expect(err.metadata.get("x-trace-id")).toBe("trace-42");
   });
 
   it("delivers a retry delay, and does not report a ConnectError as a fault", async () => {
