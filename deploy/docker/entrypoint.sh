@@ -11,7 +11,7 @@ app_dir="${APP_DIR:-$(cd "$(dirname "$0")" && pwd)}"
 service="${1:-${SERVICE:-}}"
 case "$service" in
   "")
-    echo "entrypoint: name the process to run: SERVICE=<name> or the first argument (account, package, drone, thirdparty, delivery, ingestion, scheduler, supervisor, gateway)" >&2
+    echo "entrypoint: name the process to run: SERVICE=<name> or the first argument (a process of the service registry, lib/service/registry.ts: a service's name, or gateway)" >&2
     exit 64
     ;;
   *[!a-z0-9-]*)

@@ -9,14 +9,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_PORTS } from "../../lib/service/ports.js";
+import { entryPointOf, PLATFORM_REGISTRY, serviceEntries } from "../../lib/service/registry.js";
 import { dockerfileProblems, dockerIgnore, entrypointSource, missingRuntimePackages, parseDockerfile, stagesOf } from "./dockerfile-check.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
 const ignore = readFileSync(path.join(root, ".dockerignore"), "utf8");
 const expectations = { root, runtimeImage: /^node:20(\.\d+)*-(bookworm|bullseye)-slim$/ };
-const PROCESSES = [...Object.keys(DEFAULT_PORTS), "gateway"];
+const PROCESSES = PLATFORM_REGISTRY.map((entry) => entry.name);
 const run = promisify(execFile);
 
 describe("Dockerfile", () => {
@@ -39,9 +39,9 @@ describe("Dockerfile", () => {
     expect(missingRuntimePackages(build.replace('const EXTERNAL = [', 'const EXTERNAL = ["esbuild", '), lock)).toEqual(["esbuild"]);
   });
 
-  it("has a service folder with a main.ts for every service of the port table, and no other", () => {
+  it("has a service folder with a main.ts for every service of the registry, and no other", () => {
     const folders = readdirSync(path.join(root, "services")).filter((name) => existsSync(path.join(root, "services", name, "main.ts")));
-    expect(folders.sort()).toEqual(Object.keys(DEFAULT_PORTS).sort());
+    expect(folders.sort()).toEqual(serviceEntries(PLATFORM_REGISTRY).map((entry) => entry.name).sort());
     expect(existsSync(path.join(root, "gateway", "main.ts"))).toBe(true);
   });
 
@@ -56,7 +56,7 @@ describe("Dockerfile", () => {
       out = await mkdtemp(path.join(tmpdir(), "image-app-"));
       const esbuild = await import("esbuild");
       await esbuild.build({
-        entryPoints: [...Object.keys(DEFAULT_PORTS).map((name) => `services/${name}/main.ts`), "gateway/main.ts"].map((entry) => path.join(root, entry)),
+        entryPoints: PLATFORM_REGISTRY.map((entry) => path.join(root, entryPointOf(entry))),
         outdir: path.join(out, ".build"),
         outbase: root,
         absWorkingDir: root,

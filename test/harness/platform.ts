@@ -7,6 +7,7 @@ import type { Env } from "../../lib/service/config.js";
 import { envPrefix } from "../../lib/service/config.js";
 import type { RunningService, ServiceModule } from "../../lib/service/service-host.js";
 import type { ServiceName } from "../../lib/service/ports.js";
+import { PLATFORM_REGISTRY, serviceEntries } from "../../lib/service/registry.js";
 import { accountModule } from "../../services/account/module.js";
 import { deliveryModule } from "../../services/delivery/module.js";
 import { droneModule } from "../../services/drone/module.js";
@@ -29,8 +30,8 @@ export const MODULES: Record<ServiceName, ServiceModule> = {
   supervisor: supervisorModule,
 };
 
-/** Domain services first: the workflow services need their addresses. */
-const START_ORDER: ServiceName[] = ["account", "package", "drone", "thirdparty", "delivery", "ingestion", "scheduler", "supervisor"];
+/** The registry's order: domain services first (the workflow services need their addresses). */
+const START_ORDER = serviceEntries(PLATFORM_REGISTRY).map((entry) => entry.name as ServiceName);
 
 export interface TestPlatform {
   readonly services: Map<ServiceName, RunningService>;
