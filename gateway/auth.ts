@@ -10,7 +10,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { ID_PATTERN, MAX_ID_LENGTH } from "../lib/validation/violations.js";
+import { ID_PATTERN, MAX_ID_LENGTH } from "../lib/validation/ids.js";
 import { verifyCallerNow, type Role, type VerifiedToken } from "./tokens.js";
 
 const ACCOUNT = createContextKey<string>("", { description: "authenticated account" });

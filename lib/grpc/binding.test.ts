@@ -165,12 +165,13 @@ const accountImpl: ServiceImpl<typeof AccountService> = {
     }
   },
   createAccount(request) {
+    // Violations the handler finds itself (the contract's rules were checked before it ran).
     const violations = [];
-    if (request.account?.userId === "") {
-      violations.push({ field: "account.user_id", description: "must not be empty" });
+    if (request.account?.userId === "nobody") {
+      violations.push({ field: "account.user_id", description: "names no user" });
     }
-    if (request.account?.status === AccountStatus.UNSPECIFIED) {
-      violations.push({ field: "account.status", description: "must be set" });
+    if (request.account?.status === AccountStatus.SUSPENDED) {
+      violations.push({ field: "account.status", description: "cannot be suspended at creation" });
     }
     if (violations.length > 0) {
       throw invalidArgument(violations);
@@ -551,13 +552,13 @@ describe("cancellation and deadlines", () => {
 describe("errors", () => {
   it("delivers a ConnectError's code and BadRequest field violations", async () => {
     const err = await rpcError(
-      accounts.createAccount({ account: { accountId: "acc-9", userId: "", status: AccountStatus.UNSPECIFIED } }),
+      accounts.createAccount({ account: { accountId: "acc-9", userId: "nobody", status: AccountStatus.SUSPENDED } }),
     );
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(err.rawMessage).toBe("invalid request: account.user_id: must not be empty; account.status: must be set");
+    expect(err.rawMessage).toBe("invalid request: account.user_id: names no user; account.status: cannot be suspended at creation");
     expect(fieldViolations(err)).toEqual([
-      { field: "account.user_id", description: "must not be empty" },
-      { field: "account.status", description: "must be set" },
+      { field: "account.user_id", description: "names no user" },
+      { field: "account.status", description: "cannot be suspended at creation" },
     ]);
   });
 

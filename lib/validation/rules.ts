@@ -72,7 +72,8 @@ function fieldsReachingTimestamps(desc: DescMessage, visiting = new Set<DescMess
   visiting.add(desc);
   const fields = desc.fields.filter((f) => {
     const message = f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") ? f.message : undefined;
-    if (!message || message.typeName.startsWith("google.protobuf.") && message.typeName !== TIMESTAMP) return false;
+    // Well-known types other than Timestamp hold none (and Struct would recurse).
+    if (!message || (message.typeName.startsWith("google.protobuf.") && message.typeName !== TIMESTAMP)) return false;
     return message.typeName === TIMESTAMP || fieldsReachingTimestamps(message, visiting).length > 0;
   });
   visiting.delete(desc);
@@ -93,7 +94,7 @@ function timestampViolations(desc: DescMessage, message: Message, prefix: string
       }
       const { seconds, nanos } = item as unknown as { seconds: bigint; nanos: number };
       if (seconds < MIN_SECONDS || seconds > MAX_SECONDS || nanos < 0 || nanos > 999_999_999) {
-        out.push({ field: path, description: "is not a valid timestamp (0001-01-01 to 9999-12-31, nanos 0 to 999999999)" });
+        out.push({ field: path, description: "is not a valid timestamp" });
       }
     });
   }
@@ -103,18 +104,21 @@ function timestampViolations(desc: DescMessage, message: Message, prefix: string
 export function ruleViolations(schema: DescMessage, message: Message): FieldViolation[] {
   const malformed: FieldViolation[] = [];
   timestampViolations(schema, message, "", malformed);
-  // The rules compare times, which a malformed timestamp cannot take part in.
-  if (malformed.length > 0) return malformed;
   const result = validator().validate(schema, message as never);
   switch (result.kind) {
     case "valid":
-      return [];
-    case "invalid":
-      return result.violations.map((v) => ({ field: fieldOf(schema, v), description: v.message }));
+      return malformed;
+    case "invalid": {
+      // A malformed time is reported once, as such, not again by the rules comparing it.
+      const reported = new Set(malformed.map((v) => v.field));
+      const broken = result.violations.map((v) => ({ field: fieldOf(schema, v), description: v.message }));
+      return [...malformed, ...broken.filter((v) => !reported.has(v.field))];
+    }
     case "error":
       // A rule the contract declares that cannot be compiled is the platform's fault (INTERNAL);
       // one that fails on this request's values is the request's.
       if (result.error.name === "CompilationError") throw result.error;
+      if (malformed.length > 0) return malformed;
       return [{ field: "", description: `the request could not be checked: ${result.error.message}` }];
   }
 }

@@ -10,7 +10,7 @@ import type { OpenDeliveryRequest } from "../../gen/dronedelivery/delivery/v1/de
 import { ScheduleDeliveryCommandSchema } from "../../gen/dronedelivery/ingestion/v1/commands_pb.js";
 import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS, subjects } from "../../lib/nats/streams.js";
-import { TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { TOKEN_ID_PATTERN } from "../../lib/validation/ids.js";
 import { openRequestOf } from "../../lib/workflow/open-request.js";
 
 export interface AcceptedRequests {

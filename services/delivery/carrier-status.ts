@@ -37,7 +37,7 @@ import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS } from "../../lib/nats/streams.js";
 import { ack, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
-import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/ids.js";
 import { startKeyedConsumer, type RunningConsumer } from "./keyed-consumer.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { enterStage, type Decision } from "./lifecycle.js";

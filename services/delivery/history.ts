@@ -21,7 +21,7 @@ import { openBucket } from "../../lib/nats/kv.js";
 import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { ack, backoffMs, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 import { assertKey, ProtoKvStore, UNCHANGED } from "../../lib/store/proto-kv-store.js";
-import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/ids.js";
 import type { DeliveryConfig } from "./config.js";
 import { startKeyedConsumer, type RunningConsumer } from "./keyed-consumer.js";
 import { STATUS_STREAM } from "./status-stream.js";

@@ -33,7 +33,7 @@ import { OwnerIndex } from "./owner-index.js";
 import { encodePageToken } from "./page-token.js";
 import { stageName } from "./stages.js";
 import type { DeliveryStore } from "./store.js";
-import type { ListQuery, MonthQuery } from "./validation.js";
+import type { ListQuery, MonthQuery } from "./queries.js";
 
 /** Records loaded at once when a summary reads many. */
 const LOAD_CONCURRENCY = 32;

@@ -1,4 +1,7 @@
-/** The DeliveryService handlers: validation first, then the ledger, the history or the watcher. */
+/**
+ * The DeliveryService handlers: the ledger, the history or the watcher. Requests reach them checked
+ * against the field rules of the contract (the binding refuses the others).
+ */
 import { DeliveryService } from "../../gen/dronedelivery/delivery/v1/delivery_service_pb.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
 import { create } from "@bufbuild/protobuf";
@@ -11,19 +14,14 @@ import type { DeliveryLedger } from "./ledger.js";
 import { statusOf } from "./status.js";
 import type { DeliveryWatcher } from "./watch.js";
 import {
-  requireDeliveryId,
-  validateCancel,
-  validateConfirm,
-  validateFail,
-  validateList,
-  validateOpen,
-  validateReschedule,
-  validateSchedule,
-  validateSummary,
   allDeliveriesScope,
-  validateListAll,
-  validateStageCounts,
-} from "./validation.js";
+  confirmationOf,
+  listAllQuery,
+  listQuery,
+  monthQuery,
+  planChange,
+  recentFailuresLimit,
+} from "./queries.js";
 
 /** How long ListAllDeliveries and GetStageCounts wait for the delivery view to catch up. */
 const VIEW_SYNC_TIMEOUT_MS = 3_000;
@@ -42,60 +40,51 @@ export function deliveryRegistration(
   };
   return registration(DeliveryService, {
     async openDelivery(request) {
-      validateOpen(request);
       return ledger.open(request);
     },
     async scheduleDelivery(request) {
-      validateSchedule(request, new Date());
       return ledger.schedule(request);
     },
 
     async getDelivery(request) {
-      requireDeliveryId(request.deliveryId);
       return { delivery: await ledger.get(request.deliveryId) };
     },
 
     async getDeliveryOwner(request) {
-      requireDeliveryId(request.deliveryId);
       const delivery = await ledger.get(request.deliveryId);
       return { deliveryId: delivery.deliveryId, ownerId: delivery.ownerId };
     },
 
     async getDeliveryStatus(request) {
-      requireDeliveryId(request.deliveryId);
       return { status: statusOf(await ledger.get(request.deliveryId)) };
     },
 
     async rescheduleDelivery(request) {
-      const change = validateReschedule(request, new Date());
-      const { delivery } = await ledger.reschedule(request.deliveryId, change);
+      const { delivery } = await ledger.reschedule(request.deliveryId, planChange(request));
       return { delivery };
     },
 
     async cancelDelivery(request) {
-      validateCancel(request);
       const { delivery } = await ledger.cancel(request.deliveryId, request.reason);
       return { delivery };
     },
 
     async failDelivery(request) {
-      validateFail(request);
       const { delivery } = await ledger.fail(request.deliveryId, request.reason, request.failureCode, request.request);
       return { delivery };
     },
 
     async confirmDelivery(request) {
-      const confirmation = validateConfirm(request, new Date());
-      const { delivery } = await ledger.confirm(request.deliveryId, confirmation);
+      const { delivery } = await ledger.confirm(request.deliveryId, confirmationOf(request));
       return { delivery };
     },
 
     async listDeliveries(request) {
-      return ledger.list(validateList(request));
+      return ledger.list(listQuery(request));
     },
 
     async getDeliverySummary(request) {
-      const query = validateSummary(request);
+      const query = monthQuery(request);
       const counts = await ledger.summary(query);
       return {
         ownerId: query.ownerId,
@@ -108,7 +97,6 @@ export function deliveryRegistration(
     },
 
     async getDeliveryHistory(request) {
-      requireDeliveryId(request.deliveryId);
       return { events: await history.events(request.deliveryId) };
     },
 
@@ -117,7 +105,7 @@ export function deliveryRegistration(
     },
 
     async listAllDeliveries(request) {
-      const query = validateListAll(request);
+      const query = listAllQuery(request);
       const page = (await syncedView()).page(query.stage, query.pageSize, query.after);
       return {
         deliveries: page.deliveries,
@@ -126,7 +114,7 @@ export function deliveryRegistration(
     },
 
     async getStageCounts(request) {
-      const failures = validateStageCounts(request);
+      const failures = recentFailuresLimit(request);
       const counts = (await syncedView()).counts(failures);
       return {
         counts: [...counts.counts.entries()]

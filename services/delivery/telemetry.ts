@@ -34,7 +34,7 @@ import { decodeMessage, MessageDecodeError } from "../../lib/nats/messages.js";
 import { STREAMS } from "../../lib/nats/streams.js";
 import { ack, retry, type WorkOutcome } from "../../lib/nats/work-consumer.js";
 import type { Versioned } from "../../lib/store/proto-kv-store.js";
-import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/ids.js";
 import type { DeliveryConfig } from "./config.js";
 import { startKeyedConsumer, type RunningConsumer } from "./keyed-consumer.js";
 import type { DeliveryLedger } from "./ledger.js";

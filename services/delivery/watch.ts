@@ -17,6 +17,7 @@ import { DeliveryStatusEventSchema } from "../../gen/dronedelivery/delivery/v1/d
 import type { Delivery } from "../../gen/dronedelivery/delivery/v1/delivery_pb.js";
 import {
   PositionUpdateSchema,
+  WatchDeliveryRequestSchema,
   WatchDeliveryResponseSchema,
   type WatchDeliveryRequest,
   type WatchDeliveryResponse,
@@ -26,6 +27,7 @@ import { unavailable } from "../../lib/grpc/errors.js";
 import type { HandlerContext } from "../../lib/grpc/types.js";
 import { decodeMessage } from "../../lib/nats/messages.js";
 import { subjects } from "../../lib/nats/streams.js";
+import { refuseRuleViolations } from "../../lib/validation/rules.js";
 import type { DeliveryConfig } from "./config.js";
 import type { DeliveryLedger } from "./ledger.js";
 import { Inbox } from "./inbox.js";
@@ -33,7 +35,6 @@ import { estimateArrivals } from "./progress.js";
 import { isEnded } from "./stages.js";
 import { statusEventAt } from "./status.js";
 import { historyIndexHeader, lastStatusMessage, STATUS_STREAM } from "./status-stream.js";
-import { requireDeliveryId } from "./validation.js";
 
 /** Positions waiting for a slow reader before the oldest are dropped. */
 const MAX_QUEUED_POSITIONS = 64;
@@ -54,7 +55,8 @@ export class DeliveryWatcher {
   ) {}
 
   async *watch(request: WatchDeliveryRequest, ctx: Pick<HandlerContext, "signal">): AsyncGenerator<WatchDeliveryResponse> {
-    requireDeliveryId(request.deliveryId);
+    // The id becomes part of NATS subjects: the contract's rules hold even for a direct caller.
+    refuseRuleViolations(WatchDeliveryRequestSchema, request);
     const id = request.deliveryId;
     const after = Number(request.afterSequence > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : request.afterSequence);
     // The latest event's sequence first, then the record: an event stored in between is then

@@ -3,7 +3,7 @@ import { DroneStatus, type Drone } from "../../gen/dronedelivery/drone/v1/drone_
 import { droneAt } from "./drone-record.js";
 import { encodePageToken } from "./page-token.js";
 import { compareIds, type DroneStore } from "./store.js";
-import type { ListDronesQuery } from "./validation.js";
+import type { ListDronesQuery } from "./queries.js";
 
 export interface DronePage {
   readonly drones: Drone[];

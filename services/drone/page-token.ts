@@ -3,7 +3,7 @@
  * A token is valid only with the status filter it was issued for, and only if it decodes to that
  * shape with a well-formed drone id.
  */
-import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/violations.js";
+import { MAX_ID_LENGTH, TOKEN_ID_PATTERN } from "../../lib/validation/ids.js";
 
 interface PageCursor {
   readonly after: string;

@@ -1,4 +1,7 @@
-/** The DroneSchedulerService handlers: validation first, then the store. */
+/**
+ * The DroneSchedulerService handlers, on requests the binding has checked against the field rules
+ * of the contract.
+ */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { YearMonthSchema } from "../../gen/dronedelivery/common/v1/time_pb.js";
@@ -18,15 +21,7 @@ import { releaseAssignment } from "./release.js";
 import { rerouteAssignment } from "./reroute.js";
 import type { DroneStore } from "./store.js";
 import { ownerUtilization } from "./utilization.js";
-import {
-  validateAssignDrone,
-  validateDeliveryId,
-  validateDroneId,
-  validateGetUtilization,
-  validateListDrones,
-  validateReleaseAssignment,
-  validateRerouteAssignment,
-} from "./validation.js";
+import { listDronesQuery } from "./queries.js";
 
 export interface DroneServerOptions {
   readonly claimLeaseMs: number;
@@ -52,41 +47,34 @@ export function droneRegistration(store: DroneStore, options: DroneServerOptions
 
   return registration(DroneSchedulerService, {
     async assignDrone(request) {
-      validateAssignDrone(request);
       return assigner.assign(request);
     },
 
     async releaseAssignment(request) {
-      validateReleaseAssignment(request);
       return releaseAssignment(store, request.deliveryId, request.reason, now, timing);
     },
 
     async rerouteAssignment(request) {
-      validateRerouteAssignment(request);
       return { assignment: await rerouteAssignment(store, request.deliveryId, request.dropoff!, now, timing) };
     },
 
     async getAssignment(request) {
-      validateDeliveryId(request.deliveryId);
       const found = await store.getAssignment(request.deliveryId);
       if (!found) throw notFound(`assignment of delivery ${request.deliveryId}`);
       return { assignment: found.value };
     },
 
     async getDrone(request) {
-      validateDroneId(request.droneId);
       const found = await store.getDrone(request.droneId);
       if (!found) throw notFound(`drone ${request.droneId}`);
       return { drone: droneAt(found.value, now().getTime()) };
     },
 
     async listDrones(request) {
-      const query = validateListDrones(request);
-      return listDrones(store, query, now().getTime());
+      return listDrones(store, listDronesQuery(request), now().getTime());
     },
 
     async getUtilization(request) {
-      validateGetUtilization(request);
       const { year, month } = request.month!;
       const usage = await ownerUtilization(store, request.ownerId, year, month, now(), timing.timeScale);
       return {

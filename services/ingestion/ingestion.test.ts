@@ -159,8 +159,8 @@ describe("ingestion service", () => {
         "dropoff",
         "idempotency_key",
         "owner_id",
+        "packages",
         "packages[0].weight_kg",
-        "packages[1].package_id",
         "packages[1].size",
         "packages[1].tag",
         "pickup.latitude",
@@ -171,7 +171,7 @@ describe("ingestion service", () => {
     );
     expect(fieldViolations(late)).toEqual([{ field: "pickup_time", description: "must not lie after deadline" }]);
     expect(fieldViolations(await rpcError(client.scheduleDelivery(request("k-none", (r) => (r.packages = [])))))).toEqual([
-      { field: "packages", description: "needs at least one package" },
+      { field: "packages", description: "must contain at least 1 item(s)" },
     ]);
   });
 

@@ -1,11 +1,11 @@
 /**
- * The IngestionService handlers: validate, turn the request into a command, publish it to the
- * DELIVERY_REQUESTS work queue, and answer only once JetStream has stored it.
+ * The IngestionService handlers: turn the request (checked by the binding against the field rules
+ * of the contract) into a command, publish it to the DELIVERY_REQUESTS work queue, and answer only
+ * once JetStream has stored it.
  */
 import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient, PubAck } from "nats";
-import { ConfirmationTypeSchema } from "../../gen/dronedelivery/common/v1/package_info_pb.js";
 import {
   CancelDeliveryCommandSchema,
   RescheduleDeliveryCommandSchema,
@@ -16,32 +16,11 @@ import { unavailable } from "../../lib/grpc/errors.js";
 import { publishMessage } from "../../lib/nats/messages.js";
 import { STREAMS, subjects } from "../../lib/nats/streams.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
-import { TOKEN_ID_PATTERN, Violations } from "../../lib/validation/violations.js";
 import { cancelMsgId, deliveryIdFor, rescheduleMsgId, scheduleMsgId } from "./ids.js";
-
-/** The fields a reschedule may change. */
-const RESCHEDULE_PATHS = new Set(["dropoff", "pickup_time", "deadline"]);
 
 export interface IngestionOptions {
   /** How long to wait for the JetStream ack before answering UNAVAILABLE. */
   publishTimeoutMs: number;
-}
-
-function checkUpdateMask(v: Violations, paths: readonly string[] | undefined): void {
-  if (!paths || paths.length === 0) {
-    v.add("update_mask", "is required: name at least one of dropoff, pickup_time, deadline");
-    return;
-  }
-  for (const path of paths) {
-    if (!RESCHEDULE_PATHS.has(path)) v.add("update_mask", `unknown path "${path}": use dropoff, pickup_time or deadline`);
-  }
-}
-
-function checkPickupBeforeDeadline(v: Violations, pickupTime: Timestamp | undefined, deadline: Timestamp | undefined): void {
-  if (!pickupTime || !deadline) return;
-  const after =
-    pickupTime.seconds > deadline.seconds || (pickupTime.seconds === deadline.seconds && pickupTime.nanos > deadline.nanos);
-  if (after) v.add("pickup_time", "must not lie after deadline");
 }
 
 export function ingestionRegistration(js: JetStreamClient, options: IngestionOptions): Registration {
@@ -68,18 +47,6 @@ export function ingestionRegistration(js: JetStreamClient, options: IngestionOpt
 
   return registration(IngestionService, {
     async scheduleDelivery(request) {
-      const v = new Violations()
-        .idempotencyKey("idempotency_key", request.idempotencyKey)
-        .id("owner_id", request.ownerId)
-        .location("pickup", request.pickup)
-        .location("dropoff", request.dropoff)
-        .timestamp("pickup_time", request.pickupTime)
-        .timestamp("deadline", request.deadline, { required: true, future: true })
-        .enumValue("confirmation_required", request.confirmationRequired, ConfirmationTypeSchema)
-        .packages("packages", request.packages);
-      checkPickupBeforeDeadline(v, request.pickupTime, request.deadline);
-      v.throwIfAny();
-
       const deliveryId = deliveryIdFor(request.ownerId, request.idempotencyKey);
       const acceptTime = timestampNow();
       const command = create(ScheduleDeliveryCommandSchema, {
@@ -101,17 +68,6 @@ export function ingestionRegistration(js: JetStreamClient, options: IngestionOpt
 
     async rescheduleDelivery(request) {
       const paths = request.updateMask?.paths;
-      const v = new Violations()
-        .id("delivery_id", request.deliveryId, { pattern: TOKEN_ID_PATTERN })
-        .id("owner_id", request.ownerId)
-        .idempotencyKey("idempotency_key", request.idempotencyKey, { required: false });
-      checkUpdateMask(v, paths);
-      if (paths?.includes("dropoff")) v.location("dropoff", request.dropoff);
-      if (paths?.includes("pickup_time")) v.timestamp("pickup_time", request.pickupTime, { required: true });
-      if (paths?.includes("deadline")) v.timestamp("deadline", request.deadline, { required: true, future: true });
-      if (paths?.includes("pickup_time") && paths.includes("deadline")) checkPickupBeforeDeadline(v, request.pickupTime, request.deadline);
-      v.throwIfAny();
-
       const acceptTime = timestampNow();
       const command = create(RescheduleDeliveryCommandSchema, {
         deliveryId: request.deliveryId,
@@ -130,12 +86,6 @@ export function ingestionRegistration(js: JetStreamClient, options: IngestionOpt
     },
 
     async cancelDelivery(request) {
-      new Violations()
-        .id("delivery_id", request.deliveryId, { pattern: TOKEN_ID_PATTERN })
-        .id("owner_id", request.ownerId)
-        .text("reason", request.reason)
-        .idempotencyKey("idempotency_key", request.idempotencyKey, { required: false })
-        .throwIfAny();
       const acceptTime = timestampNow();
       const command = create(CancelDeliveryCommandSchema, {
         deliveryId: request.deliveryId,

@@ -4,7 +4,7 @@
  * split one id into several tokens. Each '.' is therefore written as '=', a character that keys
  * allow and package ids never contain, which keeps the mapping one-to-one and reversible.
  */
-import { ID_PATTERN, MAX_ID_LENGTH } from "../../lib/validation/violations.js";
+import { ID_PATTERN, MAX_ID_LENGTH } from "../../lib/validation/ids.js";
 
 /** Every package entry lives under this prefix; `pkg.>` lists them all. */
 export const PACKAGE_KEY_PREFIX = "pkg.";

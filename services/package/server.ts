@@ -1,19 +1,17 @@
-/** The PackageService handlers: validation first, then the store. */
+/**
+ * The PackageService handlers, on requests the binding has checked against the field rules of the
+ * contract: the store.
+ */
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { PackageSchema, type Package } from "../../gen/dronedelivery/package/v1/package_pb.js";
 import { PackageService } from "../../gen/dronedelivery/package/v1/package_service_pb.js";
-import { failedPrecondition, invalidArgument, notFound } from "../../lib/grpc/errors.js";
+import { failedPrecondition, notFound } from "../../lib/grpc/errors.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
 import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
-import { Violations } from "../../lib/validation/violations.js";
 import type { PackageStore } from "./store.js";
 import { totalsOf } from "./summary.js";
-import { checkPackage, checkUpdateMask, copyFields } from "./validation.js";
-
-function requireId(field: string, value: string): void {
-  new Violations().id(field, value).throwIfAny();
-}
+import { copyFields, maskedPaths } from "./fields.js";
 
 /** The fields a caller sets, without the service's timestamps. */
 function content(p: Package): Package {
@@ -57,9 +55,8 @@ function deliveryConflict(packageId: string, holder: string) {
 export function packageRegistration(store: PackageStore): Registration {
   return registration(PackageService, {
     async upsertPackage(request) {
-      const input = request.package;
-      if (!input) throw invalidArgument([{ field: "package", description: "is required" }]);
-      checkPackage(new Violations(), "package", input).throwIfAny();
+      // Required by the contract's rules.
+      const input = request.package as Package;
 
       const wanted = content(input);
       // Most packages are new: a create-only write first, and a read only when one exists.
@@ -83,20 +80,15 @@ export function packageRegistration(store: PackageStore): Registration {
     },
 
     async getPackage(request) {
-      requireId("package_id", request.packageId);
       const found = await store.get(request.packageId);
       if (!found) throw notFound(`package ${request.packageId}`);
       return { package: found.value };
     },
 
     async updatePackage(request) {
-      const input = request.package;
-      const v = new Violations();
-      if (input) v.id("package.package_id", input.packageId);
-      else v.add("package", "is required");
-      const paths = checkUpdateMask(v, "update_mask", request.updateMask, "package", input);
-      v.throwIfAny();
-      const source = input as Package;
+      // Required by the contract's rules, which also check the paths and the values they name.
+      const source = request.package as Package;
+      const paths = maskedPaths(request.updateMask);
 
       const result = await store.mutate(source.packageId, (current) => {
         if (!current) throw notFound(`package ${source.packageId}`);
@@ -110,16 +102,12 @@ export function packageRegistration(store: PackageStore): Registration {
     },
 
     async deletePackage(request) {
-      const v = new Violations().id("package_id", request.packageId);
-      if (request.deliveryId !== "") v.id("delivery_id", request.deliveryId);
-      v.throwIfAny();
       const deleted = await store.remove(request.packageId, request.deliveryId === "" ? undefined : (p) => p.deliveryId === request.deliveryId);
       if (!deleted && !request.allowMissing && !(await store.get(request.packageId))) throw notFound(`package ${request.packageId}`);
       return { deleted };
     },
 
     async getPackageSummary(request) {
-      requireId("owner_id", request.ownerId);
       const totals = totalsOf(await store.listByOwner(request.ownerId));
       return {
         ownerId: request.ownerId,

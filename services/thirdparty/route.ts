@@ -1,5 +1,10 @@
 /** Road-trip estimates between two WGS 84 points. */
-import type { LocationLike } from "../../lib/validation/violations.js";
+
+/** A point's coordinates, in degrees. */
+interface LocationLike {
+  readonly latitude: number;
+  readonly longitude: number;
+}
 
 /** Mean Earth radius (IUGG), in kilometres. */
 export const EARTH_RADIUS_KM = 6371.0088;

@@ -1,4 +1,7 @@
-/** The ThirdPartyTransportService handlers: validation, then the booking rules and the store. */
+/**
+ * The ThirdPartyTransportService handlers, on requests the binding has checked against the field
+ * rules of the contract: the booking rules and the store.
+ */
 import { PickupStatus, ThirdPartyTransportService } from "../../gen/dronedelivery/thirdparty/v1/thirdparty_service_pb.js";
 import { notFound } from "../../lib/grpc/errors.js";
 import { registration, type Registration } from "../../lib/service/grpc-server.js";
@@ -6,13 +9,11 @@ import { UNCHANGED } from "../../lib/store/proto-kv-store.js";
 import { cancelledError, cancelPickup, deadlineError, planPickup } from "./booking.js";
 import type { ThirdPartyConfig } from "./config.js";
 import { updateExistingPickup, type PickupStore } from "./store.js";
-import { validateArrange, validateCancel, validateGet } from "./validation.js";
 
 export function thirdPartyRegistration(store: PickupStore, config: ThirdPartyConfig): Registration {
   return registration(ThirdPartyTransportService, {
     async arrangePickup(request) {
       const now = new Date();
-      validateArrange(request, now);
       const planned = planPickup(request, config, now);
       // One booking per delivery: `kv.create` decides between concurrent first arranges, and every
       // other call answers the stored booking as it is.
@@ -29,7 +30,6 @@ export function thirdPartyRegistration(store: PickupStore, config: ThirdPartyCon
     },
 
     async cancelPickup(request) {
-      validateCancel(request);
       const now = new Date();
       const result = await updateExistingPickup(store, request.deliveryId, (current) =>
         current.status === PickupStatus.CANCELLED ? UNCHANGED : cancelPickup(current, request.reason, now),
@@ -39,7 +39,6 @@ export function thirdPartyRegistration(store: PickupStore, config: ThirdPartyCon
     },
 
     async getPickup(request) {
-      validateGet(request);
       const found = await store.get(request.deliveryId);
       if (!found) throw notFound(`pickup of delivery ${request.deliveryId}`);
       return { pickup: found.value };
