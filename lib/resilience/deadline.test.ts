@@ -2,7 +2,7 @@
 // outgoing call's deadline is the caller's (or the class default) capped by that budget; a spent
 // budget refuses the call; the RPC_* knobs are read with their defaults.
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { DeliveryApiService } from "../../gen/dronedelivery/api/v1/delivery_api_service_pb.js";
 import { ConfigError } from "../service/config.js";
@@ -110,6 +110,12 @@ describe("ensureTimeLeft", () => {
       expect((caught as BudgetSpentError).code).toBe(Code.DeadlineExceeded);
       expect((caught as BudgetSpentError).rawMessage).toMatch(/^\/x\.S\/M: deadline budget spent .*the call was not started$/);
     }
+  });
+
+  it("is a ConnectError, and no other ConnectError is a BudgetSpentError", () => {
+    const spent = new BudgetSpentError("/x.S/M", -1, 5);
+    expect(spent).toBeInstanceOf(ConnectError);
+    expect(new ConnectError("deadline exceeded", Code.DeadlineExceeded)).not.toBeInstanceOf(BudgetSpentError);
   });
 });
 
