@@ -1,15 +1,16 @@
 /**
  * The service registry: one entry per process of the platform (every service and the gateway),
- * and everything the rest of the platform needs to know about it. The tables that used to be kept
- * by hand are derived from it by pure functions that take a registry (so that a test can pass the
+ * and everything the rest of the platform needs to know about it. Every table that names services
+ * is derived from it by a pure function that takes a registry (so that a test can pass the
  * registry plus an entry of its own):
  *
- *   the port table and callers' addresses      lib/service/ports.ts         portTable
- *   who may call each method                   lib/security/authorization.ts callerTable
- *   the identities the PKI issues               lib/security/identities.ts   serviceIdentities
- *   NATS users and subject permissions         lib/nats/permissions.ts      natsGrants, natsPermissionsIn
- *   `make run`'s processes                     lib/service/run-plan.ts      runPlan
- *   the Kubernetes manifests                   scripts/kubernetes-manifests.ts kubernetesManifests
+ *   the port table                       lib/service/ports.ts              portTable
+ *   who may call each method             lib/security/authorization.ts     callerTable, authorizerOf
+ *   the services a process may call      here                              dialsOf
+ *   the identities the PKI issues        lib/security/identities.ts        serviceIdentities, pkiIdentities
+ *   NATS users and their permissions     lib/nats/permissions.ts           natsIdentitiesOf, natsPermissionsIn
+ *   `make run`'s processes               lib/service/run-plan.ts           runPlan
+ *   the Kubernetes manifests             scripts/kubernetes-manifests.ts   kubernetesManifests
  *
  * An entry's name is at once its folder (services/<name>/), its identity (certificate, NATS user,
  * caller in the rules below) and the prefix of its environment variables (`<NAME>_PORT`,
