@@ -25,11 +25,11 @@ async function* checked(schema: DescMessage, requests: AsyncIterable<Message>): 
 
 /** Checks every request message (each message of a request stream as it is read). */
 export function requestRulesInterceptor(): Interceptor {
-  return (next) => (req) => {
+  return (next) => async (req) => {
     if (!req.stream) {
       refuseInvalidRequest(req.method.input, req.message);
-      return next(req);
+      return await next(req);
     }
-    return next({ ...req, message: checked(req.method.input, req.message) });
+    return await next({ ...req, message: checked(req.method.input, req.message) });
   };
 }
