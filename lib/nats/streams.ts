@@ -188,6 +188,11 @@ export function toStreamConfig(def: StreamDefinition, replicas = 1): Partial<Str
 // JetStream API error codes (nats-server errors.json).
 const JS_STREAM_NOT_FOUND = 10059;
 const JS_STREAM_NAME_IN_USE = 10058;
+/**
+ * "subjects overlap with an existing stream": also what a create gets while another process's create
+ * of the same stream is still being applied; looked at again like a name in use.
+ */
+const JS_STREAM_SUBJECT_OVERLAP = 10065;
 
 function apiErrorCode(err: unknown): number | undefined {
   return (err as NatsError | undefined)?.api_error?.err_code;
@@ -333,8 +338,10 @@ async function ensureStream(
         return { name: def.name, action: "created", changed: [], kept: [], unapplied: [] };
       } catch (err) {
         // Created meanwhile by someone else (with a config the server does not see as identical):
-        // look again and update if needed.
-        if (apiErrorCode(err) === JS_STREAM_NAME_IN_USE && attempt < 5) continue;
+        // look again and update if needed. An overlap that stays (another stream owns the
+        // subjects) fails after the last round.
+        const code = apiErrorCode(err);
+        if ((code === JS_STREAM_NAME_IN_USE || code === JS_STREAM_SUBJECT_OVERLAP) && attempt < 5) continue;
         throw new Error(`creating stream ${def.name} (${replicas} replicas) failed: ${describeError(err)}`, { cause: err });
       }
     }
