@@ -74,11 +74,18 @@ gen-check: deps ## Fail when gen/ does not match proto/.
 	if diff -r gen "$$tmp/gen" >"$$tmp/diff"; then echo "gen-check: gen/ is current"; \
 	else head -50 "$$tmp/diff"; echo "gen-check: gen/ is stale; run 'make gen' and commit gen/"; exit 1; fi
 
+# Incremental: tsc keeps what it learnt in .make/ and checks again only what changed since.
 typecheck: deps ## tsc --noEmit, strict (the platform, then the web console's browser code).
-	@$(BIN)/tsc -p tsconfig.json --noEmit && $(BIN)/tsc -p console/tsconfig.json --noEmit && echo "typecheck: clean"
+	@$(BIN)/tsc -p tsconfig.json --noEmit --incremental --tsBuildInfoFile .make/tsc-platform.tsbuildinfo \
+		&& $(BIN)/tsc -p console/tsconfig.json --noEmit --incremental --tsBuildInfoFile .make/tsc-console.tsbuildinfo \
+		&& echo "typecheck: clean"
 
-vitest: deps nats console ## The vitest suite (real nats-server, real gRPC over loopback).
-	@$(BIN)/vitest run $(VITEST_FLAGS)
+# Two tiers at once (vitest.config.ts): the fast one, and the slow fault tests that start whole
+# platforms as processes, each with its own workers; VITEST_FLAGS go to both, and a file reporter
+# (--reporter=json --outputFile.json=<file>) gets one report of both (scripts/vitest-tiers.mjs).
+# The services a test starts as processes run compiled (make build) rather than through tsx.
+vitest: deps nats build ## The vitest suite (real nats-server, real gRPC over loopback), its two tiers in parallel.
+	@node scripts/vitest-tiers.mjs $(VITEST_FLAGS)
 
 # The browser tier: the whole platform as `make run` starts it, on private ports and a temporary
 # RUN_DIR, and Debian's Chromium (driven by playwright-core) using the web console; loopback only.

@@ -415,9 +415,9 @@ export function recordHttpRequest(kind: HttpRouteKind, method: string, status: n
 
 /**
  * Zeroes every platform metric, forgets circuit breaker states and stops watching every consumer.
- * The registry, the service label and the process metrics stay. Each vitest test file runs in its
- * own worker with its own copy of this module, so files never share values; this separates tests
- * within one file.
+ * The registry, the service label and the process metrics stay. The suite's fast tier runs its
+ * files one after another in shared worker processes, and test/harness/fresh-file-state.ts calls
+ * this before each file; within a file it separates tests.
  */
 export function resetMetricsForTests(): void {
   watched.clear();
