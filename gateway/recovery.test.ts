@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import { hermeticEnv } from "../test/harness/hermetic.js";
@@ -38,7 +39,8 @@ let deliveryChild: ChildProcess | undefined;
 
 /** Starts the Delivery service process on `deliveryPort` and waits until it is SERVING. */
 async function startDelivery(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "services/delivery/main.ts"], {
+  // Compiled when the build is current (make vitest builds first), else through tsx.
+  const child = spawn(process.execPath, nodeArgsFor("services/delivery/main.ts"), {
     cwd: root,
     env: {
       ...process.env,

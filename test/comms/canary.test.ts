@@ -23,6 +23,7 @@ import { waitForHealth } from "../../lib/service/health-probe.js";
 import { hermeticEnv } from "../harness/hermetic.js";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.js";
 import { freePort } from "../harness/ports.js";
+import { nodeArgsFor } from "../../lib/devtools/service-command.js";
 
 describe("the canary rule", () => {
   /** A stand-in client of Health that records which version each call reached. */
@@ -119,7 +120,8 @@ const deliveryId = "canary-test-delivery";
 
 async function startDelivery(version: string): Promise<Version> {
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["--import", "tsx", "services/delivery/main.ts"], {
+  // Compiled when the build is current (make vitest builds first), else through tsx.
+  const child = spawn(process.execPath, nodeArgsFor("services/delivery/main.ts"), {
     cwd: root,
     env: {
       ...process.env,

@@ -14,6 +14,7 @@ import { startNatsServer, type TestNatsServer } from "../harness/nats-server.js"
 import { startPlatform, type TestPlatform } from "../harness/platform.js";
 import { hermeticEnv } from "../harness/hermetic.js";
 import { freePort } from "../harness/ports.js";
+import { nodeArgsFor } from "../../lib/devtools/service-command.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const SECRET = "instances-test-secret-instances";
@@ -36,7 +37,8 @@ const instances: Instance[] = [];
 
 async function startDeliveryInstance(): Promise<Instance> {
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["--import", "tsx", "services/delivery/main.ts"], {
+  // Compiled when the build is current (make vitest builds first), else through tsx.
+  const child = spawn(process.execPath, nodeArgsFor("services/delivery/main.ts"), {
     cwd: root,
     env: {
       ...process.env,
