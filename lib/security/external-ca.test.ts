@@ -37,6 +37,12 @@ import {
   serverNameOptions,
 } from "./tls-config.js";
 
+/** An AssignDrone request that keeps its contract's field rules (the binding checks them first). */
+function assignment(deliveryId: string) {
+  const here = { latitude: 47.6, longitude: -122.3 };
+  return { deliveryId, ownerId: "acct-1", pickup: here, dropoff: here, packages: [{ packageId: "p-1", size: 1, weightKg: 1 }] };
+}
+
 const NOW = { now: new Date(), validityDays: 30 };
 const CLUSTER_NAMES = (identity: string) => [`${identity}.dronedelivery.svc`, `${identity}.dronedelivery.svc.cluster.local`];
 
@@ -143,7 +149,7 @@ describe("services on certificates from an external CA", () => {
     layers.push(scheduler);
     const drones = scheduler.client(DroneSchedulerService, "drone", { address: server.address, resilience: false });
     handled.length = 0;
-    expect(await rpcCode(drones.assignDrone({ deliveryId: "ext-1" }))).toBe("ok");
+    expect(await rpcCode(drones.assignDrone(assignment("ext-1")))).toBe("ok");
     expect(handled).toEqual(["ext-1"]);
   });
 
@@ -152,7 +158,7 @@ describe("services on certificates from an external CA", () => {
     layers.push(gateway);
     const drones = gateway.client(DroneSchedulerService, "drone", { address: server.address, resilience: false });
     handled.length = 0;
-    const refused = drones.assignDrone({ deliveryId: "ext-2" });
+    const refused = drones.assignDrone(assignment("ext-2"));
     await expect(refused).rejects.toThrow(/may be called by scheduler, not by gateway/);
     expect(await rpcCode(refused)).toBe(Code.PermissionDenied);
     expect(handled).toEqual([]);

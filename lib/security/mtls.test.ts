@@ -20,6 +20,12 @@ import { ensureDevPki, type DevPki } from "./dev-pki.js";
 import type { IdentityMaterial } from "./pki-files.js";
 import { callerIdentity, isVerifiedTls, sessionOf } from "./peer-identity.js";
 
+/** An AssignDrone request that keeps its contract's field rules (the binding checks them first). */
+function assignment(deliveryId: string) {
+  const here = { latitude: 47.6, longitude: -122.3 };
+  return { deliveryId, ownerId: "acct-1", pickup: here, dropoff: here, packages: [{ packageId: "p-1", size: 1, weightKg: 1 }] };
+}
+
 /** DroneSchedulerService answering empty responses; AssignDrone records the delivery ids it handled. */
 function droneImpl(handled: string[]): ServiceImpl<typeof DroneSchedulerService> {
   return {
@@ -114,7 +120,7 @@ describe("mutual TLS", () => {
   it("lets a client with a certificate from the CA in, and the server sees its identity", async () => {
     const drones = client(DroneSchedulerService, server.address, channelCredentials(pki.material("scheduler")));
     server.callers.length = 0;
-    await drones.assignDrone({ deliveryId: "d-1" });
+    await drones.assignDrone(assignment("d-1"));
     expect(server.callers).toEqual(["scheduler"]);
   });
 
@@ -191,8 +197,8 @@ describe("authorization", () => {
     const gateway = client(DroneSchedulerService, server.address, channelCredentials(pki.material("gateway")));
     server.denials.length = 0;
     server.handled.length = 0;
-    expect(await rpcCode(scheduler.assignDrone({ deliveryId: "d-2" }))).toBe("ok");
-    const refused = gateway.assignDrone({ deliveryId: "d-3" });
+    expect(await rpcCode(scheduler.assignDrone(assignment("d-2")))).toBe("ok");
+    const refused = gateway.assignDrone(assignment("d-3"));
     await expect(refused).rejects.toThrow(/may be called by scheduler, not by gateway/);
     expect(await rpcCode(refused)).toBe(Code.PermissionDenied);
     expect(server.denials).toEqual([
@@ -211,8 +217,8 @@ describe("authorization", () => {
     const scheduler = client(DroneSchedulerService, server.address, channelCredentials(pki.material("scheduler")));
     const gateway = client(DroneSchedulerService, server.address, channelCredentials(pki.material("gateway")));
     // Connected, so that only the calls below read certificates.
-    await scheduler.assignDrone({ deliveryId: "d-warm" });
-    expect(await rpcCode(gateway.assignDrone({ deliveryId: "d-warm-refused" }))).toBe(Code.PermissionDenied);
+    await scheduler.assignDrone(assignment("d-warm"));
+    expect(await rpcCode(gateway.assignDrone(assignment("d-warm-refused")))).toBe(Code.PermissionDenied);
     const original = TLSSocket.prototype.getPeerCertificate;
     let reads = 0;
     TLSSocket.prototype.getPeerCertificate = function (this: TLSSocket, ...args: [detailed?: boolean]) {
@@ -224,8 +230,8 @@ describe("authorization", () => {
       server.callers.length = 0;
       server.denials.length = 0;
       for (let i = 0; i < 5; i++) {
-        expect(await rpcCode(scheduler.assignDrone({ deliveryId: `d-many-${i}` }))).toBe("ok");
-        expect(await rpcCode(gateway.assignDrone({ deliveryId: `d-refused-${i}` }))).toBe(Code.PermissionDenied);
+        expect(await rpcCode(scheduler.assignDrone(assignment(`d-many-${i}`)))).toBe("ok");
+        expect(await rpcCode(gateway.assignDrone(assignment(`d-refused-${i}`)))).toBe(Code.PermissionDenied);
       }
     } finally {
       TLSSocket.prototype.getPeerCertificate = original;
@@ -258,11 +264,11 @@ describe("authorization", () => {
     const strict = await startServer(grpc.ServerCredentials.createInsecure(), true);
     try {
       const toOpen = client(DroneSchedulerService, open.address, grpc.credentials.createInsecure());
-      expect(await rpcCode(toOpen.assignDrone({ deliveryId: "d-4" }))).toBe("ok");
+      expect(await rpcCode(toOpen.assignDrone(assignment("d-4")))).toBe("ok");
       expect(open.callers).toEqual([undefined]);
       expect(open.handled).toEqual(["d-4"]);
       const toStrict = client(DroneSchedulerService, strict.address, grpc.credentials.createInsecure());
-      expect(await rpcCode(toStrict.assignDrone({ deliveryId: "d-5" }))).toBe(Code.Unauthenticated);
+      expect(await rpcCode(toStrict.assignDrone(assignment("d-5")))).toBe(Code.Unauthenticated);
       expect(strict.handled).toEqual([]);
       // A server-streaming call is refused the same way.
       const health = client(Health, strict.address, grpc.credentials.createInsecure());

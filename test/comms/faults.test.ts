@@ -113,7 +113,10 @@ describe("retries", () => {
     const client = createClient(DeliveryApiService, { address, policy: policies.forTarget("api") });
     try {
       // ScheduleDelivery has no idempotency_level: one call reaches the server.
-      const error = await rpcError(client.scheduleDelivery({}));
+      const here = { latitude: 47.6, longitude: -122.3 };
+      const deadline = { seconds: BigInt(Math.floor(Date.now() / 1000) + 86_400), nanos: 0 };
+      const request = { pickup: here, dropoff: here, deadline, packageInfo: { packageId: "p-1", size: 1, weightKg: 1 } };
+      const error = await rpcError(client.scheduleDelivery(request));
       expect(error.code).toBe(Code.Unavailable);
       expect(calls.schedule).toBe(1);
 
