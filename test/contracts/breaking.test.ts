@@ -52,10 +52,10 @@ describe("make breaking", () => {
 
   it("fails when a released field changes type", async () => {
     const dir = copyWorkspace();
-    edit(join(dir, "proto/dronedelivery/package/v1/package.proto"), "double weight_kg = 4;", "string weight_kg = 4;");
+    edit(join(dir, "proto/dronedelivery/drone/v1/drone.proto"), "double max_payload_kg = 6;", "string max_payload_kg = 6;");
     const result = await makeBreaking(dir);
     expect(result.code).not.toBe(0);
-    expect(result.output).toMatch(/weight_kg.*changed type from "double" to "string"/);
+    expect(result.output).toMatch(/max_payload_kg.*changed type from "double" to "string"/);
   });
 
   it("fails when a released RPC or event field is removed", async () => {
