@@ -432,7 +432,8 @@ describe("server streaming", () => {
 
   it("delivers a long stream to a slow consumer in order", async () => {
     let expected = 1n;
-    for await (const response of deliveries.watchDelivery({ deliveryId: "many" })) {
+    // 3,000 items with pauses: a deadline far beyond the client's 5 s default, for a loaded machine.
+    for await (const response of deliveries.watchDelivery({ deliveryId: "many" }, { timeoutMs: 60_000 })) {
       expect(response.sequence).toBe(expected);
       expected++;
       if (expected % 500n === 0n) {
@@ -695,7 +696,8 @@ describe("client streaming and bidi", () => {
         yield { value: 1 };
       }
     }
-    expect((await streams.sum(ones())).value).toBe(20_000);
+    // 20,000 messages: a deadline far beyond the client's 5 s default, for a loaded machine.
+    expect((await streams.sum(ones(), { timeoutMs: 60_000 })).value).toBe(20_000);
   });
 
   it("propagates a client abort to a client-streaming handler's signal", async () => {
