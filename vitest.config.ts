@@ -19,9 +19,10 @@ export const SLOW_TESTS = [
 
 export default defineConfig({
   test: {
-    // Tests start real servers (nats-server, gRPC on loopback); give them room on a 2-core machine.
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Tests start real servers (nats-server, gRPC on loopback), several files at once; give them
+    // room on a 2-core machine that another run may be loading too.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     pool: "forks",
     projects: [
       {
