@@ -138,9 +138,9 @@ describe("every service type scaled out (make run with two instances of each)", 
         // A killed instance stays dead for the whole test: only the survivors work.
         RUN_RESTART_MIN_MS: "600000",
         RUN_RESTART_MAX_MS: "600000",
-        // Flights of a few seconds, carriers' bookings of about ten; leases and redeliveries short.
+        // Flights of a few seconds, carriers' bookings of about five; leases and redeliveries short.
         DRONE_TIME_SCALE: "60",
-        THIRDPARTY_TIME_SCALE: "600",
+        THIRDPARTY_TIME_SCALE: "1200",
         DRONE_SIMULATOR_LEASE_MS: "2000",
         THIRDPARTY_SIMULATOR_LEASE_MS: "2000",
         SCHEDULER_ACK_WAIT_MS: "5000",
