@@ -42,11 +42,11 @@ const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}`
 /** One deadline for every request, so that a request resent with its key is the same request. */
 const DEADLINE = timestampFromDate(new Date(Date.now() + 86_400_000));
 
-function request(key: string): MessageInitShape<typeof ScheduleDeliveryRequestSchema> {
+function request(key: string, dropoff = { latitude: 47.63, longitude: -122.36 }): MessageInitShape<typeof ScheduleDeliveryRequestSchema> {
   return {
     idempotencyKey: key,
     pickup: { latitude: 47.61, longitude: -122.33 },
-    dropoff: { latitude: 47.63, longitude: -122.36 },
+    dropoff,
     deadline: DEADLINE,
     confirmationRequired: ConfirmationType.NONE,
     packageInfo: { packageId: `pkg-${key}`, size: PackageSize.SMALL, weightKg: 1.2, tag: "fragile" },
@@ -313,8 +313,7 @@ describe("gateway", () => {
     const client = api("grpc-web");
     // A drop-off 50 km away: a flight of about half a minute even at the stack's time scale, so that
     // the cancellation lands while it flies however loaded the machine is.
-    const far = { ...request("changed-then-cancelled"), dropoff: { latitude: 48.06, longitude: -122.36 } };
-    const { deliveryId } = await client.scheduleDelivery(far, bearer(demoToken));
+    const { deliveryId } = await client.scheduleDelivery(request("changed-then-cancelled", { latitude: 48.06, longitude: -122.36 }), bearer(demoToken));
     await created(client, deliveryId);
     const later = timestampFromDate(new Date(Date.now() + 2 * 86_400_000));
     const rescheduled = await client.rescheduleDelivery({ deliveryId, deadline: later }, bearer(demoToken));
