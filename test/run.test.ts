@@ -3,7 +3,7 @@
 // failed or timed out, and whatever it left (found by its temp folders) is killed.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,7 @@ import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { STREAMS } from "../lib/nats/streams.js";
 import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
+import { freePort, isFree } from "./harness/ports.js";
 import { processesMentioning } from "./harness/processes.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,27 +25,15 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
-/** Ports the OS reports free right now (and, with `alsoPlus`, free at port + alsoPlus too). */
+/**
+ * Ports free right now (and, with `alsoPlus`, free at port + alsoPlus too), below the ephemeral
+ * range (test/harness/ports.ts), so that no outgoing connection takes one before the run binds it.
+ */
 async function freePorts(count: number, alsoPlus?: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < count) {
-    const servers: Server[] = [];
-    const listen = async (port: number): Promise<number | undefined> => {
-      const server = createServer();
-      const ok = await new Promise<boolean>((resolve) => {
-        server.once("error", () => resolve(false));
-        server.listen(port, "127.0.0.1", () => resolve(true));
-      });
-      if (!ok) return undefined;
-      servers.push(server);
-      const address = server.address();
-      return address && typeof address === "object" ? address.port : undefined;
-    };
-    const port = await listen(0);
-    if (port !== undefined && (alsoPlus === undefined || (port + alsoPlus < 65536 && (await listen(port + alsoPlus)) !== undefined))) {
-      if (!ports.includes(port)) ports.push(port);
-    }
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    const port = await freePort();
+    if (alsoPlus === undefined || (await isFree(port + alsoPlus))) ports.push(port);
   }
   return ports;
 }
