@@ -158,13 +158,15 @@ export function natsIdempotencyStore(options: NatsIdempotencyOptions): Idempoten
   let retry: NodeJS.Timeout | undefined;
   const open = async (): Promise<void> => {
     try {
-      const connection = await connectNatsAs(GATEWAY_IDENTITY, options.env, { timeout: 2_000 });
-      if (closed) {
-        await drainQuietly(connection);
-        return;
+      if (nc === undefined) {
+        const connection = await connectNatsAs(GATEWAY_IDENTITY, options.env, { timeout: 2_000 });
+        if (closed) {
+          await drainQuietly(connection);
+          return;
+        }
+        nc = connection;
       }
-      nc = connection;
-      bucket = await openBucket(connection.jetstream({ timeout: 2_000 }), IDEMPOTENCY_BUCKET, {
+      bucket = await openBucket(nc.jetstream({ timeout: 2_000 }), IDEMPOTENCY_BUCKET, {
         description: "Fingerprints of ScheduleDelivery requests by owner and idempotency key; kept for the dedup window.",
         history: 1,
         ttlMs: options.ttlMs,
@@ -172,8 +174,9 @@ export function natsIdempotencyStore(options: NatsIdempotencyOptions): Idempoten
     } catch (error) {
       if (closed) return;
       options.log?.warn({ err: error }, "the idempotency bucket is not open yet; reused keys are not checked until it is");
-      // Once connected, nats.js reconnects by itself; until then, try again now and then.
-      if (nc === undefined) retry = setTimeout(() => void open(), 2_000);
+      // Try again now and then: to connect (once connected, nats.js reconnects by itself), or to
+      // open the bucket over the connection (a JetStream request that timed out on a busy server).
+      retry = setTimeout(() => void open(), 2_000);
     }
   };
   const opening = open();
