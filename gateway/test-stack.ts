@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.js";
 import { startPlatform, type TestPlatform } from "../test/harness/platform.js";
+import { connectNats, drainQuietly } from "../lib/nats/connection.js";
+import { IDEMPOTENCY_BUCKET } from "./idempotency.js";
 import { startGateway, type RunningGateway } from "./module.js";
 import { mintToken } from "./tokens.js";
 
@@ -50,6 +52,7 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
       GATEWAY_RATE_LIMIT_REQUESTS: "0",
     },
   });
+  await idempotencyBucketOpened(nats.url);
   return {
     nats,
     platform,
@@ -62,4 +65,27 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
       await nats.stop();
     },
   };
+}
+
+/**
+ * Waits (bounded) until the gateway's idempotency bucket exists: the gateway opens it in the
+ * background and checks no reused key before, which a test that reuses one must not race.
+ */
+async function idempotencyBucketOpened(natsUrl: string): Promise<void> {
+  const nc = await connectNats({ url: natsUrl, name: "gateway-test-stack" });
+  try {
+    const jsm = await nc.jetstreamManager();
+    const until = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await jsm.streams.info(`KV_${IDEMPOTENCY_BUCKET}`);
+        return;
+      } catch (error) {
+        if (Date.now() > until) throw new Error(`the gateway did not open its idempotency bucket within 60 s`, { cause: error });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await drainQuietly(nc);
+  }
 }

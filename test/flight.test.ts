@@ -38,13 +38,13 @@ function reconnectClients(): void {
 }
 
 /** Schedules a delivery through Ingestion and waits until the workflow created it. */
-async function schedule(key: string): Promise<string> {
+async function schedule(key: string, dropoff = { latitude: 47.625, longitude: -122.345 }): Promise<string> {
   const { deliveryId } = await ingestion.scheduleDelivery(
     create(ScheduleDeliveryRequestSchema, {
       idempotencyKey: key,
       ownerId: "acct-demo",
       pickup: { latitude: 47.615, longitude: -122.335 },
-      dropoff: { latitude: 47.625, longitude: -122.345 },
+      dropoff,
       deadline: timestampFromDate(new Date(Date.now() + 86_400_000)),
       confirmationRequired: ConfirmationType.NONE,
       packages: [{ packageId: `pkg-${key}`, size: PackageSize.SMALL, weightKg: 1 }],
@@ -163,7 +163,9 @@ describe("drone flights and the delivery status stream", () => {
   });
 
   it("turns the drone home on a cancel mid-flight, and the delivery ends Cancelled", async () => {
-    const deliveryId = await schedule("cancel-flight");
+    // A drop-off 50 km away: a flight of about half a minute even at 120x, so that the cancellation
+    // lands mid-flight however loaded the machine is.
+    const deliveryId = await schedule("cancel-flight", { latitude: 48.07, longitude: -122.345 });
     await stagesReach(deliveryId, DeliveryStage.HEADED_TO_PICKUP);
     const { assignment } = await drones.getAssignment({ deliveryId });
     await ingestion.cancelDelivery({ deliveryId, ownerId: "acct-demo", reason: "changed plans" });
