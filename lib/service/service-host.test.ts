@@ -12,6 +12,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health
 import { healthStatus, waitForHealth } from "../../test/harness/grpc-probes.js";
 import { hermeticEnv } from "../../test/harness/hermetic.js";
 import { startNatsServer, type TestNatsServer } from "../../test/harness/nats-server.js";
+import { nodeArgsFor } from "../devtools/service-command.js";
 import { createClient } from "../grpc/index.js";
 import { registration } from "./grpc-server.js";
 import { startService, type ServiceModule } from "./service-host.js";
@@ -116,7 +117,8 @@ describe("service host", () => {
 
   it("runs a service as a process that drains and exits 0 on SIGTERM", async () => {
     const root = join(import.meta.dirname, "..", "..");
-    const child = spawn(process.execPath, ["--import", "tsx", "services/account/main.ts"], {
+    // Compiled when the build is current (make vitest builds first), else through tsx.
+    const child = spawn(process.execPath, nodeArgsFor("services/account/main.ts"), {
       cwd: root,
       env: { ...process.env, ...hermeticEnv(), NATS_URL: nats.url, ACCOUNT_PORT: "0", LOG_LEVEL: "info", INTERNAL_TLS: "off" },
       stdio: ["ignore", "pipe", "pipe"],
