@@ -18,10 +18,11 @@ BROWSER_VITEST_FLAGS ?=
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
-# run and chaos run under node itself (tsx as a loader, not tsx's CLI, which relays signals to its
-# child and may repeat a Ctrl-C on a loaded machine): one Ctrl-C is one graceful stop.
+# run and chaos run under node itself (not tsx's CLI, which relays signals to its child and may
+# repeat a Ctrl-C on a loaded machine): one Ctrl-C is one graceful stop. `make run` starts its
+# supervisor compiled (`make build` made .build/scripts/run.js current just before).
 run: deps nats build ## Start nats-server and every service; Ctrl-C stops them all.
-	@node --import tsx scripts/run.ts
+	@node --enable-source-maps .build/scripts/run.js
 
 test: deps nats lint breaking gen-check typecheck vitest ## Everything CI checks.
 

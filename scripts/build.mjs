@@ -1,5 +1,5 @@
-// Compiles the platform's processes to JavaScript: every services/<name>/main.ts and
-// gateway/main.ts becomes one ES module under .build/ (git-ignored) with the same relative path
+// Compiles the platform's processes to JavaScript: every services/<name>/main.ts,
+// gateway/main.ts and `make run`'s supervisor scripts/run.ts becomes one ES module under .build/ (git-ignored) with the same relative path
 // (.build/services/account/main.js), for Node 20, with a source map beside it. `make run`,
 // `make chaos` and `make bench` build first (`make build`); lib/devtools/service-command.ts then
 // starts the compiled file instead of the TypeScript source through the tsx loader, which keeps a
@@ -32,13 +32,15 @@ const MANIFEST = path.join(OUT_DIR, "manifest.json");
 /** Files besides the sources whose change makes every bundle stale. */
 const ALWAYS_INPUTS = ["node_modules/.package-lock.json", "scripts/build.mjs"];
 
-/** Every entry point, relative to the repository root: services/<name>/main.ts, gateway/main.ts. */
+/** Every entry point, relative to the repository root: services/<name>/main.ts, gateway/main.ts, scripts/run.ts. */
 function entryPoints() {
   const entries = readdirSync(path.join(root, "services"), { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(path.join(root, "services", d.name, "main.ts")))
     .map((d) => `services/${d.name}/main.ts`)
     .sort();
   if (existsSync(path.join(root, "gateway", "main.ts"))) entries.push("gateway/main.ts");
+  // `make run`'s supervisor: the tests that start the platform as a user does run it compiled.
+  entries.push("scripts/run.ts");
   return entries;
 }
 

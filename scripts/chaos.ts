@@ -81,6 +81,7 @@ import { natsCredentialsFromEnv } from "../lib/nats/auth.js";
 import { connectNats, drainQuietly } from "../lib/nats/connection.js";
 import { envPrefix } from "../lib/service/config.js";
 import { clusterStreams, type JszPeer } from "../lib/devtools/nats-cluster.js";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -265,7 +266,7 @@ async function startPlatform(): Promise<{ baseUrl: string; env: Record<string, s
   run = startSupervisedChild({
     name: "run",
     command: process.execPath,
-    args: ["--import", "tsx", "scripts/run.ts"],
+    args: nodeArgsFor("scripts/run.ts"),
     cwd: repoRoot,
     env: childEnv,
     onLine: (line) => {

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { resolveNatsServerBin } from "../lib/devtools/nats-server.js";
 import { STREAM_DEFINITIONS } from "../lib/nats/streams.js";
 import { processesMentioning } from "./harness/processes.js";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tempDirs: string[] = [];
@@ -53,7 +54,7 @@ function killGroup(child: ChildProcess): void {
 
 /** Runs scripts/run.ts to completion (RUN_EXIT_AFTER_READY) in its own process group. */
 async function runOnce(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/run.ts"], {
+  const child = spawn(process.execPath, nodeArgsFor("scripts/run.ts"), {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],

@@ -15,6 +15,7 @@ import { ensureDevPki, PKI_IDENTITIES } from "../lib/security/index.js";
 import { waitForHealth } from "../lib/service/health-probe.js";
 import { freePort, isFree } from "./harness/ports.js";
 import { processesMentioning } from "./harness/processes.js";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tempDirs: string[] = [];
@@ -95,7 +96,7 @@ const runs = new Set<Run>();
 
 function startRun(context: TestContext, how: "npx" | "node", env: RunEnv): Run {
   const [command, args] =
-    how === "npx" ? ["npx", ["tsx", "scripts/run.ts"]] : [process.execPath, ["--import", "tsx", "scripts/run.ts"]];
+    how === "npx" ? ["npx", ["tsx", "scripts/run.ts"]] : [process.execPath, nodeArgsFor("scripts/run.ts")];
   const child = spawn(command as string, args as string[], {
     cwd: repoRoot,
     // Own process group, like a terminal job: a "Ctrl-C" is sent to the whole group.

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { isFree } from "./harness/ports.js";
 import { hasExited, killLeftovers, processesMentioning, signalGroup } from "./harness/processes.js";
+import { nodeArgsFor } from "../lib/devtools/service-command.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -158,7 +159,7 @@ describe("every service type scaled out (make run with two instances of each)", 
         env[`${prefix}_INSTANCES`] = "2";
         delete env[`${prefix}_ADDRESS`];
       }
-      run = spawn(process.execPath, ["--import", "tsx", "scripts/run.ts"], {
+      run = spawn(process.execPath, nodeArgsFor("scripts/run.ts"), {
         cwd: repoRoot,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],

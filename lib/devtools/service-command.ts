@@ -93,7 +93,7 @@ export function nodeArgsFor(entry: string, nodeOptions: readonly string[] = []):
   if (mode !== "tsx" && mode !== "compiled" && mode !== "auto") {
     throw new Error(`PLATFORM_RUNTIME=${mode}: expected tsx, compiled or auto`);
   }
-  if (mode !== "tsx" && /(^|\/)(services\/[^/]+|gateway)\/main\.ts$/.test(relative)) {
+  if (mode !== "tsx" && /(^|\/)((services\/[^/]+|gateway)\/main|scripts\/run)\.ts$/.test(relative)) {
     const runtime = entryRuntime(entry);
     if (runtime.kind === "compiled") {
       return [...COMPILED_NODE_OPTIONS, ...nodeOptions, path.relative(REPO_ROOT, runtime.file)];

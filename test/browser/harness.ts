@@ -17,6 +17,7 @@ import { chromium, type Browser } from "playwright-core";
 import { mintToken } from "../../gateway/tokens.js";
 import { isFree } from "../harness/ports.js";
 import { hasExited, killLeftovers, signalGroup } from "../harness/processes.js";
+import { nodeArgsFor } from "../../lib/devtools/service-command.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const HOST = "127.0.0.1";
@@ -126,7 +127,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   }
   delete env["GATEWAY_INSTANCES"];
 
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/run.ts"], {
+  const child = spawn(process.execPath, nodeArgsFor("scripts/run.ts"), {
     cwd: repoRoot,
     // Its own process group, like a terminal job: stopped as a whole.
     detached: true,
