@@ -4,7 +4,8 @@ const TESTS = ["test/**/*.test.ts", "lib/**/*.test.ts", "services/**/*.test.ts",
 
 /**
  * The slow tier: fault tests that start whole platforms as processes (make run's script, clustered
- * nats-servers, services killed and started again) and wait for them to recover. `make vitest`
+ * nats-servers, services killed and started again) and wait for them to recover, and the gateway's
+ * fuzz (thousands of requests through the whole platform). `make vitest`
  * (scripts/vitest-tiers.mjs) runs this tier beside the fast one, each with its own workers;
  * `vitest run <files>` runs whatever it is given.
  */
@@ -15,6 +16,7 @@ export const SLOW_TESTS = [
   "test/nats-cluster.test.ts",
   "test/workflow-crash.test.ts",
   "gateway/recovery.test.ts",
+  "gateway/fuzz.test.ts",
 ];
 
 export default defineConfig({

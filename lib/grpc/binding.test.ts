@@ -1,7 +1,7 @@
 // Round trips through a real grpc-js server on loopback, using the platform's generated services and
 // a test-only service for client streaming and bidi.
 
-import { create, createFileRegistry } from "@bufbuild/protobuf";
+import { create, createFileRegistry, toBinary } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import {
   FileDescriptorProtoSchema,
@@ -490,7 +490,6 @@ describe("server streaming", () => {
 
   it("ends the stream with INTERNAL when the handler yields an invalid item", async () => {
     const received: bigint[] = [];
-    const started = Date.now();
     const err = await rpcError(
       (async () => {
         for await (const response of deliveries.watchDelivery({ deliveryId: "bad-item" })) {
@@ -498,7 +497,7 @@ describe("server streaming", () => {
         }
       })(),
     );
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // INTERNAL, not the client's 5 s DEADLINE_EXCEEDED: the stream ended at the invalid item.
     expect(received).toEqual([1n]);
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toContain(
@@ -534,11 +533,36 @@ describe("cancellation and deadlines", () => {
 
   it("answers DEADLINE_EXCEEDED when the deadline passes, and aborts the handler", async () => {
     abortedHandler = signalOf();
-    const started = Date.now();
     const err = await rpcError(accounts.getAccount({ accountId: "wait-for-abort" }, { timeoutMs: 150 }));
     expect(err.code).toBe(Code.DeadlineExceeded);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // The client cancels at its deadline, and the server's copy of the deadline (the remaining
+    // time, counted from when the request was read) is later by the time the request took to be
+    // read: which of the two the server sees first depends on the machine's load.
     const reason = await abortedHandler.promise;
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect([Code.DeadlineExceeded, Code.Canceled]).toContain((reason as ConnectError).code);
+  });
+
+  it("aborts the handler with DEADLINE_EXCEEDED when the server's deadline passes first", async () => {
+    // A client that sends a 150 ms timeout and never cancels: only the server's deadline can end the call.
+    abortedHandler = signalOf();
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("grpc-timeout", "150m");
+    const status = await new Promise<grpc.ServiceError>((resolve) => {
+      raw.makeUnaryRequest(
+        "/dronedelivery.account.v1.AccountService/GetAccount",
+        (request: Uint8Array) => Buffer.from(request),
+        (bytes: Buffer) => bytes,
+        toBinary(GetAccountRequestSchema, create(GetAccountRequestSchema, { accountId: "wait-for-abort" })),
+        metadata,
+        (err) => resolve(err as grpc.ServiceError),
+      );
+    });
+    raw.close();
+    expect(status.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    const reason = await abortedHandler.promise;
+    expect(reason).toBeInstanceOf(ConnectError);
     expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
   });
 
@@ -624,9 +648,8 @@ describe("errors", () => {
     ["nested-wrong-message", "field account: expected a dronedelivery.account.v1.Account message, got a dronedelivery.account.v1.GetAccountRequest message"],
   ];
   it.each(invalidResponses)("answers INTERNAL at once when a handler returns an invalid response (%s)", async (id, reason) => {
-    const started = Date.now();
     const err = await rpcError(accounts.getAccount({ accountId: id }));
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // INTERNAL, not the client's 5 s DEADLINE_EXCEEDED: the call did not wait for a valid answer.
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toBe(
       `/dronedelivery.account.v1.AccountService/GetAccount: handler returned an invalid dronedelivery.account.v1.GetAccountResponse: ${reason}`,
