@@ -13,7 +13,7 @@ CONTRACTS_DIR ?= .
 VITEST_FLAGS ?=
 BROWSER_VITEST_FLAGS ?=
 
-.PHONY: help run test bench chaos build console deps nats h2load chromium test-browser lint breaking gen gen-check typecheck vitest release-contracts clean
+.PHONY: help run test bench chaos build console deps nats h2load chromium test-browser lint breaking gen manifests gen-check typecheck vitest release-contracts clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -72,6 +72,9 @@ breaking: deps ## Fail on a breaking change against the released contracts.
 
 gen: deps ## Regenerate gen/ from proto/.
 	@$(BUF) generate && echo "buf generate: gen/ written"
+
+manifests: deps ## Rewrite the Kubernetes manifests that follow from the service registry (deploy/kubernetes).
+	@node --import tsx scripts/kubernetes-manifests.ts
 
 gen-check: deps ## Fail when gen/ does not match proto/.
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \

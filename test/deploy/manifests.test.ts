@@ -66,7 +66,7 @@ function containerOf(deployment: any): any {
 
 describe("the Kubernetes manifests", () => {
   it("are what scripts/kubernetes-manifests.ts writes from the registry", () => {
-    expect(staleManifests(registry), "run node --import tsx scripts/kubernetes-manifests.ts").toEqual([]);
+    expect(staleManifests(registry), "run make manifests").toEqual([]);
   });
 
   it("hold what the base should: every object kind, in one namespace", () => {
