@@ -160,16 +160,26 @@ describe("the fleet API for an operator", () => {
     do {
       const res = await call("GET", `/v1/fleet/deliveries?pageSize=1${token ? `&pageToken=${token}` : ""}`, operatorToken);
       expect(res.status).toBe(200);
-      paged.push(...(res.json.deliveries as Json[]).map((d) => d.delivery.deliveryId as string));
+      paged.push(...((res.json.deliveries ?? []) as Json[]).map((d) => d.delivery.deliveryId as string));
       token = (res.json.nextPageToken as string | undefined) ?? "";
     } while (token !== "" && paged.length < 200);
     expect(paged.filter((id) => order.includes(id))).toEqual(order.filter((id) => paged.includes(id)));
     expect(paged).toEqual(expect.arrayContaining([mine, theirs]));
 
-    // A stage filter lists only deliveries at that stage.
-    const stage = byId.get(mine)?.delivery.stage as string;
-    const filtered = await call("GET", `/v1/fleet/deliveries?stage=${stage}&pageSize=100`, operatorToken);
-    for (const d of filtered.json.deliveries as Json[]) expect(d.delivery.stage).toBe(stage);
+    // A stage filter lists only deliveries at that stage, this one among them (its stage is read
+    // again when the delivery moved on between the two calls).
+    await vi.waitFor(
+      async () => {
+        const current = await call("GET", "/v1/fleet/deliveries?pageSize=100", operatorToken);
+        const stage = (current.json.deliveries as Json[]).find((d) => d.delivery.deliveryId === mine)?.delivery.stage as string;
+        const filtered = await call("GET", `/v1/fleet/deliveries?stage=${stage}&pageSize=100`, operatorToken);
+        expect(filtered.status).toBe(200);
+        const atStage = (filtered.json.deliveries ?? []) as Json[];
+        for (const d of atStage) expect(d.delivery.stage).toBe(stage);
+        expect(atStage.map((d) => d.delivery.deliveryId)).toContain(mine);
+      },
+      { timeout: 20_000, interval: 200 },
+    );
     const none = await call("GET", "/v1/fleet/deliveries?stage=DELIVERY_STAGE_CANCELLED", operatorToken);
     expect(none.json.deliveries ?? []).toEqual([]);
     // A token of one stage is refused for another.
