@@ -85,9 +85,15 @@ describe("gateway", () => {
   });
 
   it("answers /readyz with every internal service it calls SERVING", async () => {
-    const res = await fetch(`${gateway.url}/readyz`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", services: { ingestion: "SERVING", delivery: "SERVING" } });
+    // Each probe has 1 s; on a loaded machine the first ones (new connections) may need longer.
+    await vi.waitFor(
+      async () => {
+        const res = await fetch(`${gateway.url}/readyz`);
+        expect(await res.json()).toEqual({ status: "ready", services: { ingestion: "SERVING", delivery: "SERVING" } });
+        expect(res.status).toBe(200);
+      },
+      { timeout: 30_000, interval: 200 },
+    );
   });
 
   it("serves /metrics on the admin port only, never on the public ones", async () => {
