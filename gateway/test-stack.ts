@@ -50,6 +50,9 @@ export async function startGatewayStack(secret: string): Promise<GatewayStack> {
       GATEWAY_GRPC_PORT: "0",
       // Tests and benchmarks send far more than a client's allowance; edge.test.ts covers the limit.
       GATEWAY_RATE_LIMIT_REQUESTS: "0",
+      // An internal call on a machine loaded by another run can outlast the production default (5 s);
+      // the deadline tests set their own.
+      GATEWAY_CALL_TIMEOUT_MS: "30000",
     },
   });
   await idempotencyBucketOpened(nats.url);
