@@ -275,8 +275,12 @@ describe("gateway", () => {
 
   it.each(["connect binary", "grpc"])("streams WatchDelivery to Completed over %s", async (name) => {
     const client = api(name);
-    const { deliveryId } = await client.scheduleDelivery(request(`watched-${name.replace(/\W/g, "-")}`), bearer(demoToken));
-    await created(client, deliveryId);
+    // Watched from its acceptance (readable at REQUESTED), with a drop-off 10 km away (a flight of
+    // several seconds at the stack's time scale): the stream sees the flight however loaded the machine.
+    const { deliveryId } = await client.scheduleDelivery(
+      request(`watched-${name.replace(/\W/g, "-")}`, { latitude: 47.7, longitude: -122.36 }),
+      bearer(demoToken),
+    );
     const stages: DeliveryStage[] = [];
     let positions = 0;
     let lastSequence = 0n;
