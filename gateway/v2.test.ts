@@ -342,8 +342,9 @@ describe("API v2 beside v1", () => {
   });
 
   it("streams /v2/.../events as Server-Sent Events until Completed, then records the confirmation", async () => {
-    const id = await schedule("v2-watched");
-    await readWhenCreated(`/v2/deliveries/${id}`);
+    // Watched from its acceptance (readable at REQUESTED), with a drop-off 10 km away (a flight of
+    // several seconds at the stack's time scale): the stream sees the flight however loaded the machine.
+    const id = await schedule("v2-watched", { dropoff: { latitude: 47.7, longitude: -122.36 } });
     const res = await fetch(`${gateway.url}/v2/deliveries/${id}/events?includePositions=true`, {
       headers: { authorization: `Bearer ${demoToken}` },
     });

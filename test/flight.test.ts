@@ -131,7 +131,9 @@ describe("drone flights and the delivery status stream", () => {
   });
 
   it("streams the stages live to a watcher and ends at Completed", async () => {
-    const deliveryId = await schedule("watch");
+    // A drop-off 10 km away (a flight of several seconds at this time scale): the watch, sent at
+    // once, sees the flight however loaded the machine.
+    const deliveryId = await schedule("watch", { latitude: 47.705, longitude: -122.345 });
     const seen: DeliveryStage[] = [];
     let positions = 0;
     for await (const update of deliveries.watchDelivery({ deliveryId, includePositions: true }, { timeoutMs: 30_000 })) {

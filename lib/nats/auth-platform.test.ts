@@ -33,12 +33,12 @@ let compensations: CompensationStore;
 let ingestion: Client<typeof IngestionService>;
 let deliveries: Client<typeof DeliveryService>;
 
-function request(key: string, ownerId = "acct-demo"): ScheduleDeliveryRequest {
+function request(key: string, ownerId = "acct-demo", dropoff = { latitude: 47.625, longitude: -122.345 }): ScheduleDeliveryRequest {
   return create(ScheduleDeliveryRequestSchema, {
     idempotencyKey: key,
     ownerId,
     pickup: { latitude: 47.615, longitude: -122.335 },
-    dropoff: { latitude: 47.625, longitude: -122.345 },
+    dropoff,
     deadline: timestampFromDate(new Date(Date.now() + 86_400_000)),
     confirmationRequired: ConfirmationType.NONE,
     packages: [{ packageId: `pkg-${key}`, size: PackageSize.SMALL, weightKg: 1 }],
@@ -109,8 +109,9 @@ describe("the platform with NATS authorization on", () => {
   });
 
   it("schedules, flies and watches a delivery to Completed, and keeps its history", async () => {
-    const { deliveryId } = await ingestion.scheduleDelivery(request("auth-fly"));
-    await workflowReaches(deliveryId, WorkflowState.SUCCEEDED);
+    // Watched from its acceptance, with a drop-off 10 km away (a flight of several seconds at this
+    // time scale): the stream sees the flight however loaded the machine.
+    const { deliveryId } = await ingestion.scheduleDelivery(request("auth-fly", "acct-demo", { latitude: 47.705, longitude: -122.345 }));
     const seen: DeliveryStage[] = [];
     let positions = 0;
     for await (const update of deliveries.watchDelivery({ deliveryId, includePositions: true }, { timeoutMs: 30_000 })) {
@@ -119,6 +120,7 @@ describe("the platform with NATS authorization on", () => {
     }
     expect(seen[seen.length - 1]).toBe(DeliveryStage.COMPLETED);
     expect(positions).toBeGreaterThan(0);
+    await workflowReaches(deliveryId, WorkflowState.SUCCEEDED);
     const { status } = await deliveries.getDeliveryStatus({ deliveryId });
     expect(status?.stage).toBe(DeliveryStage.COMPLETED);
     await vi.waitFor(
