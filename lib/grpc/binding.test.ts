@@ -28,6 +28,7 @@ import {
   createClient,
   fieldViolations,
   invalidArgument,
+  methodPath,
   notFound,
   retryDelayMs,
   unavailable,
@@ -551,7 +552,7 @@ describe("cancellation and deadlines", () => {
     metadata.set("grpc-timeout", "150m");
     const status = await new Promise<grpc.ServiceError>((resolve) => {
       raw.makeUnaryRequest(
-        "/dronedelivery.account.v1.AccountService/GetAccount",
+        methodPath(AccountService.method.getAccount),
         (request: Uint8Array) => Buffer.from(request),
         (bytes: Buffer) => bytes,
         toBinary(GetAccountRequestSchema, create(GetAccountRequestSchema, { accountId: "wait-for-abort" })),
